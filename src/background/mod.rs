@@ -1,0 +1,432 @@
+//! The BackgroundManager: runs shell commands in the background and queues one notification
+//! per finished task, to be drained before the next model call.
+//!
+//! All state lives under one mutex (the task table and the notification queue together), and a
+//! condition variable wakes anyone waiting for a task to end.
+
+mod capture;
+mod process;
+mod record;
+mod runtime;
+
+pub use process::Limits;
+pub use record::{Notification, Status, TaskRecord};
+pub use runtime::shutdown_all;
+
+use crate::error::{Error, Result};
+use crate::text::prefix;
+use capture::LogFile;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How a manager is built. `Options::default()` gives the lesson's values.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where commands run; `None` means the current directory.
+    pub workdir: Option<PathBuf>,
+    pub timeout: Duration,
+    /// Characters of output kept as a task's result.
+    pub output_limit: usize,
+    /// Characters of the result carried by a notification.
+    pub preview_limit: usize,
+    /// Between SIGTERM and SIGKILL when a task is stopped.
+    pub grace: Duration,
+    /// Where per-task log files go; `None` means a fresh temporary directory, removed with the
+    /// manager.
+    pub log_dir: Option<PathBuf>,
+    /// Bytes of output kept in each task's log file.
+    pub log_limit: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            workdir: None,
+            timeout: Duration::from_secs(300),
+            output_limit: 50_000,
+            preview_limit: 500,
+            grace: Duration::from_secs(2),
+            log_dir: None,
+            log_limit: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Task ids in start order.
+    order: Vec<String>,
+    tasks: HashMap<String, TaskRecord>,
+    queue: VecDeque<Notification>,
+    running: usize,
+}
+
+pub(crate) struct Inner {
+    workdir: PathBuf,
+    limits: Limits,
+    preview_limit: usize,
+    log_dir: PathBuf,
+    owns_log_dir: bool,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// Runs commands in the background. Dropping it stops every task it still runs.
+pub struct BackgroundManager {
+    inner: Arc<Inner>,
+}
+
+impl BackgroundManager {
+    pub fn new(options: Options) -> Result<Self> {
+        let workdir = match options.workdir {
+            Some(dir) => dir,
+            None => std::env::current_dir().map_err(|e| Error::BadWorkdir {
+                path: PathBuf::from("."),
+                reason: e.to_string(),
+            })?,
+        };
+        let workdir = std::fs::canonicalize(&workdir)
+            .and_then(|p| {
+                if p.is_dir() {
+                    Ok(p)
+                } else {
+                    Err(std::io::Error::other("not a directory"))
+                }
+            })
+            .map_err(|e| Error::BadWorkdir {
+                path: workdir.clone(),
+                reason: e.to_string(),
+            })?;
+        if options.timeout.is_zero() {
+            return Err(Error::InvalidArgument("timeout must be positive".into()));
+        }
+        if options.log_limit == 0 {
+            return Err(Error::InvalidArgument("log_limit must be positive".into()));
+        }
+        let owns_log_dir = options.log_dir.is_none();
+        let log_dir = options.log_dir.unwrap_or_else(|| {
+            let tag = &uuid::Uuid::new_v4().to_string()[..8];
+            std::env::temp_dir().join(format!("bgagent-{}-{tag}", std::process::id()))
+        });
+        std::fs::create_dir_all(&log_dir).map_err(|e| Error::BadLogDir {
+            path: log_dir.clone(),
+            reason: e.to_string(),
+        })?;
+
+        let inner = Arc::new(Inner {
+            workdir,
+            limits: Limits {
+                timeout: options.timeout,
+                grace: options.grace,
+                pipe_grace: Duration::from_secs(2),
+                output_limit: options.output_limit,
+                log_limit: options.log_limit,
+            },
+            preview_limit: options.preview_limit,
+            log_dir,
+            owns_log_dir,
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        });
+        runtime::register(&inner);
+        Ok(BackgroundManager { inner })
+    }
+
+    pub fn workdir(&self) -> &Path {
+        &self.inner.workdir
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        &self.inner.log_dir
+    }
+
+    /// Starts `command` and returns the lesson's line `Background task {id} started: {cmd}`.
+    pub fn run(&self, command: &str) -> String {
+        let id = self.start(command);
+        format!("Background task {id} started: {}", prefix(command, 80))
+    }
+
+    /// Starts `command` now and returns its id. Never blocks on the command.
+    pub fn start(&self, command: &str) -> String {
+        self.inner.start(command)
+    }
+
+    /// The lesson's `check`: one task's status and result, or a line per task.
+    pub fn check(&self, task_id: Option<&str>) -> String {
+        let state = self.inner.lock();
+        match task_id.filter(|id| !id.is_empty()) {
+            Some(id) => match state.tasks.get(id) {
+                None => format!("Error: Unknown task {id}"),
+                Some(t) => format!(
+                    "[{}] {}\n{}",
+                    t.status,
+                    prefix(&t.command, 60),
+                    t.result
+                        .as_deref()
+                        .filter(|r| !r.is_empty())
+                        .unwrap_or("(running)")
+                ),
+            },
+            None if state.order.is_empty() => "No background tasks.".to_string(),
+            None => state
+                .order
+                .iter()
+                .map(|id| {
+                    let t = &state.tasks[id];
+                    format!("{id}: [{}] {}", t.status, prefix(&t.command, 60))
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    /// Everything queued, in completion order; the queue is left empty.
+    pub fn drain_notifications(&self) -> Vec<Notification> {
+        self.inner.lock().queue.drain(..).collect()
+    }
+
+    /// Blocks while the queue is empty and a task still runs (at most `timeout`), then drains.
+    pub fn wait_for_notifications(&self, timeout: Option<Duration>) -> Vec<Notification> {
+        let mut state = self
+            .inner
+            .wait_while(timeout, |s| s.queue.is_empty() && s.running > 0);
+        state.queue.drain(..).collect()
+    }
+
+    /// One slice of [`Self::wait_for_notifications`] for callers that must look up between
+    /// slices (for Ctrl-C): `None` while there is nothing yet and a task still runs.
+    pub fn poll_notifications(&self, wait: Duration) -> Option<Vec<Notification>> {
+        let mut state = self
+            .inner
+            .wait_while(Some(wait), |s| s.queue.is_empty() && s.running > 0);
+        if state.queue.is_empty() && state.running > 0 {
+            None
+        } else {
+            Some(state.queue.drain(..).collect())
+        }
+    }
+
+    /// Blocks until the task has ended (at most `timeout`); returns its status then, or `None`
+    /// for an unknown id.
+    pub fn wait_task(&self, task_id: &str, timeout: Option<Duration>) -> Option<Status> {
+        let state = self.inner.wait_while(timeout, |s| {
+            s.tasks
+                .get(task_id)
+                .is_some_and(|t| t.status == Status::Running)
+        });
+        state.tasks.get(task_id).map(|t| t.status)
+    }
+
+    /// Waits for the task to end (at most `timeout`) and returns `check(task_id)`.
+    pub fn wait(&self, task_id: &str, timeout: Option<Duration>) -> String {
+        self.wait_task(task_id, timeout);
+        self.check(Some(task_id))
+    }
+
+    /// Stops a running task (SIGTERM to its group, SIGKILL after the grace period), waits for
+    /// it to end, and returns `check(task_id)`.
+    pub fn kill(&self, task_id: &str) -> String {
+        match self.request_kill(task_id) {
+            Err(message) => message,
+            Ok(()) => {
+                self.wait_task(task_id, Some(self.inner.stop_bound()));
+                self.check(Some(task_id))
+            }
+        }
+    }
+
+    /// Asks a running task to stop without waiting. `Err` carries the text to show the user.
+    pub fn request_kill(&self, task_id: &str) -> std::result::Result<(), String> {
+        let state = self.inner.lock();
+        match state.tasks.get(task_id) {
+            None => Err(format!("Error: Unknown task {task_id}")),
+            Some(t) if t.status != Status::Running => Err(format!(
+                "Error: Task {task_id} is not running ({})",
+                t.status
+            )),
+            Some(t) => {
+                t.kill.notify_one();
+                Ok(())
+            }
+        }
+    }
+
+    pub fn has_running_tasks(&self) -> bool {
+        self.inner.lock().running > 0
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.inner.lock().running
+    }
+
+    /// Snapshots of every task, in start order.
+    pub fn tasks(&self) -> Vec<TaskRecord> {
+        let state = self.inner.lock();
+        state
+            .order
+            .iter()
+            .map(|id| state.tasks[id].clone())
+            .collect()
+    }
+
+    pub fn task(&self, task_id: &str) -> Option<TaskRecord> {
+        self.inner.lock().tasks.get(task_id).cloned()
+    }
+
+    /// Stops every running task and waits for them to end. Their notifications stay queued.
+    pub fn shutdown(&self) {
+        self.inner.request_kill_all();
+        self.inner.wait_idle(Some(self.inner.stop_bound()));
+    }
+}
+
+impl Drop for BackgroundManager {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not make the queue unreadable: the data is still consistent,
+        // since every update is a single step under the lock.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits on the condition variable while `busy` holds, at most `timeout`.
+    fn wait_while(
+        &self,
+        timeout: Option<Duration>,
+        mut busy: impl FnMut(&mut State) -> bool,
+    ) -> MutexGuard<'_, State> {
+        let guard = self.lock();
+        match timeout {
+            None => self
+                .changed
+                .wait_while(guard, busy)
+                .unwrap_or_else(|p| p.into_inner()),
+            Some(t) => {
+                let deadline = Instant::now() + t;
+                let mut guard = guard;
+                while busy(&mut guard) {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    guard = self
+                        .changed
+                        .wait_timeout(guard, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                guard
+            }
+        }
+    }
+
+    /// How long stopping a task can take: the grace period, the SIGKILL, and the pipe cut-off.
+    fn stop_bound(&self) -> Duration {
+        self.limits.grace + Duration::from_secs(3)
+    }
+
+    fn wait_idle(&self, timeout: Option<Duration>) {
+        drop(self.wait_while(timeout, |s| s.running > 0));
+    }
+
+    fn request_kill_all(&self) {
+        let state = self.lock();
+        for t in state.tasks.values().filter(|t| t.status == Status::Running) {
+            t.kill.notify_one();
+        }
+    }
+
+    fn start(self: &Arc<Self>, command: &str) -> String {
+        let id = uuid::Uuid::new_v4().to_string()[..8].to_string();
+        let record = TaskRecord::new(id.clone(), command.to_string());
+        let kill = record.kill.clone();
+        {
+            let mut state = self.lock();
+            state.order.push(id.clone());
+            state.tasks.insert(id.clone(), record);
+            state.running += 1;
+        }
+        let rt = runtime::runtime();
+        let spawned = {
+            let _in_runtime = rt.enter();
+            process::spawn(command, &self.workdir)
+        };
+        match spawned {
+            Err(e) => {
+                let reason = format!("cannot start sh in {}: {e}", self.workdir.display());
+                let outcome = record::Outcome {
+                    result: format!("Error: {reason}"),
+                    ..Default::default()
+                };
+                self.finish(&id, Status::Error, outcome);
+            }
+            Ok(running) => {
+                let log = LogFile::new(
+                    self.log_dir.join(format!("{id}.log")),
+                    self.limits.log_limit,
+                );
+                let watcher = rt.spawn(process::supervise(running, kill, self.limits.clone(), log));
+                let inner = Arc::clone(self);
+                let task_id = id.clone();
+                rt.spawn(async move {
+                    // A panic in the watcher must still end the task, or waiters would hang.
+                    let (status, outcome) = watcher.await.unwrap_or_else(|e| {
+                        let result =
+                            format!("Error: internal failure while watching the task: {e}");
+                        (
+                            Status::Error,
+                            record::Outcome {
+                                result,
+                                ..Default::default()
+                            },
+                        )
+                    });
+                    inner.finish(&task_id, status, outcome);
+                });
+            }
+        }
+        id
+    }
+
+    /// Records the end of a task and queues its one notification, in one step under the lock.
+    fn finish(&self, id: &str, status: Status, outcome: record::Outcome) {
+        let mut state = self.lock();
+        let Some(task) = state.tasks.get_mut(id) else {
+            return;
+        };
+        task.finish(status, outcome);
+        let note = Notification {
+            task_id: id.to_string(),
+            status,
+            command: prefix(&task.command, 80).to_string(),
+            result: prefix(
+                task.result.as_deref().unwrap_or_default(),
+                self.preview_limit,
+            )
+            .to_string(),
+            exit_code: task.exit_code,
+        };
+        state.queue.push_back(note);
+        state.running -= 1;
+        drop(state);
+        self.changed.notify_all();
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.owns_log_dir {
+            let _ = std::fs::remove_dir_all(&self.log_dir);
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! What the manager remembers about a task, and the notification it sends when the task ends.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Running,
+    Completed,
+    Timeout,
+    Error,
+    Killed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Timeout => "timeout",
+            Status::Error => "error",
+            Status::Killed => "killed",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finished task, as pushed onto the notification queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    pub task_id: String,
+    pub status: Status,
+    /// The command's first 80 characters.
+    pub command: String,
+    /// The result's first `preview_limit` characters.
+    pub result: String,
+    /// The shell's exit code; `None` when a signal ended it or it never started.
+    pub exit_code: Option<i32>,
+}
+
+/// How a task ended, as the supervisor reports it.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub result: String,
+    pub exit_code: Option<i32>,
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+    /// Bytes of output stored in the log file.
+    pub log_bytes: u64,
+    pub log_cut: bool,
+    pub log_path: Option<PathBuf>,
+    /// A problem with the log file (the task itself still ran).
+    pub log_error: Option<String>,
+}
+
+/// The manager's record of one task.
+#[derive(Clone, Debug)]
+pub struct TaskRecord {
+    pub id: String,
+    pub command: String,
+    pub status: Status,
+    /// `None` while the task runs.
+    pub result: Option<String>,
+    pub exit_code: Option<i32>,
+    pub started: Instant,
+    pub finished: Option<Instant>,
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+    pub log_bytes: u64,
+    pub log_cut: bool,
+    pub log_path: Option<PathBuf>,
+    pub log_error: Option<String>,
+    pub(crate) kill: Arc<Notify>,
+}
+
+impl TaskRecord {
+    pub(crate) fn new(id: String, command: String) -> Self {
+        TaskRecord {
+            id,
+            command,
+            status: Status::Running,
+            result: None,
+            exit_code: None,
+            started: Instant::now(),
+            finished: None,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            log_bytes: 0,
+            log_cut: false,
+            log_path: None,
+            log_error: None,
+            kill: Arc::new(Notify::new()),
+        }
+    }
+
+    pub(crate) fn finish(&mut self, status: Status, outcome: Outcome) {
+        self.status = status;
+        self.result = Some(outcome.result);
+        self.exit_code = outcome.exit_code;
+        self.finished = Some(Instant::now());
+        self.stdout_bytes = outcome.stdout_bytes;
+        self.stderr_bytes = outcome.stderr_bytes;
+        self.log_bytes = outcome.log_bytes;
+        self.log_cut = outcome.log_cut;
+        self.log_path = outcome.log_path;
+        self.log_error = outcome.log_error;
+    }
+
+    /// How long the task ran (so far, while it runs).
+    pub fn elapsed(&self) -> Duration {
+        self.finished.unwrap_or_else(Instant::now) - self.started
+    }
+}

@@ -1,0 +1,18 @@
+//! The one error type of the core. Bindings map each variant to a Python exception.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A constructor argument that cannot work (Python: ValueError).
+    #[error("{0}")]
+    InvalidArgument(String),
+
+    #[error("working directory {path} does not exist or is not a directory: {reason}")]
+    BadWorkdir { path: PathBuf, reason: String },
+
+    #[error("cannot create the log directory {path}: {reason}")]
+    BadLogDir { path: PathBuf, reason: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,14 @@
+//! bgagent: the "s08 Background Tasks" lesson as real software.
+//!
+//! - [`background`]: the BackgroundManager (tasks, notification queue, process control).
+//! - [`error`]: the core's one error type.
+
+pub mod background;
+pub mod error;
+mod text;
+
+pub use background::{BackgroundManager, Notification, Options, Status, TaskRecord};
+pub use error::{Error, Result};
+
+#[cfg(feature = "python")]
+mod python;

@@ -1,0 +1,231 @@
+//! `bgagent.BackgroundManager` for Python.
+
+use super::wait_interruptibly;
+use crate::background::{BackgroundManager, Notification, Options, Status, TaskRecord};
+use crate::error::Error;
+use pyo3::exceptions::{PyKeyError, PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn to_py_err(e: Error) -> PyErr {
+    match e {
+        Error::BadLogDir { .. } => PyOSError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
+}
+
+/// A duration argument in seconds; `positive` rejects zero too.
+fn seconds(name: &str, value: f64, positive: bool) -> PyResult<Duration> {
+    let ok = value.is_finite() && if positive { value > 0.0 } else { value >= 0.0 };
+    if !ok {
+        let want = if positive {
+            "a positive"
+        } else {
+            "a non-negative"
+        };
+        return Err(PyValueError::new_err(format!(
+            "{name} must be {want} number of seconds, got {value}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn notification_dict<'py>(py: Python<'py>, n: &Notification) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("task_id", &n.task_id)?;
+    d.set_item("status", n.status.as_str())?;
+    d.set_item("command", &n.command)?;
+    d.set_item("result", &n.result)?;
+    d.set_item("exit_code", n.exit_code)?;
+    Ok(d)
+}
+
+fn notification_list<'py>(
+    py: Python<'py>,
+    list: &[Notification],
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    list.iter().map(|n| notification_dict(py, n)).collect()
+}
+
+fn info_dict<'py>(py: Python<'py>, t: &TaskRecord) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("task_id", &t.id)?;
+    d.set_item("status", t.status.as_str())?;
+    d.set_item("command", &t.command)?;
+    d.set_item("result", t.result.as_deref())?;
+    d.set_item("exit_code", t.exit_code)?;
+    d.set_item("elapsed", t.elapsed().as_secs_f64())?;
+    d.set_item("stdout_bytes", t.stdout_bytes)?;
+    d.set_item("stderr_bytes", t.stderr_bytes)?;
+    d.set_item(
+        "log_path",
+        t.log_path
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+    )?;
+    d.set_item("log_bytes", t.log_bytes)?;
+    d.set_item("log_cut", t.log_cut)?;
+    d.set_item("log_error", t.log_error.as_deref())?;
+    Ok(d)
+}
+
+/// Runs shell commands in the background and queues one notification per finished task.
+#[pyclass(frozen, name = "BackgroundManager", module = "bgagent")]
+pub struct PyBackgroundManager {
+    manager: BackgroundManager,
+}
+
+#[pymethods]
+impl PyBackgroundManager {
+    #[new]
+    #[pyo3(signature = (workdir=None, *, timeout=300.0, output_limit=50_000, preview_limit=500,
+                        grace=2.0, log_dir=None, log_limit=64 * 1024 * 1024))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        workdir: Option<PathBuf>,
+        timeout: f64,
+        output_limit: usize,
+        preview_limit: usize,
+        grace: f64,
+        log_dir: Option<PathBuf>,
+        log_limit: u64,
+    ) -> PyResult<Self> {
+        let options = Options {
+            workdir,
+            timeout: seconds("timeout", timeout, true)?,
+            output_limit,
+            preview_limit,
+            grace: seconds("grace", grace, false)?,
+            log_dir,
+            log_limit,
+        };
+        Ok(PyBackgroundManager {
+            manager: BackgroundManager::new(options).map_err(to_py_err)?,
+        })
+    }
+
+    /// Starts `command` in the background; returns `Background task {id} started: {command}`.
+    fn run(&self, py: Python<'_>, command: &str) -> String {
+        py.detach(|| self.manager.run(command))
+    }
+
+    /// Starts `command` in the background and returns its task id.
+    fn start(&self, py: Python<'_>, command: &str) -> String {
+        py.detach(|| self.manager.start(command))
+    }
+
+    #[pyo3(signature = (task_id=None))]
+    fn check(&self, task_id: Option<&str>) -> String {
+        self.manager.check(task_id)
+    }
+
+    fn drain_notifications<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        notification_list(py, &self.manager.drain_notifications())
+    }
+
+    #[pyo3(signature = (timeout=None))]
+    fn wait_for_notifications<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let got = wait_interruptibly(py, timeout, |slice| self.manager.poll_notifications(slice))?;
+        notification_list(py, &got.unwrap_or_default())
+    }
+
+    #[pyo3(signature = (task_id, timeout=None))]
+    fn wait(&self, py: Python<'_>, task_id: &str, timeout: Option<f64>) -> PyResult<String> {
+        wait_interruptibly(py, timeout, |slice| {
+            match self.manager.wait_task(task_id, Some(slice)) {
+                Some(Status::Running) => None,
+                _ => Some(()),
+            }
+        })?;
+        Ok(self.manager.check(Some(task_id)))
+    }
+
+    /// Stops a running task (SIGTERM to its process group, SIGKILL after `grace`), waits for
+    /// it to end, and returns `check(task_id)`.
+    fn kill(&self, py: Python<'_>, task_id: &str) -> PyResult<String> {
+        if let Err(message) = self.manager.request_kill(task_id) {
+            return Ok(message);
+        }
+        self.wait(py, task_id, None)
+    }
+
+    fn has_running_tasks(&self) -> bool {
+        self.manager.has_running_tasks()
+    }
+
+    /// Kills every running task and waits for them to end.
+    fn shutdown(&self, py: Python<'_>) {
+        py.detach(|| self.manager.shutdown());
+    }
+
+    /// `{task_id: {"status", "result", "command"}}` in start order, like the lesson's dict.
+    #[getter]
+    fn tasks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let all = PyDict::new(py);
+        for t in self.manager.tasks() {
+            let d = PyDict::new(py);
+            d.set_item("status", t.status.as_str())?;
+            d.set_item("result", t.result.as_deref())?;
+            d.set_item("command", &t.command)?;
+            all.set_item(&t.id, d)?;
+        }
+        Ok(all)
+    }
+
+    /// Everything known about one task: exit code, byte counts, log file.
+    fn info<'py>(&self, py: Python<'py>, task_id: &str) -> PyResult<Bound<'py, PyDict>> {
+        match self.manager.task(task_id) {
+            Some(t) => info_dict(py, &t),
+            None => Err(PyKeyError::new_err(format!("Unknown task {task_id}"))),
+        }
+    }
+
+    #[getter]
+    fn workdir(&self) -> PathBuf {
+        self.manager.workdir().to_path_buf()
+    }
+
+    #[getter]
+    fn log_dir(&self) -> PathBuf {
+        self.manager.log_dir().to_path_buf()
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: Option<Bound<'_, PyAny>>,
+        _exc: Option<Bound<'_, PyAny>>,
+        _tb: Option<Bound<'_, PyAny>>,
+    ) -> bool {
+        self.shutdown(py);
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        let tasks = self.manager.tasks().len();
+        let running = self.manager.running_count();
+        format!(
+            "<BackgroundManager workdir={:?} tasks={tasks} running={running}>",
+            self.manager.workdir().display().to_string()
+        )
+    }
+}
+
+impl Drop for PyBackgroundManager {
+    fn drop(&mut self) {
+        // Stopping tasks can take the grace period: do it without holding the GIL.
+        if self.manager.has_running_tasks() {
+            Python::attach(|py| py.detach(|| self.manager.shutdown()));
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Small string helpers that reproduce Python's slicing and `str.strip()` exactly,
+//! so the lesson's strings come out the same from Rust.
+
+/// `s[:n]` in Python: the first `n` characters (not bytes).
+pub fn prefix(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
+
+/// Python's `str.isspace()` for one character. Rust's `char::is_whitespace` misses only the
+/// four ASCII separators U+001C..U+001F, which Python treats as whitespace.
+pub fn is_py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// `s.rstrip()` in Python.
+pub fn py_rstrip(s: &str) -> &str {
+    s.trim_end_matches(is_py_space)
+}
+
+/// `s.strip()` in Python.
+#[cfg(test)]
+pub fn py_strip(s: &str) -> &str {
+    s.trim_matches(is_py_space)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_counts_characters() {
+        assert_eq!(prefix("héllo", 2), "hé");
+        assert_eq!(prefix("ab", 5), "ab");
+        assert_eq!(prefix("日本語", 0), "");
+    }
+
+    #[test]
+    fn strip_matches_python() {
+        assert_eq!(py_strip("\u{1c} a b\u{85}\n"), "a b");
+        assert_eq!(py_rstrip("x\u{1f}\u{3000}"), "x");
+        assert_eq!(py_strip("\u{200b}x"), "\u{200b}x"); // zero-width space is not whitespace
+    }
+}

@@ -1,0 +1,383 @@
+//! The BackgroundManager against real processes: the lesson's strings, timeouts, process
+//! groups, kill, concurrency, odd output.
+
+use _core::{BackgroundManager, Notification, Options, Status};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const LONG: Option<Duration> = Some(Duration::from_secs(30));
+
+fn manager(options: Options) -> BackgroundManager {
+    BackgroundManager::new(options).expect("manager")
+}
+
+fn quick() -> Options {
+    Options {
+        grace: Duration::from_millis(300),
+        ..Options::default()
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bgagent-{tag}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A token no other process on the machine has in its command line.
+fn marker() -> String {
+    format!("bgmark{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Command lines of the live processes that contain `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if line.contains(marker) {
+            found.push(line);
+        }
+    }
+    found
+}
+
+/// A command whose process tree names `marker`: the shell and two nested shells.
+fn tree_with(marker: &str, tail: &str) -> String {
+    format!("sh -c 'sleep 600; :' {marker} & sh -c 'sleep 600; :' {marker}{tail}; :")
+}
+
+fn finish(m: &BackgroundManager, id: &str) -> _core::TaskRecord {
+    assert_ne!(
+        m.wait_task(id, LONG),
+        Some(Status::Running),
+        "task {id} did not finish"
+    );
+    m.task(id).unwrap()
+}
+
+#[test]
+fn run_and_check_print_the_lessons_strings() {
+    let m = manager(Options::default());
+    assert_eq!(m.check(None), "No background tasks.");
+    let long = format!("echo {}", "x".repeat(100));
+    let line = m.run(&long);
+    let id = &line["Background task ".len().."Background task ".len() + 8];
+    assert_eq!(
+        line,
+        format!("Background task {id} started: {}", &long[..80])
+    );
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+    finish(&m, id);
+    assert_eq!(
+        m.check(Some(id)),
+        format!("[completed] {}\n{}", &long[..60], "x".repeat(100))
+    );
+    assert_eq!(m.check(Some("nope")), "Error: Unknown task nope");
+    assert_eq!(m.check(None), format!("{id}: [completed] {}", &long[..60]));
+    assert_eq!(
+        m.check(Some("")),
+        m.check(None),
+        "an empty id lists all, like the lesson"
+    );
+}
+
+#[test]
+fn running_tasks_show_running_and_run_does_not_wait() {
+    let m = manager(quick());
+    let id = m.start("sleep 30");
+    assert_eq!(m.check(Some(&id)), "[running] sleep 30\n(running)");
+    assert!(m.has_running_tasks());
+    assert!(m.drain_notifications().is_empty());
+    m.kill(&id);
+}
+
+#[test]
+fn check_lists_tasks_in_start_order() {
+    let m = manager(Options::default());
+    let ids: Vec<String> = (0..5)
+        .map(|i| m.start(&format!("sleep 0.{}", 5 - i)))
+        .collect();
+    let listed: Vec<String> = m
+        .check(None)
+        .lines()
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, ids);
+}
+
+#[test]
+fn result_is_stdout_then_stderr_stripped_and_notification_is_complete() {
+    let m = manager(Options::default());
+    let id = m.start("printf '\\n  out  '; printf 'err\\n\\n' >&2; exit 7");
+    let notes = m.wait_for_notifications(LONG);
+    assert_eq!(
+        notes,
+        vec![Notification {
+            task_id: id.clone(),
+            status: Status::Completed,
+            command: "printf '\\n  out  '; printf 'err\\n\\n' >&2; exit 7".into(),
+            result: "out  err".into(),
+            exit_code: Some(7),
+        }]
+    );
+    let empty = m.start("true");
+    finish(&m, &empty);
+    assert_eq!(m.check(Some(&empty)), "[completed] true\n(no output)");
+}
+
+#[test]
+fn output_and_preview_are_cut_by_characters() {
+    let m = manager(Options {
+        output_limit: 10,
+        preview_limit: 4,
+        ..Options::default()
+    });
+    let id = m.start("printf 'héllo wörld and more'");
+    let note = m.wait_for_notifications(LONG).pop().unwrap();
+    assert_eq!(m.task(&id).unwrap().result.as_deref(), Some("héllo wörl"));
+    assert_eq!(note.result, "héll");
+    let id = m.start("printf 'abcdefghi      '");
+    finish(&m, &id);
+    assert_eq!(
+        m.task(&id).unwrap().result.as_deref(),
+        Some("abcdefghi"),
+        "strip comes first"
+    );
+}
+
+#[test]
+fn large_output_keeps_an_exact_head_and_a_capped_log() {
+    let dir = temp_dir("logs");
+    let m = manager(Options {
+        log_dir: Some(dir.clone()),
+        log_limit: 100_000,
+        ..Options::default()
+    });
+    // 588_895 bytes: the numbers 1..100000, one per line.
+    let id = m.start("seq 1 100000");
+    let t = finish(&m, &id);
+    let full: String = (1..=100_000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(t.result.as_deref(), Some(&full[..50_000]));
+    assert_eq!(t.stdout_bytes, full.len() as u64);
+    assert_eq!(t.log_bytes, 100_000);
+    assert!(t.log_cut);
+    let log = std::fs::read_to_string(t.log_path.unwrap()).unwrap();
+    assert!(log.starts_with(&full[..100_000]));
+    assert!(log[100_000..].contains("log cut at 100000 bytes"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn invalid_utf8_is_replaced_not_an_error() {
+    let m = manager(Options::default());
+    let id = m.start("printf 'ok \\377\\376 \\303'");
+    let t = finish(&m, &id);
+    assert_eq!(t.status, Status::Completed);
+    assert_eq!(t.result.as_deref(), Some("ok \u{FFFD}\u{FFFD} \u{FFFD}"));
+}
+
+#[test]
+fn timeout_stops_the_whole_group() {
+    let mark = marker();
+    let m = manager(Options {
+        timeout: Duration::from_millis(400),
+        ..quick()
+    });
+    let id = m.start(&tree_with(&mark, ""));
+    let t = finish(&m, &id);
+    assert_eq!(t.status, Status::Timeout);
+    assert_eq!(t.result.as_deref(), Some("Error: Timeout (0.4s)"));
+    assert_eq!(t.exit_code, None);
+    assert_eq!(processes_with(&mark), Vec::<String>::new());
+}
+
+#[test]
+fn a_child_ignoring_sigterm_gets_sigkill_after_the_grace_period() {
+    let mark = marker();
+    let m = manager(quick());
+    let id = m.start(&format!("trap '' TERM; sh -c 'sleep 600; :' {mark}; :"));
+    std::thread::sleep(Duration::from_millis(200));
+    let text = m.kill(&id);
+    assert_eq!(
+        text,
+        format!(
+            "[killed] {}\nError: Killed",
+            &m.task(&id).unwrap().command[..60]
+        )
+    );
+    assert_eq!(m.task(&id).unwrap().exit_code, None);
+    assert_eq!(processes_with(&mark), Vec::<String>::new());
+    assert_eq!(
+        m.kill(&id),
+        format!("Error: Task {id} is not running (killed)")
+    );
+    assert_eq!(m.kill("nope"), "Error: Unknown task nope");
+}
+
+#[test]
+fn a_grandchild_holding_the_pipe_does_not_hold_the_task() {
+    let mark = marker();
+    let m = manager(quick());
+    let id = m.start(&format!("sh -c 'sleep 600; :' {mark} & echo started"));
+    let t = finish(&m, &id);
+    assert_eq!(t.status, Status::Completed);
+    assert_eq!(t.result.as_deref(), Some("started"));
+    assert_eq!(t.exit_code, Some(0));
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "finished within the wait bound"
+    );
+    assert_eq!(processes_with(&mark), Vec::<String>::new());
+}
+
+#[test]
+fn leftovers_with_redirected_output_are_killed_when_the_shell_exits() {
+    let mark = marker();
+    let m = manager(quick());
+    let id = m.start(&format!(
+        "sh -c 'sleep 600; :' {mark} >/dev/null 2>&1 & echo done"
+    ));
+    let t = finish(&m, &id);
+    assert_eq!(t.result.as_deref(), Some("done"));
+    assert_eq!(processes_with(&mark), Vec::<String>::new());
+}
+
+#[test]
+fn dropping_the_manager_kills_running_tasks() {
+    let mark = marker();
+    let m = manager(quick());
+    m.start(&tree_with(&mark, ""));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        processes_with(&mark).len(),
+        3,
+        "the shell and its two children run"
+    );
+    drop(m);
+    assert_eq!(processes_with(&mark), Vec::<String>::new());
+}
+
+#[test]
+fn shutdown_kills_everything_and_queues_their_notifications() {
+    let m = manager(quick());
+    let ids: HashSet<String> = (0..5).map(|_| m.start("sleep 60")).collect();
+    m.shutdown();
+    assert!(!m.has_running_tasks());
+    let notes = m.drain_notifications();
+    assert_eq!(
+        notes
+            .iter()
+            .map(|n| n.task_id.clone())
+            .collect::<HashSet<_>>(),
+        ids
+    );
+    assert!(notes
+        .iter()
+        .all(|n| n.status == Status::Killed && n.exit_code.is_none()));
+}
+
+#[test]
+fn a_command_that_cannot_start_is_an_error_task() {
+    let dir = temp_dir("gone");
+    let m = manager(Options {
+        workdir: Some(dir.clone()),
+        ..Options::default()
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    let id = m.start("echo hi");
+    let note = m.wait_for_notifications(LONG).pop().unwrap();
+    assert_eq!(note.task_id, id);
+    assert_eq!(note.status, Status::Error);
+    assert_eq!(note.exit_code, None);
+    assert!(
+        note.result.starts_with("Error: cannot start sh in "),
+        "{}",
+        note.result
+    );
+}
+
+#[test]
+fn bad_options_are_refused() {
+    let missing = Options {
+        workdir: Some("/no/such/dir".into()),
+        ..Options::default()
+    };
+    let e = BackgroundManager::new(missing).err().unwrap().to_string();
+    assert!(e.contains("/no/such/dir"), "{e}");
+    let zero = Options {
+        timeout: Duration::ZERO,
+        ..Options::default()
+    };
+    assert!(BackgroundManager::new(zero).is_err());
+}
+
+#[test]
+fn commands_run_in_the_workdir() {
+    let dir = temp_dir("cwd");
+    let m = manager(Options {
+        workdir: Some(dir.clone()),
+        ..Options::default()
+    });
+    let id = m.start("pwd");
+    let t = finish(&m, &id);
+    assert_eq!(
+        t.result.unwrap(),
+        std::fs::canonicalize(&dir).unwrap().display().to_string()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_thousand_tasks_drained_by_four_threads_arrive_exactly_once() {
+    let m = Arc::new(manager(Options::default()));
+    let ids: HashSet<String> = (0..1000).map(|i| m.start(&format!("echo {i}"))).collect();
+    let drainers: Vec<_> = (0..4)
+        .map(|_| {
+            let m = Arc::clone(&m);
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                loop {
+                    let batch = m.wait_for_notifications(LONG);
+                    if batch.is_empty() {
+                        return got;
+                    }
+                    got.extend(batch);
+                }
+            })
+        })
+        .collect();
+    let all: Vec<Notification> = drainers
+        .into_iter()
+        .flat_map(|d| d.join().unwrap())
+        .collect();
+    assert_eq!(all.len(), 1000, "no loss, no duplicate");
+    let seen: HashSet<String> = all.iter().map(|n| n.task_id.clone()).collect();
+    assert_eq!(seen, ids);
+    for n in &all {
+        let number: usize = n.command["echo ".len()..].parse().unwrap();
+        assert_eq!(n.result, number.to_string());
+        assert_eq!(n.status, Status::Completed);
+    }
+}
+
+#[test]
+fn wait_for_notifications_returns_empty_when_nothing_runs_or_on_timeout() {
+    let m = manager(quick());
+    assert!(m.wait_for_notifications(None).is_empty());
+    let id = m.start("sleep 30");
+    assert!(m
+        .wait_for_notifications(Some(Duration::from_millis(100)))
+        .is_empty());
+    assert_eq!(
+        m.wait_task(&id, Some(Duration::from_millis(50))),
+        Some(Status::Running)
+    );
+    assert_eq!(m.wait_task("nope", None), None);
+    m.kill(&id);
+    assert_eq!(m.wait_for_notifications(None).len(), 1);
+}
