@@ -1,7 +1,10 @@
 //! The BackgroundManager against real processes: the lesson's strings, timeouts, process
 //! groups, kill, concurrency, odd output.
 
+mod common;
+
 use _core::{BackgroundManager, Notification, Options, Status};
+use common::{marker, processes_with};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,26 +27,6 @@ fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("bgagent-{tag}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// A token no other process on the machine has in its command line.
-fn marker() -> String {
-    format!("bgmark{}", uuid::Uuid::new_v4().simple())
-}
-
-/// Command lines of the live processes that contain `marker`.
-fn processes_with(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if line.contains(marker) {
-            found.push(line);
-        }
-    }
-    found
 }
 
 /// A command whose process tree names `marker`: the shell and two nested shells.

@@ -1,0 +1,257 @@
+"""bgagent.BackgroundManager from Python: the lesson's contract, plus what production needs."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+
+import bgagent
+import pytest
+
+
+def processes_with(marker: str) -> list[str]:
+    """Command lines of live processes that contain `marker`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                line = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in line and pid != str(os.getpid()):
+            found.append(line)
+    return found
+
+
+def new_marker() -> str:
+    return f"bgmark{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def bg():
+    with bgagent.BackgroundManager(grace=0.3) as manager:
+        yield manager
+
+
+def test_run_returns_the_lessons_line_and_does_not_block(bg):
+    command = "sleep 5; echo " + "x" * 100
+    line = bg.run(command)
+    match = re.fullmatch(r"Background task ([0-9a-f]{8}) started: (.*)", line)
+    assert match, line
+    assert match.group(2) == command[:80]
+    task_id = match.group(1)
+    assert bg.check(task_id) == f"[running] {command[:60]}\n(running)"
+    assert bg.tasks[task_id] == {"status": "running", "result": None, "command": command}
+    assert bg.has_running_tasks()
+
+
+def test_check_formats(bg):
+    assert bg.check() == "No background tasks."
+    assert bg.check("deadbeef") == "Error: Unknown task deadbeef"
+    first = bg.start("echo one")
+    second = bg.start("echo two >&2")
+    bg.wait(first)
+    bg.wait(second)
+    assert bg.check() == f"{first}: [completed] echo one\n{second}: [completed] echo two >&2"
+    assert bg.check(second) == "[completed] echo two >&2\ntwo"
+
+
+def test_notifications_are_dicts_in_completion_order(bg):
+    slow = bg.start("sleep 0.6; echo slow")
+    fast = bg.start("echo fast; exit 4")
+    got = []
+    while len(got) < 2:
+        got += bg.wait_for_notifications(timeout=30)
+    assert got == [
+        {
+            "task_id": fast,
+            "status": "completed",
+            "command": "echo fast; exit 4",
+            "result": "fast",
+            "exit_code": 4,
+        },
+        {
+            "task_id": slow,
+            "status": "completed",
+            "command": "sleep 0.6; echo slow",
+            "result": "slow",
+            "exit_code": 0,
+        },
+    ]
+    assert bg.drain_notifications() == []
+
+
+def test_result_and_preview_limits_count_characters():
+    with bgagent.BackgroundManager(output_limit=7, preview_limit=3) as bg:
+        task_id = bg.start("printf '  日本語のテキストです  '")
+        bg.wait(task_id)
+        assert bg.tasks[task_id]["result"] == "日本語のテキス"
+        assert bg.drain_notifications()[0]["result"] == "日本語"
+
+
+def test_timeout_result_and_status():
+    with bgagent.BackgroundManager(timeout=0.5, grace=0.3) as bg:
+        task_id = bg.start("sleep 30")
+        assert bg.wait(task_id, timeout=30) == "[timeout] sleep 30\nError: Timeout (0.5s)"
+        note = bg.drain_notifications()[0]
+        assert (note["status"], note["exit_code"]) == ("timeout", None)
+
+
+def test_kill_stops_the_group(bg):
+    marker = new_marker()
+    task_id = bg.start(f"trap '' TERM; sh -c 'sleep 600; :' {marker}; :")
+    time.sleep(0.2)
+    assert len(processes_with(marker)) == 2  # the shell and its child
+    assert bg.kill(task_id).endswith("\nError: Killed")
+    assert bg.tasks[task_id]["status"] == "killed"
+    assert processes_with(marker) == []
+    assert bg.kill("nope") == "Error: Unknown task nope"
+
+
+def test_invalid_utf8_output_is_decoded_lossily(bg):
+    task_id = bg.start(r"printf 'a\377b\303'")
+    bg.wait(task_id)
+    assert bg.tasks[task_id]["result"] == "a\ufffdb\ufffd"
+
+
+def test_info_knows_the_log_file(tmp_path):
+    with bgagent.BackgroundManager(log_dir=tmp_path, log_limit=1000) as bg:
+        task_id = bg.start("seq 1 1000; echo oops >&2")
+        bg.wait(task_id)
+        info = bg.info(task_id)
+    assert info["stdout_bytes"] == sum(len(f"{i}\n") for i in range(1, 1001))
+    assert info["stderr_bytes"] == 5
+    assert info["log_bytes"] == 1000 and info["log_cut"] is True
+    assert info["log_path"] == str(tmp_path / f"{task_id}.log")
+    assert "log cut at 1000 bytes" in (tmp_path / f"{task_id}.log").read_text()
+    with pytest.raises(KeyError, match="Unknown task nope"):
+        bg.info("nope")
+
+
+def test_wrong_types_and_values_are_refused(tmp_path):
+    bg = bgagent.BackgroundManager()
+    with pytest.raises(TypeError):
+        bg.run(123)
+    with pytest.raises(TypeError):
+        bg.check(5)
+    with pytest.raises(ValueError, match="no-such-dir"):
+        bgagent.BackgroundManager(tmp_path / "no-such-dir")
+    with pytest.raises(ValueError, match="timeout"):
+        bgagent.BackgroundManager(timeout=0)
+    with pytest.raises(ValueError, match="timeout"):
+        bgagent.BackgroundManager(timeout=-1.5)
+    with pytest.raises(TypeError):
+        bgagent.BackgroundManager(timeout="soon")
+
+
+def test_commands_run_in_the_given_workdir(tmp_path):
+    with bgagent.BackgroundManager(tmp_path) as bg:
+        task_id = bg.start("pwd")
+        bg.wait(task_id)
+        assert bg.tasks[task_id]["result"] == str(tmp_path.resolve())
+        assert bg.workdir == tmp_path.resolve()
+
+
+def test_wait_for_notifications_returns_when_nothing_runs(bg):
+    assert bg.wait_for_notifications() == []
+    bg.start("sleep 30")
+    assert bg.wait_for_notifications(timeout=0.1) == []
+
+
+def test_threads_share_a_manager_without_loss_or_duplicates(bg):
+    started, received = [], []
+    lock = threading.Lock()
+
+    def worker(n):
+        for i in range(50):
+            task_id = bg.start(f"echo {n}-{i}")
+            with lock:
+                started.append(task_id)
+        while True:
+            batch = bg.wait_for_notifications(timeout=30)
+            if not batch:
+                return
+            with lock:
+                received.extend(batch)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    received += bg.drain_notifications()
+    assert sorted(n["task_id"] for n in received) == sorted(started)
+    assert len(received) == 200
+
+
+def test_ctrl_c_interrupts_a_wait_promptly(bg):
+    bg.start("sleep 30")
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        bg.wait_for_notifications()
+    # The task runs for 30 s: returning well before that means the interrupt was seen.
+    assert time.monotonic() - began < 10
+    assert bg.has_running_tasks()
+
+
+def run_script(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("holder", ["module global", "daemon thread"])
+def test_interpreter_exit_leaves_no_process_behind(holder):
+    # A manager held by a daemon thread is never freed at exit: only the atexit hook stops it.
+    marker = new_marker()
+    proc = run_script(f"""
+        import threading, time, bgagent
+        def hold():
+            bg = bgagent.BackgroundManager(grace=0.5)
+            bg.start("trap '' TERM; sh -c 'sleep 600; :' {marker} & sh -c 'sleep 600; :' {marker}; :")
+            time.sleep(600)
+        if {holder!r} == "module global":
+            bg = bgagent.BackgroundManager(grace=0.5)
+            bg.start("trap '' TERM; sh -c 'sleep 600; :' {marker} & sh -c 'sleep 600; :' {marker}; :")
+        else:
+            threading.Thread(target=hold, daemon=True).start()
+        time.sleep(0.5)
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert processes_with(marker) == []
+
+
+def test_memory_stays_bounded_for_huge_output(tmp_path):
+    size = 256 * 1024 * 1024
+    proc = run_script(f"""
+        import bgagent
+        def rss_kib(key):
+            for line in open("/proc/self/status"):
+                if line.startswith(key):
+                    return int(line.split()[1])
+        bg = bgagent.BackgroundManager(log_dir={str(tmp_path)!r})
+        bg.wait(bg.start("echo warm-up"))
+        before = rss_kib("VmRSS:")
+        task_id = bg.start("yes | head -c {size}")
+        bg.wait(task_id, timeout=100)
+        info = bg.info(task_id)
+        print(rss_kib("VmHWM:") - before, info["stdout_bytes"], info["log_bytes"],
+              info["log_cut"], len(info["result"]), info["status"])
+    """)
+    assert proc.returncode == 0, proc.stderr
+    growth_kib, out_bytes, log_bytes, cut, result_len, status = proc.stdout.split()
+    assert status == "completed"
+    assert int(out_bytes) == size
+    assert int(log_bytes) == 64 * 1024 * 1024 and cut == "True"
+    assert int(result_len) == 50000
+    assert int(growth_kib) < 8 * 1024, f"grew by {growth_kib} KiB"
