@@ -84,11 +84,30 @@ fn async_pipe(fd: OwnedFd) -> io::Result<AsyncFd<File>> {
         .map_err(io::Error::from)
 }
 
-/// Sends `signal` to every process in the group. A group that is already gone is not an error.
-pub fn signal_group(pgid: i32, signal: Signal) {
-    if pgid > 0 {
-        let _ = killpg(Pid::from_raw(pgid), signal);
-    }
+/// Sends `signal` to every process in the group; false if the group is already gone.
+pub fn signal_group(pgid: i32, signal: Signal) -> bool {
+    pgid > 0 && killpg(Pid::from_raw(pgid), signal).is_ok()
+}
+
+/// True while a process of the group is alive. Zombies do not count: once killed, orphans
+/// wait for init to reap them, which can take seconds, and they run nothing meanwhile.
+fn group_alive(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may hold spaces, so parse after the last ')'.
+        let mut fields = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
+        pgrp == Some(pgid) && !matches!(state, Some("Z" | "X"))
+    })
 }
 
 thread_local! {
@@ -233,7 +252,13 @@ pub async fn supervise(
         }
     }
     // Whatever is left of the group (`cmd &` with its output redirected) ends with the task.
-    signal_group(pgid, Signal::SIGKILL);
+    // SIGKILL takes effect asynchronously: wait (briefly) until the group is really gone.
+    if signal_group(pgid, Signal::SIGKILL) {
+        let give_up = Instant::now() + Duration::from_secs(1);
+        while group_alive(pgid) && Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     let mut log = log.into_inner().unwrap_or_else(|p| p.into_inner());
     log.close();
 
