@@ -255,3 +255,15 @@ def test_memory_stays_bounded_for_huge_output(tmp_path):
     assert int(log_bytes) == 64 * 1024 * 1024 and cut == "True"
     assert int(result_len) == 50000
     assert int(growth_kib) < 8 * 1024, f"grew by {growth_kib} KiB"
+
+
+def test_the_default_log_dir_goes_away_with_the_manager():
+    bg = bgagent.BackgroundManager()
+    bg.wait(bg.start("echo logged"))
+    log_dir = bg.log_dir
+    assert (log_dir / f"{bg.tasks.popitem()[0]}.log").read_text() == "logged\n"
+    del bg
+    deadline = time.monotonic() + 10
+    while log_dir.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not log_dir.exists()
