@@ -13,6 +13,18 @@ pub enum Error {
 
     #[error("cannot create the log directory {path}: {reason}")]
     BadLogDir { path: PathBuf, reason: String },
+
+    /// The model call failed; the conversation is as it was before the call.
+    #[error(transparent)]
+    Model(#[from] crate::llm::ModelError),
+
+    /// Ctrl-C; the conversation is left valid.
+    #[error("interrupted")]
+    Interrupted,
+
+    /// A message in the conversation that cannot be sent.
+    #[error("invalid message: {0}")]
+    InvalidMessage(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

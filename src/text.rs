@@ -26,6 +26,32 @@ pub fn py_strip(s: &str) -> &str {
     s.trim_matches(is_py_space)
 }
 
+/// Python's `str.splitlines()`: splits on every line boundary Python knows, drops the breaks.
+pub fn py_splitlines(s: &str) -> Vec<&str> {
+    let is_break = |c: char| {
+        matches!(c, '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}'..='\u{1e}' | '\u{85}')
+            || matches!(c, '\u{2028}' | '\u{2029}')
+    };
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if is_break(c) {
+            lines.push(&s[start..i]);
+            let mut end = i + c.len_utf8();
+            if c == '\r' && chars.peek().map(|&(_, n)| n) == Some('\n') {
+                chars.next();
+                end += 1;
+            }
+            start = end;
+        }
+    }
+    if start < s.len() {
+        lines.push(&s[start..]);
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,6 +61,13 @@ mod tests {
         assert_eq!(prefix("héllo", 2), "hé");
         assert_eq!(prefix("ab", 5), "ab");
         assert_eq!(prefix("日本語", 0), "");
+    }
+
+    #[test]
+    fn splitlines_matches_python() {
+        assert_eq!(py_splitlines("a\nb\r\nc\rd\u{2028}e\n"), ["a", "b", "c", "d", "e"]);
+        assert_eq!(py_splitlines(""), Vec::<&str>::new());
+        assert_eq!(py_splitlines("\n\nx"), ["", "", "x"]);
     }
 
     #[test]

@@ -17,10 +17,7 @@ fn manager(options: Options) -> BackgroundManager {
 }
 
 fn quick() -> Options {
-    Options {
-        grace: Duration::from_millis(300),
-        ..Options::default()
-    }
+    Options { grace: Duration::from_millis(300), ..Options::default() }
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -35,11 +32,7 @@ fn tree_with(marker: &str, tail: &str) -> String {
 }
 
 fn finish(m: &BackgroundManager, id: &str) -> _core::TaskRecord {
-    assert_ne!(
-        m.wait_task(id, LONG),
-        Some(Status::Running),
-        "task {id} did not finish"
-    );
+    assert_ne!(m.wait_task(id, LONG), Some(Status::Running), "task {id} did not finish");
     m.task(id).unwrap()
 }
 
@@ -50,23 +43,13 @@ fn run_and_check_print_the_lessons_strings() {
     let long = format!("echo {}", "x".repeat(100));
     let line = m.run(&long);
     let id = &line["Background task ".len().."Background task ".len() + 8];
-    assert_eq!(
-        line,
-        format!("Background task {id} started: {}", &long[..80])
-    );
+    assert_eq!(line, format!("Background task {id} started: {}", &long[..80]));
     assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
     finish(&m, id);
-    assert_eq!(
-        m.check(Some(id)),
-        format!("[completed] {}\n{}", &long[..60], "x".repeat(100))
-    );
+    assert_eq!(m.check(Some(id)), format!("[completed] {}\n{}", &long[..60], "x".repeat(100)));
     assert_eq!(m.check(Some("nope")), "Error: Unknown task nope");
     assert_eq!(m.check(None), format!("{id}: [completed] {}", &long[..60]));
-    assert_eq!(
-        m.check(Some("")),
-        m.check(None),
-        "an empty id lists all, like the lesson"
-    );
+    assert_eq!(m.check(Some("")), m.check(None), "an empty id lists all, like the lesson");
 }
 
 #[test]
@@ -82,14 +65,9 @@ fn running_tasks_show_running_and_run_does_not_wait() {
 #[test]
 fn check_lists_tasks_in_start_order() {
     let m = manager(Options::default());
-    let ids: Vec<String> = (0..5)
-        .map(|i| m.start(&format!("sleep 0.{}", 5 - i)))
-        .collect();
-    let listed: Vec<String> = m
-        .check(None)
-        .lines()
-        .map(|l| l.split(':').next().unwrap().to_string())
-        .collect();
+    let ids: Vec<String> = (0..5).map(|i| m.start(&format!("sleep 0.{}", 5 - i))).collect();
+    let listed: Vec<String> =
+        m.check(None).lines().map(|l| l.split(':').next().unwrap().to_string()).collect();
     assert_eq!(listed, ids);
 }
 
@@ -115,32 +93,21 @@ fn result_is_stdout_then_stderr_stripped_and_notification_is_complete() {
 
 #[test]
 fn output_and_preview_are_cut_by_characters() {
-    let m = manager(Options {
-        output_limit: 10,
-        preview_limit: 4,
-        ..Options::default()
-    });
+    let m = manager(Options { output_limit: 10, preview_limit: 4, ..Options::default() });
     let id = m.start("printf 'héllo wörld and more'");
     let note = m.wait_for_notifications(LONG).pop().unwrap();
     assert_eq!(m.task(&id).unwrap().result.as_deref(), Some("héllo wörl"));
     assert_eq!(note.result, "héll");
     let id = m.start("printf 'abcdefghi      '");
     finish(&m, &id);
-    assert_eq!(
-        m.task(&id).unwrap().result.as_deref(),
-        Some("abcdefghi"),
-        "strip comes first"
-    );
+    assert_eq!(m.task(&id).unwrap().result.as_deref(), Some("abcdefghi"), "strip comes first");
 }
 
 #[test]
 fn large_output_keeps_an_exact_head_and_a_capped_log() {
     let dir = temp_dir("logs");
-    let m = manager(Options {
-        log_dir: Some(dir.clone()),
-        log_limit: 100_000,
-        ..Options::default()
-    });
+    let m =
+        manager(Options { log_dir: Some(dir.clone()), log_limit: 100_000, ..Options::default() });
     // 588_895 bytes: the numbers 1..100000, one per line.
     let id = m.start("seq 1 100000");
     let t = finish(&m, &id);
@@ -167,10 +134,7 @@ fn invalid_utf8_is_replaced_not_an_error() {
 #[test]
 fn timeout_stops_the_whole_group() {
     let mark = marker();
-    let m = manager(Options {
-        timeout: Duration::from_millis(400),
-        ..quick()
-    });
+    let m = manager(Options { timeout: Duration::from_millis(400), ..quick() });
     let id = m.start(&tree_with(&mark, ""));
     let t = finish(&m, &id);
     assert_eq!(t.status, Status::Timeout);
@@ -186,19 +150,10 @@ fn a_child_ignoring_sigterm_gets_sigkill_after_the_grace_period() {
     let id = m.start(&format!("trap '' TERM; sh -c 'sleep 600; :' {mark}; :"));
     std::thread::sleep(Duration::from_millis(200));
     let text = m.kill(&id);
-    assert_eq!(
-        text,
-        format!(
-            "[killed] {}\nError: Killed",
-            &m.task(&id).unwrap().command[..60]
-        )
-    );
+    assert_eq!(text, format!("[killed] {}\nError: Killed", &m.task(&id).unwrap().command[..60]));
     assert_eq!(m.task(&id).unwrap().exit_code, None);
     assert_eq!(processes_with(&mark), Vec::<String>::new());
-    assert_eq!(
-        m.kill(&id),
-        format!("Error: Task {id} is not running (killed)")
-    );
+    assert_eq!(m.kill(&id), format!("Error: Task {id} is not running (killed)"));
     assert_eq!(m.kill("nope"), "Error: Unknown task nope");
 }
 
@@ -211,10 +166,7 @@ fn a_grandchild_holding_the_pipe_does_not_hold_the_task() {
     assert_eq!(t.status, Status::Completed);
     assert_eq!(t.result.as_deref(), Some("started"));
     assert_eq!(t.exit_code, Some(0));
-    assert!(
-        t.elapsed() < Duration::from_secs(20),
-        "finished within the wait bound"
-    );
+    assert!(t.elapsed() < Duration::from_secs(20), "finished within the wait bound");
     assert_eq!(processes_with(&mark), Vec::<String>::new());
 }
 
@@ -222,9 +174,7 @@ fn a_grandchild_holding_the_pipe_does_not_hold_the_task() {
 fn leftovers_with_redirected_output_are_killed_when_the_shell_exits() {
     let mark = marker();
     let m = manager(quick());
-    let id = m.start(&format!(
-        "sh -c 'sleep 600; :' {mark} >/dev/null 2>&1 & echo done"
-    ));
+    let id = m.start(&format!("sh -c 'sleep 600; :' {mark} >/dev/null 2>&1 & echo done"));
     let t = finish(&m, &id);
     assert_eq!(t.result.as_deref(), Some("done"));
     assert_eq!(processes_with(&mark), Vec::<String>::new());
@@ -236,11 +186,7 @@ fn dropping_the_manager_kills_running_tasks() {
     let m = manager(quick());
     m.start(&tree_with(&mark, ""));
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        processes_with(&mark).len(),
-        3,
-        "the shell and its two children run"
-    );
+    assert_eq!(processes_with(&mark).len(), 3, "the shell and its two children run");
     drop(m);
     assert_eq!(processes_with(&mark), Vec::<String>::new());
 }
@@ -252,66 +198,39 @@ fn shutdown_kills_everything_and_queues_their_notifications() {
     m.shutdown();
     assert!(!m.has_running_tasks());
     let notes = m.drain_notifications();
-    assert_eq!(
-        notes
-            .iter()
-            .map(|n| n.task_id.clone())
-            .collect::<HashSet<_>>(),
-        ids
-    );
-    assert!(notes
-        .iter()
-        .all(|n| n.status == Status::Killed && n.exit_code.is_none()));
+    assert_eq!(notes.iter().map(|n| n.task_id.clone()).collect::<HashSet<_>>(), ids);
+    assert!(notes.iter().all(|n| n.status == Status::Killed && n.exit_code.is_none()));
 }
 
 #[test]
 fn a_command_that_cannot_start_is_an_error_task() {
     let dir = temp_dir("gone");
-    let m = manager(Options {
-        workdir: Some(dir.clone()),
-        ..Options::default()
-    });
+    let m = manager(Options { workdir: Some(dir.clone()), ..Options::default() });
     std::fs::remove_dir_all(&dir).unwrap();
     let id = m.start("echo hi");
     let note = m.wait_for_notifications(LONG).pop().unwrap();
     assert_eq!(note.task_id, id);
     assert_eq!(note.status, Status::Error);
     assert_eq!(note.exit_code, None);
-    assert!(
-        note.result.starts_with("Error: cannot start sh in "),
-        "{}",
-        note.result
-    );
+    assert!(note.result.starts_with("Error: cannot start sh in "), "{}", note.result);
 }
 
 #[test]
 fn bad_options_are_refused() {
-    let missing = Options {
-        workdir: Some("/no/such/dir".into()),
-        ..Options::default()
-    };
+    let missing = Options { workdir: Some("/no/such/dir".into()), ..Options::default() };
     let e = BackgroundManager::new(missing).err().unwrap().to_string();
     assert!(e.contains("/no/such/dir"), "{e}");
-    let zero = Options {
-        timeout: Duration::ZERO,
-        ..Options::default()
-    };
+    let zero = Options { timeout: Duration::ZERO, ..Options::default() };
     assert!(BackgroundManager::new(zero).is_err());
 }
 
 #[test]
 fn commands_run_in_the_workdir() {
     let dir = temp_dir("cwd");
-    let m = manager(Options {
-        workdir: Some(dir.clone()),
-        ..Options::default()
-    });
+    let m = manager(Options { workdir: Some(dir.clone()), ..Options::default() });
     let id = m.start("pwd");
     let t = finish(&m, &id);
-    assert_eq!(
-        t.result.unwrap(),
-        std::fs::canonicalize(&dir).unwrap().display().to_string()
-    );
+    assert_eq!(t.result.unwrap(), std::fs::canonicalize(&dir).unwrap().display().to_string());
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -334,10 +253,7 @@ fn a_thousand_tasks_drained_by_four_threads_arrive_exactly_once() {
             })
         })
         .collect();
-    let all: Vec<Notification> = drainers
-        .into_iter()
-        .flat_map(|d| d.join().unwrap())
-        .collect();
+    let all: Vec<Notification> = drainers.into_iter().flat_map(|d| d.join().unwrap()).collect();
     assert_eq!(all.len(), 1000, "no loss, no duplicate");
     let seen: HashSet<String> = all.iter().map(|n| n.task_id.clone()).collect();
     assert_eq!(seen, ids);
@@ -353,13 +269,8 @@ fn wait_for_notifications_returns_empty_when_nothing_runs_or_on_timeout() {
     let m = manager(quick());
     assert!(m.wait_for_notifications(None).is_empty());
     let id = m.start("sleep 30");
-    assert!(m
-        .wait_for_notifications(Some(Duration::from_millis(100)))
-        .is_empty());
-    assert_eq!(
-        m.wait_task(&id, Some(Duration::from_millis(50))),
-        Some(Status::Running)
-    );
+    assert!(m.wait_for_notifications(Some(Duration::from_millis(100))).is_empty());
+    assert_eq!(m.wait_task(&id, Some(Duration::from_millis(50))), Some(Status::Running));
     assert_eq!(m.wait_task("nope", None), None);
     m.kill(&id);
     assert_eq!(m.wait_for_notifications(None).len(), 1);

@@ -11,10 +11,7 @@ fn bgagent() -> Command {
 
 #[test]
 fn prints_one_line_per_task_in_completion_order() {
-    let out = bgagent()
-        .args(["sleep 0.5; echo slow", "echo fast"])
-        .output()
-        .unwrap();
+    let out = bgagent().args(["sleep 0.5; echo slow", "echo fast"]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();

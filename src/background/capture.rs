@@ -158,7 +158,8 @@ pub fn combine(stdout: &StreamHead, stderr: &StreamHead, limit: usize) -> String
 
 /// The task's full output, written as it arrives, up to a byte cap.
 pub struct LogFile {
-    path: PathBuf,
+    /// `None` keeps no log (foreground commands).
+    path: Option<PathBuf>,
     file: Option<File>,
     cap: u64,
     /// Bytes of output stored (the cut marker is not counted).
@@ -169,35 +170,30 @@ pub struct LogFile {
 
 impl LogFile {
     pub fn new(path: PathBuf, cap: u64) -> Self {
-        LogFile {
-            path,
-            file: None,
-            cap,
-            written: 0,
-            cut: false,
-            error: None,
-        }
+        LogFile { path: Some(path), file: None, cap, written: 0, cut: false, error: None }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// A log that stores nothing.
+    pub fn none() -> Self {
+        LogFile { path: None, file: None, cap: 0, written: 0, cut: false, error: None }
     }
 
-    /// True once the file exists (it is created at the first byte of output).
-    pub fn exists(&self) -> bool {
-        self.file.is_some() || self.written > 0
+    /// The file's path, once it exists (it is created at the first byte of output).
+    pub fn created_path(&self) -> Option<&Path> {
+        self.path.as_deref().filter(|_| self.file.is_some() || self.written > 0)
     }
 
     // Writes are small and go to the page cache, so plain blocking writes are fine here.
     pub fn write(&mut self, bytes: &[u8]) {
+        let Some(path) = &self.path else { return };
         if self.cut || self.error.is_some() || bytes.is_empty() {
             return;
         }
         if self.file.is_none() {
-            match File::create(&self.path) {
+            match File::create(path) {
                 Ok(f) => self.file = Some(f),
                 Err(e) => {
-                    self.error = Some(format!("cannot create {}: {e}", self.path.display()));
+                    self.error = Some(format!("cannot create {}: {e}", path.display()));
                     return;
                 }
             }
@@ -216,11 +212,11 @@ impl LogFile {
             result = result.and_then(|()| file.write_all(marker.as_bytes()));
         }
         if let Err(e) = result {
-            self.error = Some(format!("cannot write {}: {e}", self.path.display()));
+            self.error = Some(format!("cannot write {}: {e}", path.display()));
         }
     }
 
-    /// Closes the file; its path stays readable through [`LogFile::path`].
+    /// Closes the file; its path stays readable through [`LogFile::created_path`].
     pub fn close(&mut self) {
         self.file = None;
     }

@@ -5,10 +5,12 @@
 //! condition variable wakes anyone waiting for a task to end.
 
 mod capture;
+mod foreground;
 mod process;
 mod record;
-mod runtime;
+pub(crate) mod runtime;
 
+pub use foreground::ForegroundRun;
 pub use process::Limits;
 pub use record::{Notification, Status, TaskRecord};
 pub use runtime::shutdown_all;
@@ -95,10 +97,7 @@ impl BackgroundManager {
                     Err(std::io::Error::other("not a directory"))
                 }
             })
-            .map_err(|e| Error::BadWorkdir {
-                path: workdir.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| Error::BadWorkdir { path: workdir.clone(), reason: e.to_string() })?;
         if options.timeout.is_zero() {
             return Err(Error::InvalidArgument("timeout must be positive".into()));
         }
@@ -110,10 +109,8 @@ impl BackgroundManager {
             let tag = &uuid::Uuid::new_v4().to_string()[..8];
             std::env::temp_dir().join(format!("bgagent-{}-{tag}", std::process::id()))
         });
-        std::fs::create_dir_all(&log_dir).map_err(|e| Error::BadLogDir {
-            path: log_dir.clone(),
-            reason: e.to_string(),
-        })?;
+        std::fs::create_dir_all(&log_dir)
+            .map_err(|e| Error::BadLogDir { path: log_dir.clone(), reason: e.to_string() })?;
 
         let inner = Arc::new(Inner {
             workdir,
@@ -167,10 +164,7 @@ impl BackgroundManager {
                     "[{}] {}\n{}",
                     t.status,
                     prefix(&t.command, 60),
-                    t.result
-                        .as_deref()
-                        .filter(|r| !r.is_empty())
-                        .unwrap_or("(running)")
+                    t.result.as_deref().filter(|r| !r.is_empty()).unwrap_or("(running)")
                 ),
             },
             None if state.order.is_empty() => "No background tasks.".to_string(),
@@ -193,18 +187,21 @@ impl BackgroundManager {
 
     /// Blocks while the queue is empty and a task still runs (at most `timeout`), then drains.
     pub fn wait_for_notifications(&self, timeout: Option<Duration>) -> Vec<Notification> {
-        let mut state = self
-            .inner
-            .wait_while(timeout, |s| s.queue.is_empty() && s.running > 0);
+        let mut state = self.inner.wait_while(timeout, |s| s.queue.is_empty() && s.running > 0);
         state.queue.drain(..).collect()
+    }
+
+    /// Blocks (at most `timeout`) until a finished task is queued or nothing runs, leaving the
+    /// queue as it is; true once that holds.
+    pub fn wait_for_finished(&self, timeout: Option<Duration>) -> bool {
+        let state = self.inner.wait_while(timeout, |s| s.queue.is_empty() && s.running > 0);
+        !(state.queue.is_empty() && state.running > 0)
     }
 
     /// One slice of [`Self::wait_for_notifications`] for callers that must look up between
     /// slices (for Ctrl-C): `None` while there is nothing yet and a task still runs.
     pub fn poll_notifications(&self, wait: Duration) -> Option<Vec<Notification>> {
-        let mut state = self
-            .inner
-            .wait_while(Some(wait), |s| s.queue.is_empty() && s.running > 0);
+        let mut state = self.inner.wait_while(Some(wait), |s| s.queue.is_empty() && s.running > 0);
         if state.queue.is_empty() && state.running > 0 {
             None
         } else {
@@ -216,9 +213,7 @@ impl BackgroundManager {
     /// for an unknown id.
     pub fn wait_task(&self, task_id: &str, timeout: Option<Duration>) -> Option<Status> {
         let state = self.inner.wait_while(timeout, |s| {
-            s.tasks
-                .get(task_id)
-                .is_some_and(|t| t.status == Status::Running)
+            s.tasks.get(task_id).is_some_and(|t| t.status == Status::Running)
         });
         state.tasks.get(task_id).map(|t| t.status)
     }
@@ -246,10 +241,9 @@ impl BackgroundManager {
         let state = self.inner.lock();
         match state.tasks.get(task_id) {
             None => Err(format!("Error: Unknown task {task_id}")),
-            Some(t) if t.status != Status::Running => Err(format!(
-                "Error: Task {task_id} is not running ({})",
-                t.status
-            )),
+            Some(t) if t.status != Status::Running => {
+                Err(format!("Error: Task {task_id} is not running ({})", t.status))
+            }
             Some(t) => {
                 t.kill.notify_one();
                 Ok(())
@@ -268,11 +262,7 @@ impl BackgroundManager {
     /// Snapshots of every task, in start order.
     pub fn tasks(&self) -> Vec<TaskRecord> {
         let state = self.inner.lock();
-        state
-            .order
-            .iter()
-            .map(|id| state.tasks[id].clone())
-            .collect()
+        state.order.iter().map(|id| state.tasks[id].clone()).collect()
     }
 
     pub fn task(&self, task_id: &str) -> Option<TaskRecord> {
@@ -307,10 +297,7 @@ impl Inner {
     ) -> MutexGuard<'_, State> {
         let guard = self.lock();
         match timeout {
-            None => self
-                .changed
-                .wait_while(guard, busy)
-                .unwrap_or_else(|p| p.into_inner()),
+            None => self.changed.wait_while(guard, busy).unwrap_or_else(|p| p.into_inner()),
             Some(t) => {
                 let deadline = Instant::now() + t;
                 let mut guard = guard;
@@ -319,11 +306,8 @@ impl Inner {
                     if left.is_zero() {
                         break;
                     }
-                    guard = self
-                        .changed
-                        .wait_timeout(guard, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    guard =
+                        self.changed.wait_timeout(guard, left).unwrap_or_else(|p| p.into_inner()).0;
                 }
                 guard
             }
@@ -364,17 +348,13 @@ impl Inner {
         match spawned {
             Err(e) => {
                 let reason = format!("cannot start sh in {}: {e}", self.workdir.display());
-                let outcome = record::Outcome {
-                    result: format!("Error: {reason}"),
-                    ..Default::default()
-                };
+                let outcome =
+                    record::Outcome { result: format!("Error: {reason}"), ..Default::default() };
                 self.finish(&id, Status::Error, outcome);
             }
             Ok(running) => {
-                let log = LogFile::new(
-                    self.log_dir.join(format!("{id}.log")),
-                    self.limits.log_limit,
-                );
+                let log =
+                    LogFile::new(self.log_dir.join(format!("{id}.log")), self.limits.log_limit);
                 let watcher = rt.spawn(process::supervise(running, kill, self.limits.clone(), log));
                 let inner = Arc::clone(self);
                 let task_id = id.clone();
@@ -383,13 +363,7 @@ impl Inner {
                     let (status, outcome) = watcher.await.unwrap_or_else(|e| {
                         let result =
                             format!("Error: internal failure while watching the task: {e}");
-                        (
-                            Status::Error,
-                            record::Outcome {
-                                result,
-                                ..Default::default()
-                            },
-                        )
+                        (Status::Error, record::Outcome { result, ..Default::default() })
                     });
                     inner.finish(&task_id, status, outcome);
                 });
@@ -409,11 +383,8 @@ impl Inner {
             task_id: id.to_string(),
             status,
             command: prefix(&task.command, 80).to_string(),
-            result: prefix(
-                task.result.as_deref().unwrap_or_default(),
-                self.preview_limit,
-            )
-            .to_string(),
+            result: prefix(task.result.as_deref().unwrap_or_default(), self.preview_limit)
+                .to_string(),
             exit_code: task.exit_code,
         };
         state.queue.push_back(note);

@@ -57,9 +57,7 @@ pub fn spawn(command: &str, workdir: &Path) -> io::Result<Running> {
     let pgid = child.id().map(|p| p as i32).unwrap_or_default();
     let pipes = child.stdout.take().zip(child.stderr.take());
     let Some((stdout, stderr)) = pipes else {
-        return Err(io::Error::other(
-            "the shell's output pipes were not created",
-        ));
+        return Err(io::Error::other("the shell's output pipes were not created"));
     };
     Ok(Running {
         pgid,
@@ -100,10 +98,7 @@ fn group_alive(pgid: i32) -> bool {
             return false;
         };
         // "pid (comm) state ppid pgrp ...": comm may hold spaces, so parse after the last ')'.
-        let mut fields = stat
-            .rsplit_once(')')
-            .map_or("", |(_, rest)| rest)
-            .split_whitespace();
+        let mut fields = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace();
         let state = fields.next();
         let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
         pgrp == Some(pgid) && !matches!(state, Some("Z" | "X"))
@@ -145,9 +140,7 @@ impl Stream {
                         Ok(0) => return true,
                         Ok(n) => {
                             self.head.push(&buf[..n]);
-                            log.lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .write(&buf[..n]);
+                            log.lock().unwrap_or_else(|p| p.into_inner()).write(&buf[..n]);
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -180,20 +173,9 @@ pub async fn supervise(
 ) -> (Status, Outcome) {
     // Both pipes write to the log from one task; the lock is never contended.
     let log = Mutex::new(log);
-    let Running {
-        mut child,
-        pgid,
-        stdout,
-        stderr,
-    } = running;
-    let mut out = Stream {
-        fd: Some(stdout),
-        head: StreamHead::new(limits.output_limit),
-    };
-    let mut err = Stream {
-        fd: Some(stderr),
-        head: StreamHead::new(limits.output_limit),
-    };
+    let Running { mut child, pgid, stdout, stderr } = running;
+    let mut out = Stream { fd: Some(stdout), head: StreamHead::new(limits.output_limit) };
+    let mut err = Stream { fd: Some(stderr), head: StreamHead::new(limits.output_limit) };
 
     let timeout_at = Instant::now() + limits.timeout;
     let mut stopped: Option<Status> = None; // Timeout or Killed, once we decided to stop it
@@ -205,15 +187,12 @@ pub async fn supervise(
         if exit.is_some() && !out.open() && !err.open() {
             break;
         }
-        let wake_at = [
-            (stopped.is_none() && exit.is_none()).then_some(timeout_at),
-            kill_at,
-            give_up_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+        let wake_at =
+            [(stopped.is_none() && exit.is_none()).then_some(timeout_at), kill_at, give_up_at]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
 
         tokio::select! {
             () = out.read_some(&log), if out.open() => {}
@@ -264,18 +243,13 @@ pub async fn supervise(
 
     let exit_code = exit.and_then(|s| s.code());
     let (status, result) = match stopped {
-        Some(Status::Timeout) => (
-            Status::Timeout,
-            format!("Error: Timeout ({}s)", seconds(limits.timeout)),
-        ),
+        Some(Status::Timeout) => {
+            (Status::Timeout, format!("Error: Timeout ({}s)", seconds(limits.timeout)))
+        }
         Some(Status::Killed) => (Status::Killed, "Error: Killed".to_string()),
         _ => {
             let text = combine(&out.head, &err.head, limits.output_limit);
-            let text = if text.is_empty() {
-                "(no output)".to_string()
-            } else {
-                text
-            };
+            let text = if text.is_empty() { "(no output)".to_string() } else { text };
             (Status::Completed, text)
         }
     };
@@ -286,7 +260,7 @@ pub async fn supervise(
         stderr_bytes: err.head.bytes,
         log_bytes: log.written,
         log_cut: log.cut,
-        log_path: log.exists().then(|| log.path().to_path_buf()),
+        log_path: log.created_path().map(Path::to_path_buf),
         log_error: log.error.clone(),
     };
     (status, outcome)

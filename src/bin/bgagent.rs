@@ -16,11 +16,8 @@ extern "C" fn on_interrupt(_: libc::c_int) {
 /// terminal's signal never reaches them.
 fn catch_interrupts() {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let action = SigAction::new(
-        SigHandler::Handler(on_interrupt),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
+    let action =
+        SigAction::new(SigHandler::Handler(on_interrupt), SaFlags::empty(), SigSet::empty());
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         let _ = unsafe { sigaction(signal, &action) };
@@ -68,10 +65,7 @@ fn main() -> ExitCode {
     let mut all_ok = true;
     loop {
         if INTERRUPTED.load(Ordering::SeqCst) {
-            eprintln!(
-                "bgagent: interrupted, stopping {} task(s)",
-                manager.running_count()
-            );
+            eprintln!("bgagent: interrupted, stopping {} task(s)", manager.running_count());
             manager.shutdown();
             return ExitCode::from(130);
         }
@@ -84,10 +78,7 @@ fn main() -> ExitCode {
         for n in notes {
             all_ok &= n.status == Status::Completed && n.exit_code == Some(0);
             let code = n.exit_code.map_or("none".to_string(), |c| c.to_string());
-            println!(
-                "[bg:{}] {} (exit {code}): {}",
-                n.task_id, n.status, n.result
-            );
+            println!("[bg:{}] {} (exit {code}): {}", n.task_id, n.status, n.result);
         }
     }
     if all_ok {

@@ -20,11 +20,7 @@ fn to_py_err(e: Error) -> PyErr {
 fn seconds(name: &str, value: f64, positive: bool) -> PyResult<Duration> {
     let ok = value.is_finite() && if positive { value > 0.0 } else { value >= 0.0 };
     if !ok {
-        let want = if positive {
-            "a positive"
-        } else {
-            "a non-negative"
-        };
+        let want = if positive { "a positive" } else { "a non-negative" };
         return Err(PyValueError::new_err(format!(
             "{name} must be {want} number of seconds, got {value}"
         )));
@@ -59,12 +55,7 @@ fn info_dict<'py>(py: Python<'py>, t: &TaskRecord) -> PyResult<Bound<'py, PyDict
     d.set_item("elapsed", t.elapsed().as_secs_f64())?;
     d.set_item("stdout_bytes", t.stdout_bytes)?;
     d.set_item("stderr_bytes", t.stderr_bytes)?;
-    d.set_item(
-        "log_path",
-        t.log_path
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned()),
-    )?;
+    d.set_item("log_path", t.log_path.as_ref().map(|p| p.to_string_lossy().into_owned()))?;
     d.set_item("log_bytes", t.log_bytes)?;
     d.set_item("log_cut", t.log_cut)?;
     d.set_item("log_error", t.log_error.as_deref())?;
@@ -101,9 +92,7 @@ impl PyBackgroundManager {
             log_dir,
             log_limit,
         };
-        Ok(PyBackgroundManager {
-            manager: BackgroundManager::new(options).map_err(to_py_err)?,
-        })
+        Ok(PyBackgroundManager { manager: BackgroundManager::new(options).map_err(to_py_err)? })
     }
 
     /// Starts `command` in the background; returns `Background task {id} started: {command}`.

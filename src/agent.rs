@@ -1,0 +1,205 @@
+//! The agent loop: drain → inject → model → tools → repeat.
+//!
+//! One loop serves both faces. In mirror mode it is the lesson's loop, string for string; in
+//! production mode (the default for `Agent` and the CLI) it also waits, at the end of a turn,
+//! for tasks still running, so their results are never left behind, and it offers the
+//! wait_background and kill_background tools.
+
+use crate::background::{BackgroundManager, Notification};
+use crate::error::{Error, Result};
+use crate::llm::{CallContext, Model, ModelError, Request, Response};
+use crate::tools::Interrupted;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct LoopConfig {
+    pub model: String,
+    pub system: String,
+    pub max_tokens: u32,
+    /// Exactly the lesson's behaviour.
+    pub mirror: bool,
+    /// Production mode: longest wait for running tasks at the end of a turn.
+    pub max_wait: Duration,
+}
+
+impl LoopConfig {
+    /// The lesson's system prompt for a workspace.
+    pub fn lesson_system(workdir: &std::path::Path) -> String {
+        format!(
+            "You are a coding agent at {}. Use background_run for long-running commands.",
+            workdir.display()
+        )
+    }
+}
+
+/// Where the conversation lives: a Rust vector, or a Python list mutated in place.
+pub trait Conversation {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Every message as JSON, for the request.
+    fn to_json(&self) -> Result<Vec<Value>>;
+    /// Appends a user message (text or a list of blocks).
+    fn push_user(&mut self, content: Value) -> Result<()>;
+    fn push_assistant(&mut self, response: &Response) -> Result<()>;
+}
+
+impl Conversation for Vec<Value> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn to_json(&self) -> Result<Vec<Value>> {
+        Ok(self.clone())
+    }
+    fn push_user(&mut self, content: Value) -> Result<()> {
+        self.push(json!({"role": "user", "content": content}));
+        Ok(())
+    }
+    fn push_assistant(&mut self, response: &Response) -> Result<()> {
+        self.push(json!({"role": "assistant", "content": response.content}));
+        Ok(())
+    }
+}
+
+/// Runs tool calls and names the tools offered to the model.
+pub trait ToolRunner {
+    fn schemas(&self) -> Result<Vec<Value>>;
+    fn run(&mut self, name: &str, input: &Value) -> std::result::Result<String, Interrupted>;
+}
+
+/// What the loop reports as it goes (the lesson prints tool calls; a REPL streams text).
+pub trait LoopEvents {
+    fn text(&mut self, _piece: &str) {}
+    fn tool(&mut self, _name: &str, _output: &str) {}
+    fn injected(&mut self, _text: &str) {}
+}
+
+/// Prints nothing.
+pub struct Quiet;
+impl LoopEvents for Quiet {}
+
+/// Everything the loop works with.
+pub struct Loop<'a> {
+    pub config: &'a LoopConfig,
+    pub model: &'a dyn Model,
+    pub manager: &'a BackgroundManager,
+    pub tools: &'a mut dyn ToolRunner,
+    pub events: &'a mut dyn LoopEvents,
+    /// Polled while waiting; true means Ctrl-C was pressed.
+    pub interrupted: &'a (dyn Fn() -> bool + Sync),
+}
+
+/// `<background-results>` with one line per finished task.
+pub fn background_results(notes: &[Notification], with_exit_codes: bool) -> String {
+    let lines: Vec<String> = notes
+        .iter()
+        .map(|n| match n.exit_code {
+            Some(code) if with_exit_codes && code != 0 => {
+                format!("[bg:{}] {} (exit {code}): {}", n.task_id, n.status, n.result)
+            }
+            _ => format!("[bg:{}] {}: {}", n.task_id, n.status, n.result),
+        })
+        .collect();
+    format!("<background-results>\n{}\n</background-results>", lines.join("\n"))
+}
+
+impl Loop<'_> {
+    /// Runs until the model ends its turn. On a model error or Ctrl-C the conversation stays
+    /// valid: nothing of the failed call is added, and every tool_use gets its tool_result.
+    pub fn run(&mut self, messages: &mut dyn Conversation) -> Result<()> {
+        loop {
+            let notes = self.manager.drain_notifications();
+            if !notes.is_empty() && !messages.is_empty() {
+                self.inject(messages, &notes)?;
+            }
+            let response = self.call_model(messages)?;
+            messages.push_assistant(&response)?;
+            if response.stop_reason.as_deref() != Some("tool_use") {
+                if !self.config.mirror && self.wait_for_stragglers(messages)? {
+                    continue;
+                }
+                return Ok(());
+            }
+            self.run_tools(messages, &response)?;
+        }
+    }
+
+    fn inject(&mut self, messages: &mut dyn Conversation, notes: &[Notification]) -> Result<()> {
+        let text = background_results(notes, !self.config.mirror);
+        self.events.injected(&text);
+        messages.push_user(Value::String(text))
+    }
+
+    fn call_model(&mut self, messages: &dyn Conversation) -> Result<Response> {
+        let request = Request {
+            model: self.config.model.clone(),
+            system: self.config.system.clone(),
+            messages: messages.to_json()?,
+            tools: self.tools.schemas()?,
+            max_tokens: self.config.max_tokens,
+        };
+        let events = &mut *self.events;
+        let mut on_text = |piece: &str| events.text(piece);
+        let mut ctx = CallContext { on_text: &mut on_text, interrupted: self.interrupted };
+        self.model.create(&request, &mut ctx).map_err(|e| match e {
+            ModelError::Interrupted => Error::Interrupted,
+            other => Error::Model(other),
+        })
+    }
+
+    /// Production mode at the end of a turn: if tasks still run (or finished meanwhile), wait
+    /// for their results, bounded by `max_wait`, and inject them. True if anything was injected.
+    fn wait_for_stragglers(&mut self, messages: &mut dyn Conversation) -> Result<bool> {
+        let deadline = Instant::now() + self.config.max_wait;
+        let notes = loop {
+            let slice = deadline.saturating_duration_since(Instant::now()).min(POLL);
+            match self.manager.poll_notifications(slice) {
+                Some(notes) => break notes,
+                None if Instant::now() >= deadline => break Vec::new(),
+                None if (self.interrupted)() => return Err(Error::Interrupted),
+                None => {}
+            }
+        };
+        if notes.is_empty() {
+            return Ok(false);
+        }
+        self.inject(messages, &notes)?;
+        Ok(true)
+    }
+
+    fn run_tools(&mut self, messages: &mut dyn Conversation, response: &Response) -> Result<()> {
+        let calls: Vec<&Value> =
+            response.content.iter().filter(|b| b["type"] == "tool_use").collect();
+        let mut results = Vec::new();
+        let mut interrupted = false;
+        for block in calls {
+            let id = block["id"].clone();
+            let output = if interrupted {
+                "Error: Interrupted by the user before this tool ran".to_string()
+            } else {
+                let name = block["name"].as_str().unwrap_or_default();
+                match self.tools.run(name, &block["input"]) {
+                    Ok(output) => {
+                        self.events.tool(name, &output);
+                        output
+                    }
+                    Err(Interrupted) => {
+                        interrupted = true;
+                        "Error: Interrupted by the user".to_string()
+                    }
+                }
+            };
+            results.push(json!({"type": "tool_result", "tool_use_id": id, "content": output}));
+        }
+        // Even when interrupted, every tool_use gets its result, so the next call is valid.
+        messages.push_user(Value::Array(results))?;
+        if interrupted {
+            return Err(Error::Interrupted);
+        }
+        Ok(())
+    }
+}
+
+const POLL: Duration = Duration::from_millis(50);

@@ -1,0 +1,267 @@
+//! The built-in client for the Anthropic Messages API: keep-alive connections, retries with
+//! backoff that honour `retry-after`, a request timeout, and streaming (SSE).
+
+use super::sse::{stream_error, StreamAssembler};
+use super::{CallContext, Model, ModelError, Request, Response};
+use crate::background::runtime;
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::Value;
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+
+#[derive(Clone)]
+pub struct HttpConfig {
+    pub base_url: String,
+    /// Sent as `x-api-key`.
+    pub api_key: Option<String>,
+    /// Sent as `Authorization: Bearer`, when there is no API key.
+    pub auth_token: Option<String>,
+    /// For one attempt, streaming included.
+    pub timeout: Duration,
+    /// Extra attempts after a retryable failure.
+    pub max_retries: u32,
+    pub stream: bool,
+}
+
+impl HttpConfig {
+    /// `ANTHROPIC_BASE_URL`, `ANTHROPIC_API_KEY` and `ANTHROPIC_AUTH_TOKEN` from the environment.
+    pub fn from_env() -> Self {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        HttpConfig {
+            base_url: var("ANTHROPIC_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_string()),
+            api_key: var("ANTHROPIC_API_KEY"),
+            auth_token: var("ANTHROPIC_AUTH_TOKEN"),
+            timeout: Duration::from_secs(600),
+            max_retries: 2,
+            stream: false,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/v1/messages", self.base_url.trim_end_matches('/'))
+    }
+}
+
+// Never print the key.
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "<set>"))
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("stream", &self.stream)
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+pub struct HttpClient {
+    config: HttpConfig,
+    http: reqwest::Client,
+}
+
+impl HttpClient {
+    pub fn new(config: HttpConfig) -> Result<Self, ModelError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| ModelError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(HttpClient { config, http })
+    }
+
+    pub fn from_env() -> Result<Self, ModelError> {
+        Self::new(HttpConfig::from_env())
+    }
+
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+}
+
+/// What the request task reports back to the waiting thread.
+enum Progress {
+    Text(String),
+    Done(Result<Response, ModelError>),
+}
+
+impl Model for HttpClient {
+    fn create(&self, request: &Request, ctx: &mut CallContext) -> Result<Response, ModelError> {
+        if self.config.api_key.is_none() && self.config.auth_token.is_none() {
+            return Err(ModelError::Config(
+                "no API key: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN)".into(),
+            ));
+        }
+        if request.model.is_empty() {
+            return Err(ModelError::Config("no model name: set MODEL_ID".into()));
+        }
+        let mut body =
+            serde_json::to_value(request).map_err(|e| ModelError::Other(e.to_string()))?;
+        if self.config.stream {
+            body["stream"] = Value::Bool(true);
+        }
+        let (send, progress) = channel();
+        let task = runtime::runtime().spawn(call_with_retries(
+            self.http.clone(),
+            self.config.clone(),
+            body,
+            send,
+        ));
+        // Wait here, not on the runtime, so Ctrl-C can be noticed between slices.
+        loop {
+            match progress.recv_timeout(Duration::from_millis(50)) {
+                Ok(Progress::Text(piece)) => (ctx.on_text)(&piece),
+                Ok(Progress::Done(result)) => return result,
+                Err(RecvTimeoutError::Timeout) => {
+                    if (ctx.interrupted)() {
+                        task.abort();
+                        return Err(ModelError::Interrupted);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(ModelError::Other("the request task stopped".into()))
+                }
+            }
+        }
+    }
+}
+
+/// One attempt's failure, and whether another attempt may help.
+struct Failure {
+    error: ModelError,
+    retry: bool,
+    retry_after: Option<Duration>,
+}
+
+async fn call_with_retries(
+    http: reqwest::Client,
+    config: HttpConfig,
+    body: Value,
+    progress: Sender<Progress>,
+) {
+    let mut attempt = 0;
+    let result = loop {
+        match attempt_once(&http, &config, &body, &progress).await {
+            Ok(response) => break Ok(response),
+            Err(f) if f.retry && attempt < config.max_retries => {
+                tokio::time::sleep(backoff(attempt, f.retry_after)).await;
+                attempt += 1;
+            }
+            Err(f) => break Err(f.error),
+        }
+    };
+    let _ = progress.send(Progress::Done(result));
+}
+
+/// 0.5 s, 1 s, 2 s ... up to 8 s, unless the server said how long to wait (up to a minute).
+fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    match retry_after {
+        Some(d) if d <= Duration::from_secs(60) => d,
+        _ => Duration::from_millis(500 * 2u64.pow(attempt.min(4))).min(Duration::from_secs(8)),
+    }
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
+    let seconds =
+        number("retry-after-ms").map(|ms| ms / 1000.0).or_else(|| number("retry-after"))?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+/// The error and its causes in one line ("error sending request: connection refused").
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+async fn attempt_once(
+    http: &reqwest::Client,
+    config: &HttpConfig,
+    body: &Value,
+    progress: &Sender<Progress>,
+) -> Result<Response, Failure> {
+    let url = config.url();
+    let transport = |e: reqwest::Error| {
+        let error = if e.is_timeout() {
+            ModelError::Timeout { url: url.clone(), after: config.timeout }
+        } else {
+            ModelError::Connection { url: url.clone(), reason: describe(&e) }
+        };
+        Failure { error, retry: true, retry_after: None }
+    };
+    let invalid = |reason: String| Failure {
+        error: ModelError::InvalidResponse { url: url.clone(), reason },
+        retry: false,
+        retry_after: None,
+    };
+
+    let mut req = http
+        .post(&url)
+        .timeout(config.timeout)
+        .header("anthropic-version", "2023-06-01")
+        .json(body);
+    if let Some(key) = &config.api_key {
+        req = req.header("x-api-key", key);
+    } else if let Some(token) = &config.auth_token {
+        req = req.bearer_auth(token);
+    }
+    let response = req.send().await.map_err(transport)?;
+    let status = response.status().as_u16();
+    if !response.status().is_success() {
+        let wait = retry_after(response.headers());
+        let request_id =
+            response.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let text = response.text().await.unwrap_or_default();
+        let parsed: Value = serde_json::from_str(&text).unwrap_or_default();
+        let error_type = parsed["error"]["type"].as_str().unwrap_or("api_error").to_string();
+        let message = parsed["error"]["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| if text.is_empty() { "(empty body)".into() } else { text.clone() });
+        let retry = matches!(status, 408 | 409 | 429) || status >= 500;
+        let error = ModelError::Status { status, error_type, message, request_id };
+        return Err(Failure { error, retry, retry_after: wait });
+    }
+
+    if body.get("stream") == Some(&Value::Bool(true)) {
+        let mut events = response.bytes_stream().eventsource();
+        let mut assembler = StreamAssembler::default();
+        while let Some(event) = events.next().await {
+            let event = event.map_err(|e| match e {
+                eventsource_stream::EventStreamError::Transport(t) => transport(t),
+                other => invalid(other.to_string()),
+            })?;
+            if event.event == "error" {
+                return Err(Failure {
+                    error: stream_error(&event.data),
+                    retry: false,
+                    retry_after: None,
+                });
+            }
+            let mut on_text = |piece: &str| {
+                let _ = progress.send(Progress::Text(piece.to_string()));
+            };
+            assembler.event(&event.event, &event.data, &mut on_text).map_err(invalid)?;
+        }
+        return assembler.finish().map_err(invalid);
+    }
+
+    let bytes = response.bytes().await.map_err(transport)?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| invalid(format!("the body is not JSON ({e})")))?;
+    if !value["content"].is_array() {
+        return Err(invalid("the body has no content list".into()));
+    }
+    serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+}

@@ -1,0 +1,239 @@
+//! The six tools (and production's two more) against a real workspace and real processes.
+
+mod common;
+
+use _core::tools::{call, extended_tools, lesson_tools, Interrupted, ToolContext, BASH_TIMEOUT};
+use _core::{BackgroundManager, Options};
+use common::{marker, processes_with};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+struct Workspace {
+    root: PathBuf,
+    manager: BackgroundManager,
+}
+
+impl Workspace {
+    fn new() -> Self {
+        let root = std::env::temp_dir().join(format!("bgagent-tools-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&root).unwrap();
+        let root = std::fs::canonicalize(root).unwrap();
+        let options = Options {
+            workdir: Some(root.clone()),
+            grace: Duration::from_millis(300),
+            ..Options::default()
+        };
+        Workspace { manager: BackgroundManager::new(options).unwrap(), root }
+    }
+
+    fn ctx<'a>(&'a self, interrupted: &'a (dyn Fn() -> bool + Sync)) -> ToolContext<'a> {
+        ToolContext {
+            workdir: &self.root,
+            manager: &self.manager,
+            extended: true,
+            max_wait: Duration::from_secs(30),
+            bash_timeout: BASH_TIMEOUT,
+            interrupted,
+        }
+    }
+
+    fn call(&self, name: &str, input: Value) -> String {
+        call(&self.ctx(&|| false), name, &input).unwrap()
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[test]
+fn tool_schemas_are_the_lessons() {
+    let names = |tools: Vec<Value>| -> Vec<String> {
+        tools.iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(
+        names(lesson_tools()),
+        ["bash", "read_file", "write_file", "edit_file", "background_run", "check_background"]
+    );
+    assert_eq!(names(extended_tools())[6..], ["wait_background", "kill_background"]);
+    let bash = &lesson_tools()[0];
+    assert_eq!(
+        bash,
+        &json!({"name": "bash", "description": "Run a shell command (blocking).",
+                "input_schema": {"type": "object", "properties": {"command": {"type": "string"}},
+                                 "required": ["command"]}})
+    );
+    assert!(lesson_tools()[5]["input_schema"].get("required").is_none());
+}
+
+#[test]
+fn bash_runs_in_the_workspace_and_blocks_dangerous_commands() {
+    let ws = Workspace::new();
+    assert_eq!(
+        ws.call("bash", json!({"command": "pwd; echo err >&2"})),
+        format!("{}\nerr", ws.root.display())
+    );
+    assert_eq!(ws.call("bash", json!({"command": "true"})), "(no output)");
+    for bad in ["sudo ls", "rm -rf /", "echo x > /dev/sda", "shutdown now", "reboot"] {
+        assert_eq!(ws.call("bash", json!({"command": bad})), "Error: Dangerous command blocked");
+        assert_eq!(
+            ws.call("background_run", json!({"command": bad})),
+            "Error: Dangerous command blocked"
+        );
+    }
+}
+
+#[test]
+fn bash_timeout_leaves_nothing_behind() {
+    let ws = Workspace::new();
+    let mark = marker();
+    let ctx = ToolContext { bash_timeout: Duration::from_millis(300), ..ws.ctx(&|| false) };
+    let input = json!({"command": format!("sh -c 'sleep 600; :' {mark}; :")});
+    assert_eq!(call(&ctx, "bash", &input).unwrap(), "Error: Timeout (0.3s)");
+    assert_eq!(processes_with(&mark), Vec::<String>::new());
+}
+
+#[test]
+fn bash_stops_at_ctrl_c() {
+    let ws = Workspace::new();
+    let mark = marker();
+    let pressed = AtomicBool::new(false);
+    let interrupted = || pressed.load(Ordering::SeqCst);
+    let ctx = ws.ctx(&interrupted);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            pressed.store(true, Ordering::SeqCst);
+        });
+        let input = json!({"command": format!("sh -c 'sleep 600; :' {mark}; :")});
+        assert_eq!(call(&ctx, "bash", &input), Err(Interrupted));
+    });
+    assert_eq!(processes_with(&mark), Vec::<String>::new());
+}
+
+#[test]
+fn read_file_with_and_without_limit() {
+    let ws = Workspace::new();
+    std::fs::write(ws.path("f.txt"), "one\ntwo\r\nthree\nfour\n").unwrap();
+    assert_eq!(ws.call("read_file", json!({"path": "f.txt"})), "one\ntwo\nthree\nfour");
+    assert_eq!(
+        ws.call("read_file", json!({"path": "f.txt", "limit": 2})),
+        "one\ntwo\n... (2 more)"
+    );
+    assert_eq!(ws.call("read_file", json!({"path": "f.txt", "limit": 4})), "one\ntwo\nthree\nfour");
+    assert_eq!(ws.call("read_file", json!({"path": "f.txt", "limit": 0})), "one\ntwo\nthree\nfour");
+    std::fs::write(ws.path("big.txt"), "é".repeat(60_000)).unwrap();
+    assert_eq!(ws.call("read_file", json!({"path": "big.txt"})).chars().count(), 50_000);
+}
+
+#[test]
+fn read_file_errors_are_text() {
+    let ws = Workspace::new();
+    std::fs::write(ws.path("bin"), b"ok\xff\xfe").unwrap();
+    let bad = ws.call("read_file", json!({"path": "bin"}));
+    assert!(
+        bad.starts_with("Error: ") && bad.contains("not UTF-8 text (invalid byte at offset 2)"),
+        "{bad}"
+    );
+    let missing = ws.call("read_file", json!({"path": "nope.txt"}));
+    assert!(missing.starts_with("Error: ") && missing.contains("No such file"), "{missing}");
+    assert_eq!(
+        ws.call("read_file", json!({"path": "../x"})),
+        "Error: Path escapes workspace: ../x"
+    );
+    assert_eq!(ws.call("read_file", json!({})), "Error: read_file needs the argument 'path'");
+    assert_eq!(
+        ws.call("read_file", json!({"path": "bin", "limit": "3"})),
+        "Error: argument 'limit' of read_file must be an integer"
+    );
+}
+
+#[test]
+fn write_and_edit_files() {
+    let ws = Workspace::new();
+    assert_eq!(
+        ws.call("write_file", json!({"path": "a/b/c.txt", "content": "héllo hello"})),
+        "Wrote 11 bytes"
+    );
+    assert_eq!(std::fs::read_to_string(ws.path("a/b/c.txt")).unwrap(), "héllo hello");
+    assert_eq!(
+        ws.call("edit_file", json!({"path": "a/b/c.txt", "old_text": "hello", "new_text": "bye"})),
+        "Edited a/b/c.txt"
+    );
+    assert_eq!(std::fs::read_to_string(ws.path("a/b/c.txt")).unwrap(), "héllo bye");
+    assert_eq!(
+        ws.call("edit_file", json!({"path": "a/b/c.txt", "old_text": "zzz", "new_text": "y"})),
+        "Error: Text not found in a/b/c.txt"
+    );
+    assert_eq!(
+        ws.call("write_file", json!({"path": "/tmp/evil", "content": "x"})),
+        "Error: Path escapes workspace: /tmp/evil"
+    );
+    assert_eq!(
+        ws.call("write_file", json!({"path": "x", "content": 5})),
+        "Error: argument 'content' of write_file must be a string"
+    );
+    assert!(!Path::new("/tmp/evil").exists());
+}
+
+#[test]
+fn symlinks_out_of_the_workspace_are_refused() {
+    let ws = Workspace::new();
+    std::os::unix::fs::symlink("/etc", ws.path("etc")).unwrap();
+    assert_eq!(
+        ws.call("read_file", json!({"path": "etc/hostname"})),
+        "Error: Path escapes workspace: etc/hostname"
+    );
+    assert_eq!(
+        ws.call("write_file", json!({"path": "etc/new/file", "content": "x"})),
+        "Error: Path escapes workspace: etc/new/file"
+    );
+}
+
+#[test]
+fn background_tools_start_check_wait_and_kill() {
+    let ws = Workspace::new();
+    let started = ws.call("background_run", json!({"command": "sleep 0.3; echo done"}));
+    let id = started.split_whitespace().nth(2).unwrap().to_string();
+    assert_eq!(
+        ws.call("check_background", json!({"task_id": id})),
+        "[running] sleep 0.3; echo done\n(running)"
+    );
+    assert_eq!(
+        ws.call("wait_background", json!({"task_id": id})),
+        "[completed] sleep 0.3; echo done\ndone"
+    );
+    assert_eq!(
+        ws.call("check_background", json!({})),
+        format!("{id}: [completed] sleep 0.3; echo done")
+    );
+    let long = ws.call("background_run", json!({"command": "sleep 60"}));
+    let long_id = long.split_whitespace().nth(2).unwrap();
+    let waited = ws.call("wait_background", json!({"timeout": 0.2}));
+    assert!(waited.contains(&format!("{long_id}: [running] sleep 60")), "{waited}");
+    assert_eq!(
+        ws.call("kill_background", json!({"task_id": long_id})),
+        "[killed] sleep 60\nError: Killed"
+    );
+    assert_eq!(ws.call("wait_background", json!({"task_id": "nope"})), "Error: Unknown task nope");
+    assert_eq!(ws.call("teleport", json!({})), "Unknown tool: teleport");
+}
+
+#[test]
+fn lesson_mode_does_not_know_the_production_tools() {
+    let ws = Workspace::new();
+    let ctx = ToolContext { extended: false, ..ws.ctx(&|| false) };
+    assert_eq!(call(&ctx, "wait_background", &json!({})).unwrap(), "Unknown tool: wait_background");
+    assert_eq!(
+        call(&ctx, "kill_background", &json!({"task_id": "x"})).unwrap(),
+        "Unknown tool: kill_background"
+    );
+}
