@@ -34,7 +34,7 @@ impl LoopConfig {
 }
 
 /// Where the conversation lives: a Rust vector, or a Python list mutated in place.
-pub trait Conversation {
+pub trait Conversation: Send {
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -64,13 +64,13 @@ impl Conversation for Vec<Value> {
 }
 
 /// Runs tool calls and names the tools offered to the model.
-pub trait ToolRunner {
+pub trait ToolRunner: Send {
     fn schemas(&self) -> Result<Vec<Value>>;
     fn run(&mut self, name: &str, input: &Value) -> std::result::Result<String, Interrupted>;
 }
 
 /// What the loop reports as it goes (the lesson prints tool calls; a REPL streams text).
-pub trait LoopEvents {
+pub trait LoopEvents: Send {
     fn text(&mut self, _piece: &str) {}
     fn tool(&mut self, _name: &str, _output: &str) {}
     fn injected(&mut self, _text: &str) {}

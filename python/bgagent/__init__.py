@@ -1,14 +1,52 @@
 """bgagent: background tasks for coding agents, with a Rust core.
 
 `BackgroundManager` runs shell commands in the background and queues one notification per
-finished task; drain the queue before each model call to show the model what finished.
+finished task; `Agent` is an agent loop that drains that queue before each model call.
+`bgagent.s08` is the lesson's module, name for name.
 """
 
 import atexit
 
-from ._core import BackgroundManager, __version__, _shutdown_all
+from ._blocks import Block
+from ._core import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BackgroundManager,
+    BadRequestError,
+    Client,
+    ConfigError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    __version__,
+    _shutdown_all,
+)
+from .agent import Agent
 
-__all__ = ["BackgroundManager", "__version__"]
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "Agent",
+    "AuthenticationError",
+    "BackgroundManager",
+    "BadRequestError",
+    "Block",
+    "Client",
+    "ConfigError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "__version__",
+]
 
 # Tasks still running when the interpreter exits are killed with their process groups,
 # so nothing is left behind.

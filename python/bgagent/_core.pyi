@@ -1,9 +1,12 @@
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
-from typing import TypedDict
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 from typing_extensions import Self
+
+from ._blocks import Block
 
 __version__: str
 
@@ -72,3 +75,74 @@ class BackgroundManager:
     ) -> bool: ...
 
 def _shutdown_all() -> None: ...
+
+class Client:
+    """The built-in Messages API client; `client.messages.create(**kwargs)` works like the SDK's."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        auth_token: str | None = None,
+        timeout: float = 600.0,
+        max_retries: int = 2,
+        stream: bool = False,
+    ) -> None: ...
+    @property
+    def messages(self) -> Self: ...
+    @property
+    def base_url(self) -> str: ...
+    def create(
+        self,
+        *,
+        model: str | None,
+        messages: list[Any],
+        max_tokens: int,
+        system: str | None = None,
+        tools: list[Any] | None = None,
+        **other: Any,
+    ) -> Block: ...
+
+def run_loop(
+    messages: list[Any],
+    *,
+    client: Any,
+    model: str | None,
+    system: str,
+    manager: BackgroundManager,
+    workdir: str | PathLike[str],
+    tools: list[Any] | None = None,
+    handlers: dict[str, Callable[..., Any]] | None = None,
+    mirror: bool = False,
+    max_wait: float = 300.0,
+    max_tokens: int = 8000,
+    echo: bool = True,
+) -> None: ...
+def safe_path(workdir: str | PathLike[str], p: str) -> Path: ...
+def run_bash(workdir: str | PathLike[str], command: str, timeout: float = 120.0) -> str: ...
+def run_read(workdir: str | PathLike[str], path: str, limit: int | None = None) -> str: ...
+def run_write(workdir: str | PathLike[str], path: str, content: str) -> str: ...
+def run_edit(workdir: str | PathLike[str], path: str, old_text: str, new_text: str) -> str: ...
+def tool_schemas(extended: bool = False) -> list[dict[str, Any]]: ...
+def lesson_system(workdir: str | PathLike[str]) -> str: ...
+def read_dotenv(path: str | PathLike[str] = ".env") -> list[tuple[str, str]]: ...
+
+class APIError(Exception):
+    message: str
+
+class APIStatusError(APIError):
+    status_code: int
+    type: str
+    request_id: str | None
+
+class BadRequestError(APIStatusError): ...
+class AuthenticationError(APIStatusError): ...
+class PermissionDeniedError(APIStatusError): ...
+class NotFoundError(APIStatusError): ...
+class RateLimitError(APIStatusError): ...
+class InternalServerError(APIStatusError): ...
+class APIConnectionError(APIError): ...
+class APITimeoutError(APIConnectionError): ...
+class APIResponseValidationError(APIError): ...
+class ConfigError(APIError): ...

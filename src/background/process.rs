@@ -34,6 +34,19 @@ pub struct Limits {
     pub log_limit: u64,
 }
 
+impl Limits {
+    /// For a command run in the foreground: the lesson's output cap, no log file.
+    pub fn foreground(timeout: Duration) -> Self {
+        Limits {
+            timeout,
+            grace: Duration::from_secs(2),
+            pipe_grace: Duration::from_secs(2),
+            output_limit: 50_000,
+            log_limit: 0,
+        }
+    }
+}
+
 /// A started command: the shell, its process group id and its two output pipes.
 pub struct Running {
     child: Child,

@@ -92,13 +92,13 @@ enum Progress {
 
 impl Model for HttpClient {
     fn create(&self, request: &Request, ctx: &mut CallContext) -> Result<Response, ModelError> {
+        if request.model.is_empty() {
+            return Err(ModelError::Config("no model name: set MODEL_ID".into()));
+        }
         if self.config.api_key.is_none() && self.config.auth_token.is_none() {
             return Err(ModelError::Config(
                 "no API key: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN)".into(),
             ));
-        }
-        if request.model.is_empty() {
-            return Err(ModelError::Config("no model name: set MODEL_ID".into()));
         }
         let mut body =
             serde_json::to_value(request).map_err(|e| ModelError::Other(e.to_string()))?;

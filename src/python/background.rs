@@ -3,17 +3,14 @@
 use super::wait_interruptibly;
 use crate::background::{BackgroundManager, Notification, Options, Status, TaskRecord};
 use crate::error::Error;
-use pyo3::exceptions::{PyKeyError, PyOSError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
 use std::time::Duration;
 
 fn to_py_err(e: Error) -> PyErr {
-    match e {
-        Error::BadLogDir { .. } => PyOSError::new_err(e.to_string()),
-        _ => PyValueError::new_err(e.to_string()),
-    }
+    Python::attach(|py| super::errors::core_error(py, &e))
 }
 
 /// A duration argument in seconds; `positive` rejects zero too.
@@ -66,6 +63,12 @@ fn info_dict<'py>(py: Python<'py>, t: &TaskRecord) -> PyResult<Bound<'py, PyDict
 #[pyclass(frozen, name = "BackgroundManager", module = "bgagent")]
 pub struct PyBackgroundManager {
     manager: BackgroundManager,
+}
+
+impl PyBackgroundManager {
+    pub(crate) fn manager(&self) -> &BackgroundManager {
+        &self.manager
+    }
 }
 
 #[pymethods]

@@ -1,7 +1,10 @@
 //! PyO3 adapters: convert arguments and results, release the GIL while waiting, and delegate
 //! to the core. No logic here that a Rust caller would also need.
 
+mod agent;
 mod background;
+mod convert;
+mod errors;
 
 use pyo3::prelude::*;
 use std::time::{Duration, Instant};
@@ -38,10 +41,36 @@ fn _shutdown_all(py: Python<'_>) {
     py.detach(crate::background::shutdown_all);
 }
 
+/// The `KEY=value` pairs of a `.env` file (empty when there is no such file). The package
+/// sets them through `os.environ`, so Python and Rust both see them.
+#[pyfunction]
+#[pyo3(signature = (path=".env".into()))]
+fn read_dotenv(path: std::path::PathBuf) -> PyResult<Vec<(String, String)>> {
+    let bad = |e: dotenvy::Error| {
+        pyo3::exceptions::PyValueError::new_err(format!("{}: {e}", path.display()))
+    };
+    match dotenvy::from_path_iter(&path) {
+        Ok(pairs) => pairs.map(|p| p.map_err(bad)).collect(),
+        Err(e) if e.not_found() => Ok(Vec::new()),
+        Err(e) => Err(bad(e)),
+    }
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<background::PyBackgroundManager>()?;
+    m.add_class::<agent::PyClient>()?;
     m.add_function(wrap_pyfunction!(_shutdown_all, m)?)?;
+    m.add_function(wrap_pyfunction!(agent::run_loop, m)?)?;
+    m.add_function(wrap_pyfunction!(agent::safe_path, m)?)?;
+    m.add_function(wrap_pyfunction!(agent::run_bash, m)?)?;
+    m.add_function(wrap_pyfunction!(agent::run_read, m)?)?;
+    m.add_function(wrap_pyfunction!(agent::run_write, m)?)?;
+    m.add_function(wrap_pyfunction!(agent::run_edit, m)?)?;
+    m.add_function(wrap_pyfunction!(agent::tool_schemas, m)?)?;
+    m.add_function(wrap_pyfunction!(agent::lesson_system, m)?)?;
+    m.add_function(wrap_pyfunction!(read_dotenv, m)?)?;
+    errors::register(m)?;
     Ok(())
 }

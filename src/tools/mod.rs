@@ -7,6 +7,7 @@
 mod files;
 mod path;
 
+pub use files::{edit, read, write};
 pub use path::{resolve, safe_path};
 
 use crate::background::{BackgroundManager, ForegroundRun, Limits};
@@ -155,16 +156,25 @@ pub fn call(ctx: &ToolContext, name: &str, input: &Value) -> Result<String, Inte
 
 /// The blocking `bash` tool: same process-group care as background tasks, 120 s timeout.
 pub fn run_bash(ctx: &ToolContext, command: &str) -> Result<String, Interrupted> {
+    bash(ctx.workdir, command, ctx.bash_timeout, ctx.interrupted)
+}
+
+/// `bash` outside a loop: runs `command` in `workdir` to its end (or timeout, or Ctrl-C).
+pub fn bash(
+    workdir: &Path,
+    command: &str,
+    timeout: Duration,
+    interrupted: &(dyn Fn() -> bool + Sync),
+) -> Result<String, Interrupted> {
     if is_dangerous(command) {
         return Ok("Error: Dangerous command blocked".into());
     }
-    let limits = Limits { timeout: ctx.bash_timeout, ..ctx.manager.limits().clone() };
-    let run = ForegroundRun::start(command, ctx.workdir, limits);
+    let run = ForegroundRun::start(command, workdir, Limits::foreground(timeout));
     loop {
         if let Some((_, text)) = run.wait(POLL) {
             return Ok(text);
         }
-        if (ctx.interrupted)() {
+        if interrupted() {
             run.kill();
             run.finish();
             return Err(Interrupted);

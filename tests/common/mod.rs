@@ -1,4 +1,7 @@
 //! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+pub mod messages_server;
 
 /// A token no other process on the machine has in its command line.
 pub fn marker() -> String {

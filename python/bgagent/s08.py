@@ -1,0 +1,102 @@
+"""The s08 "Background Tasks" lesson module, name for name and string for string, running on
+bgagent's Rust core. Reassign `client`, `BG`, `MODEL`, `SYSTEM`, `TOOLS` or `TOOL_HANDLERS`
+and the next `agent_loop` call uses the new value, as in the lesson.
+
+Run the lesson's REPL with:  python -m bgagent.s08
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from . import _core
+from ._core import BackgroundManager
+
+# Like the lesson's load_dotenv(override=True).
+for _key, _value in _core.read_dotenv(".env"):
+    os.environ[_key] = _value
+
+# The lesson drops the bearer token when a base URL is set.
+if os.getenv("ANTHROPIC_BASE_URL"):
+    os.environ.pop("ANTHROPIC_AUTH_TOKEN", None)
+
+WORKDIR = Path.cwd()
+client: Any = _core.Client(base_url=os.getenv("ANTHROPIC_BASE_URL"))
+# Importing works without MODEL_ID; the first model call says it is missing.
+MODEL = os.environ.get("MODEL_ID")
+
+SYSTEM = f"You are a coding agent at {WORKDIR}. Use background_run for long-running commands."
+
+BG = BackgroundManager(WORKDIR)
+
+
+def safe_path(p: str) -> Path:
+    return _core.safe_path(WORKDIR, p)
+
+
+def run_bash(command: str) -> str:
+    return _core.run_bash(WORKDIR, command)
+
+
+def run_read(path: str, limit: int | None = None) -> str:
+    return _core.run_read(WORKDIR, path, limit)
+
+
+def run_write(path: str, content: str) -> str:
+    return _core.run_write(WORKDIR, path, content)
+
+
+def run_edit(path: str, old_text: str, new_text: str) -> str:
+    return _core.run_edit(WORKDIR, path, old_text, new_text)
+
+
+TOOL_HANDLERS = {
+    "bash": lambda **kw: run_bash(kw["command"]),
+    "read_file": lambda **kw: run_read(kw["path"], kw.get("limit")),
+    "write_file": lambda **kw: run_write(kw["path"], kw["content"]),
+    "edit_file": lambda **kw: run_edit(kw["path"], kw["old_text"], kw["new_text"]),
+    "background_run": lambda **kw: BG.run(kw["command"]),
+    "check_background": lambda **kw: BG.check(kw.get("task_id")),
+}
+
+TOOLS = _core.tool_schemas()
+
+
+def agent_loop(messages: list) -> None:
+    """The lesson's loop: drain and inject background results, call the model, run tools."""
+    _core.run_loop(
+        messages,
+        client=client,
+        model=MODEL,
+        system=SYSTEM,
+        manager=BG,
+        workdir=WORKDIR,
+        tools=TOOLS,
+        handlers=TOOL_HANDLERS,
+        mirror=True,
+    )
+
+
+def main() -> None:
+    history: list = []
+    while True:
+        try:
+            query = input("\033[36ms08 >> \033[0m")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if query.strip().lower() in ("q", "exit", ""):
+            break
+        history.append({"role": "user", "content": query})
+        agent_loop(history)
+        response_content = history[-1]["content"]
+        if isinstance(response_content, list):
+            for block in response_content:
+                if hasattr(block, "text"):
+                    print(block.text)
+        print()
+
+
+if __name__ == "__main__":
+    main()

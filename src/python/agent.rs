@@ -1,0 +1,455 @@
+//! The agent loop, the built-in client and the tool functions for Python.
+//!
+//! The loop runs without the GIL; it takes the GIL back only to touch Python objects: the
+//! conversation list, a Python client, Python tool handlers, `print`, and the signal check.
+
+use super::background::PyBackgroundManager;
+use super::convert::{to_block, to_json, to_py};
+use super::errors::{core_error, model_error, ConfigError};
+use crate::agent::{Conversation, Loop, LoopConfig, LoopEvents, ToolRunner};
+use crate::error::{Error, Result};
+use crate::llm::{CallContext, HttpClient, HttpConfig, Model, ModelError, Request, Response};
+use crate::tools::{self, BuiltinTools, Interrupted, ToolContext};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Remembers the first Python exception raised inside the loop, so the caller sees that very
+/// exception (a KeyboardInterrupt, or whatever a Python client or handler raised).
+#[derive(Default)]
+struct Pending(Mutex<Option<PyErr>>);
+
+impl Pending {
+    fn keep(&self, e: PyErr) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(e);
+    }
+
+    fn take(&self) -> Option<PyErr> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// The loop's interrupt check: runs Python's signal handlers.
+    fn interrupted(&self) -> bool {
+        Python::attach(|py| match py.check_signals() {
+            Ok(()) => false,
+            Err(e) => {
+                self.keep(e);
+                true
+            }
+        })
+    }
+}
+
+fn is_interrupt(py: Python<'_>, e: &PyErr) -> bool {
+    e.is_instance_of::<PyKeyboardInterrupt>(py)
+}
+
+/// `messages` as a Python list, mutated in place like the lesson's.
+struct PyConversation<'a> {
+    list: Py<PyList>,
+    pending: &'a Pending,
+}
+
+impl PyConversation<'_> {
+    fn append(
+        &self,
+        role: &str,
+        content: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>>,
+    ) -> Result<()> {
+        Python::attach(|py| {
+            let message = PyDict::new(py);
+            message.set_item("role", role)?;
+            message.set_item("content", content(py)?)?;
+            self.list.bind(py).append(message)
+        })
+        .map_err(|e| {
+            let text = e.to_string();
+            self.pending.keep(e);
+            Error::InvalidMessage(text)
+        })
+    }
+}
+
+impl Conversation for PyConversation<'_> {
+    fn len(&self) -> usize {
+        Python::attach(|py| self.list.bind(py).len())
+    }
+
+    fn to_json(&self) -> Result<Vec<Value>> {
+        Python::attach(|py| {
+            let list = self.list.bind(py);
+            list.iter().map(|m| to_json(&m)).collect::<PyResult<Vec<_>>>()
+        })
+        .map_err(|e| {
+            let text = e.to_string();
+            self.pending.keep(e);
+            Error::InvalidMessage(text)
+        })
+    }
+
+    fn push_user(&mut self, content: Value) -> Result<()> {
+        self.append("user", |py| Ok(to_py(py, &content)?.unbind()))
+    }
+
+    fn push_assistant(&mut self, response: &Response) -> Result<()> {
+        self.append("assistant", |py| {
+            let blocks = PyList::empty(py);
+            for block in &response.content {
+                blocks.append(to_block(py, block)?)?;
+            }
+            Ok(blocks.into_any().unbind())
+        })
+    }
+}
+
+/// Any Python object with `.messages.create(**kwargs)`: `anthropic.Anthropic()`, a fake.
+struct PyModel<'a> {
+    client: Py<PyAny>,
+    pending: &'a Pending,
+}
+
+/// Reads `name` as an attribute (SDK objects) or, failing that, as a key (dicts).
+fn field<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    obj.getattr(name).or_else(|e| obj.get_item(name).map_err(|_| e))
+}
+
+impl Model for PyModel<'_> {
+    fn create(
+        &self,
+        request: &Request,
+        _ctx: &mut CallContext,
+    ) -> std::result::Result<Response, ModelError> {
+        Python::attach(|py| {
+            let call = || -> PyResult<Response> {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("model", &request.model)?;
+                kwargs.set_item("system", &request.system)?;
+                kwargs.set_item("messages", to_py(py, &json!(request.messages))?)?;
+                kwargs.set_item("tools", to_py(py, &json!(request.tools))?)?;
+                kwargs.set_item("max_tokens", request.max_tokens)?;
+                let messages = self.client.bind(py).getattr("messages")?;
+                let response = messages.call_method("create", (), Some(&kwargs))?;
+                let content = field(&response, "content")?;
+                let content = content.try_iter()?.map(|b| to_json(&b?)).collect::<PyResult<_>>()?;
+                let stop = field(&response, "stop_reason")?;
+                let stop_reason = if stop.is_none() { None } else { Some(stop.str()?.to_string()) };
+                Ok(Response { content, stop_reason, rest: Default::default() })
+            };
+            call().map_err(|e| {
+                if is_interrupt(py, &e) {
+                    self.pending.keep(e);
+                    return ModelError::Interrupted;
+                }
+                let text = e.to_string();
+                self.pending.keep(e);
+                ModelError::Other(text)
+            })
+        })
+    }
+}
+
+/// Tools given as Python objects: the `TOOLS` list and the `TOOL_HANDLERS` dict.
+struct PyTools<'a> {
+    schemas: Py<PyList>,
+    handlers: Py<PyDict>,
+    pending: &'a Pending,
+}
+
+impl ToolRunner for PyTools<'_> {
+    fn schemas(&self) -> Result<Vec<Value>> {
+        Python::attach(|py| {
+            let list = self.schemas.bind(py);
+            list.iter().map(|t| to_json(&t)).collect::<PyResult<Vec<_>>>()
+        })
+        .map_err(|e| Error::InvalidMessage(format!("TOOLS: {e}")))
+    }
+
+    fn run(&mut self, name: &str, input: &Value) -> std::result::Result<String, Interrupted> {
+        Python::attach(|py| {
+            let Ok(Some(handler)) = self.handlers.bind(py).get_item(name) else {
+                return Ok(format!("Unknown tool: {name}"));
+            };
+            let kwargs = to_py(py, input).and_then(|k| Ok(k.cast_into::<PyDict>()?));
+            // Like the lesson: whatever a handler raises becomes "Error: ..." for the model.
+            let output = kwargs
+                .and_then(|k| handler.call((), Some(&k)))
+                .and_then(|o| Ok(o.str()?.to_string()));
+            match output {
+                Ok(text) => Ok(text),
+                Err(e) if is_interrupt(py, &e) => {
+                    self.pending.keep(e);
+                    Err(Interrupted)
+                }
+                Err(e) => Ok(format!("Error: {}", e.value(py))),
+            }
+        })
+    }
+}
+
+/// Prints what the lesson prints, through Python's `print` (so notebooks show it).
+struct PyEvents {
+    echo: bool,
+}
+
+impl LoopEvents for PyEvents {
+    fn tool(&mut self, name: &str, output: &str) {
+        if self.echo {
+            Python::attach(|py| {
+                let print = py.import("builtins").and_then(|b| b.getattr("print"));
+                if let Ok(print) = print {
+                    let _ = print.call1((format!("> {name}:"),));
+                    let _ = print.call1((crate::text::prefix(output, 200),));
+                }
+            });
+        }
+    }
+}
+
+/// The built-in Messages API client, for Python. `client.messages.create(**kwargs)` works
+/// like the SDK's, so it can stand where `anthropic.Anthropic()` stands.
+#[pyclass(frozen, name = "Client", module = "bgagent")]
+pub struct PyClient {
+    http: Arc<HttpClient>,
+}
+
+#[pymethods]
+impl PyClient {
+    #[new]
+    #[pyo3(signature = (*, base_url=None, api_key=None, auth_token=None, timeout=600.0, max_retries=2, stream=false))]
+    fn new(
+        base_url: Option<String>,
+        api_key: Option<String>,
+        auth_token: Option<String>,
+        timeout: f64,
+        max_retries: u32,
+        stream: bool,
+    ) -> PyResult<Self> {
+        if !(timeout.is_finite() && timeout > 0.0) {
+            return Err(PyValueError::new_err(format!(
+                "timeout must be a positive number of seconds, got {timeout}"
+            )));
+        }
+        let env = HttpConfig::from_env();
+        let config = HttpConfig {
+            base_url: base_url.filter(|u| !u.is_empty()).unwrap_or(env.base_url),
+            api_key: api_key.or(env.api_key),
+            auth_token: auth_token.or(env.auth_token),
+            timeout: Duration::from_secs_f64(timeout),
+            max_retries,
+            stream,
+        };
+        let http = HttpClient::new(config).map_err(|e| Python::attach(|py| model_error(py, &e)))?;
+        Ok(PyClient { http: Arc::new(http) })
+    }
+
+    /// `self`, so that `client.messages.create(...)` reads like the SDK.
+    #[getter]
+    fn messages(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[getter]
+    fn base_url(&self) -> String {
+        self.http.config().base_url.clone()
+    }
+
+    /// One Messages API call; returns the message (attribute and key access both work).
+    #[pyo3(signature = (*, model, messages, max_tokens, system=None, tools=None, **_other))]
+    #[allow(clippy::too_many_arguments)]
+    fn create<'py>(
+        &self,
+        py: Python<'py>,
+        model: Option<String>,
+        messages: &Bound<'py, PyAny>,
+        max_tokens: u32,
+        system: Option<String>,
+        tools: Option<&Bound<'py, PyAny>>,
+        _other: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let model = model.filter(|m| !m.is_empty()).ok_or_else(|| {
+            ConfigError::new_err("no model name: set MODEL_ID (or pass model=...)")
+        })?;
+        let messages = match to_json(messages)? {
+            Value::Array(list) => list,
+            _ => return Err(PyValueError::new_err("messages must be a list")),
+        };
+        let tools = match tools.map(to_json).transpose()? {
+            Some(Value::Array(list)) => list,
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => return Err(PyValueError::new_err("tools must be a list")),
+        };
+        let request =
+            Request { model, system: system.unwrap_or_default(), messages, tools, max_tokens };
+        let pending = Pending::default();
+        let response = py.detach(|| {
+            let mut ignore = |_: &str| {};
+            let interrupted = || pending.interrupted();
+            let mut ctx = CallContext { on_text: &mut ignore, interrupted: &interrupted };
+            self.http.create(&request, &mut ctx)
+        });
+        let response =
+            response.map_err(|e| pending.take().unwrap_or_else(|| model_error(py, &e)))?;
+        message_object(py, &response)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<bgagent.Client base_url={:?}>", self.http.config().base_url)
+    }
+}
+
+/// A response as a `Block` whose `content` is a list of `Block`s.
+fn message_object<'py>(py: Python<'py>, response: &Response) -> PyResult<Bound<'py, PyAny>> {
+    let mut whole =
+        serde_json::to_value(response).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    whole["content"] = Value::Null;
+    let message = to_block(py, &whole)?;
+    let blocks = PyList::empty(py);
+    for block in &response.content {
+        blocks.append(to_block(py, block)?)?;
+    }
+    message.set_item("content", blocks)?;
+    Ok(message)
+}
+
+/// Runs the agent loop on `messages` (a list, mutated in place).
+#[pyfunction]
+#[pyo3(signature = (messages, *, client, model, system, manager, workdir, tools=None, handlers=None,
+                    mirror=false, max_wait=300.0, max_tokens=8000, echo=true))]
+#[allow(clippy::too_many_arguments)]
+pub fn run_loop(
+    py: Python<'_>,
+    messages: &Bound<'_, PyList>,
+    client: &Bound<'_, PyAny>,
+    model: Option<String>,
+    system: String,
+    manager: &Bound<'_, PyBackgroundManager>,
+    workdir: PathBuf,
+    tools: Option<&Bound<'_, PyList>>,
+    handlers: Option<&Bound<'_, PyDict>>,
+    mirror: bool,
+    max_wait: f64,
+    max_tokens: u32,
+    echo: bool,
+) -> PyResult<()> {
+    if !(max_wait.is_finite() && max_wait >= 0.0) {
+        return Err(PyValueError::new_err(format!(
+            "max_wait must be a non-negative number, got {max_wait}"
+        )));
+    }
+    let config = LoopConfig {
+        model: model.unwrap_or_default(),
+        system,
+        max_tokens,
+        mirror,
+        max_wait: Duration::from_secs_f64(max_wait),
+    };
+    let pending = Pending::default();
+    let native = client.cast::<PyClient>().ok().map(|c| c.get().http.clone());
+    let py_model = PyModel { client: client.clone().unbind(), pending: &pending };
+    let model: &dyn Model = match &native {
+        Some(http) => http.as_ref(),
+        None => &py_model,
+    };
+    let manager = manager.get().manager();
+    let interrupted = || pending.interrupted();
+    let mut builtin = BuiltinTools {
+        ctx: ToolContext {
+            workdir: &workdir,
+            manager,
+            extended: !mirror,
+            max_wait: config.max_wait,
+            bash_timeout: tools::BASH_TIMEOUT,
+            interrupted: &interrupted,
+        },
+    };
+    let mut py_tools = match (tools, handlers) {
+        (Some(t), Some(h)) => Some(PyTools {
+            schemas: t.clone().unbind(),
+            handlers: h.clone().unbind(),
+            pending: &pending,
+        }),
+        (None, None) => None,
+        _ => return Err(PyValueError::new_err("give both tools and handlers, or neither")),
+    };
+    let runner: &mut dyn ToolRunner = match &mut py_tools {
+        Some(t) => t,
+        None => &mut builtin,
+    };
+    let mut conversation = PyConversation { list: messages.clone().unbind(), pending: &pending };
+    let mut events = PyEvents { echo };
+    let result = py.detach(|| {
+        let mut agent_loop = Loop {
+            config: &config,
+            model,
+            manager,
+            tools: runner,
+            events: &mut events,
+            interrupted: &interrupted,
+        };
+        agent_loop.run(&mut conversation)
+    });
+    // A Python exception raised inside (Ctrl-C, a Python client's error) is raised as itself.
+    result.map_err(|e| pending.take().unwrap_or_else(|| core_error(py, &e)))
+}
+
+fn workspace_err(e: String) -> PyErr {
+    PyValueError::new_err(e)
+}
+
+/// `safe_path(workdir, p)`: the resolved path, or ValueError `Path escapes workspace: {p}`.
+#[pyfunction]
+pub fn safe_path(workdir: PathBuf, p: &str) -> PyResult<PathBuf> {
+    tools::safe_path(&tools::resolve(&workdir), p).map_err(workspace_err)
+}
+
+/// The blocking bash tool in `workdir` (120 s timeout, Ctrl-C stops it and its children).
+#[pyfunction]
+#[pyo3(signature = (workdir, command, timeout=120.0))]
+pub fn run_bash(py: Python<'_>, workdir: PathBuf, command: &str, timeout: f64) -> PyResult<String> {
+    if !(timeout.is_finite() && timeout > 0.0) {
+        return Err(PyValueError::new_err("timeout must be a positive number of seconds"));
+    }
+    let pending = Pending::default();
+    let out = py.detach(|| {
+        let interrupted = || pending.interrupted();
+        tools::bash(&workdir, command, Duration::from_secs_f64(timeout), &interrupted)
+    });
+    out.map_err(|Interrupted| {
+        pending.take().unwrap_or_else(|| PyKeyboardInterrupt::new_err("interrupted"))
+    })
+}
+
+#[pyfunction]
+#[pyo3(signature = (workdir, path, limit=None))]
+pub fn run_read(workdir: PathBuf, path: &str, limit: Option<i64>) -> String {
+    tools::read(&tools::resolve(&workdir), path, limit)
+}
+
+#[pyfunction]
+pub fn run_write(workdir: PathBuf, path: &str, content: &str) -> String {
+    tools::write(&tools::resolve(&workdir), path, content)
+}
+
+#[pyfunction]
+pub fn run_edit(workdir: PathBuf, path: &str, old_text: &str, new_text: &str) -> String {
+    tools::edit(&tools::resolve(&workdir), path, old_text, new_text)
+}
+
+/// The lesson's six tool schemas (with `extended`, production's eight).
+#[pyfunction]
+#[pyo3(signature = (extended=false))]
+pub fn tool_schemas(py: Python<'_>, extended: bool) -> PyResult<Bound<'_, PyAny>> {
+    let list = if extended { tools::extended_tools() } else { tools::lesson_tools() };
+    to_py(py, &Value::Array(list))
+}
+
+/// The lesson's system prompt for a workspace.
+#[pyfunction]
+pub fn lesson_system(workdir: PathBuf) -> String {
+    LoopConfig::lesson_system(&workdir)
+}
