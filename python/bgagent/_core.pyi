@@ -1,7 +1,7 @@
+from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
-from collections.abc import Callable
 from typing import Any, TypedDict
 
 from typing_extensions import Self
