@@ -315,15 +315,15 @@ impl Inner {
     }
 
     /// How long stopping a task can take: the grace period, the SIGKILL, and the pipe cut-off.
-    fn stop_bound(&self) -> Duration {
+    pub(crate) fn stop_bound(&self) -> Duration {
         self.limits.grace + Duration::from_secs(3)
     }
 
-    fn wait_idle(&self, timeout: Option<Duration>) {
+    pub(crate) fn wait_idle(&self, timeout: Option<Duration>) {
         drop(self.wait_while(timeout, |s| s.running > 0));
     }
 
-    fn request_kill_all(&self) {
+    pub(crate) fn request_kill_all(&self) {
         let state = self.lock();
         for t in state.tasks.values().filter(|t| t.status == Status::Running) {
             t.kill.notify_one();
@@ -394,10 +394,16 @@ impl Inner {
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
+impl Inner {
+    fn remove_own_log_dir(&self) {
         if self.owns_log_dir {
             let _ = std::fs::remove_dir_all(&self.log_dir);
         }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.remove_own_log_dir();
     }
 }

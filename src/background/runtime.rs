@@ -52,6 +52,8 @@ pub fn shutdown_all() {
         inner.request_kill_all();
     }
     for inner in &live {
-        inner.wait_idle(None);
+        inner.wait_idle(Some(inner.stop_bound()));
+        // At exit no Drop will run for managers still referenced: clean up their temp logs now.
+        inner.remove_own_log_dir();
     }
 }

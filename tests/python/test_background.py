@@ -9,6 +9,7 @@ import textwrap
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import bgagent
 import pytest
@@ -216,18 +217,24 @@ def test_interpreter_exit_leaves_no_process_behind(holder):
     marker = new_marker()
     proc = run_script(f"""
         import threading, time, bgagent
-        def hold():
+        def start():
             bg = bgagent.BackgroundManager(grace=0.5)
             bg.start("trap '' TERM; sh -c 'sleep 600; :' {marker} & sh -c 'sleep 600; :' {marker}; :")
+            print(bg.log_dir, flush=True)
+            return bg
+        def hold():
+            bg = start()
             time.sleep(600)
         if {holder!r} == "module global":
-            bg = bgagent.BackgroundManager(grace=0.5)
-            bg.start("trap '' TERM; sh -c 'sleep 600; :' {marker} & sh -c 'sleep 600; :' {marker}; :")
+            bg = start()
         else:
             threading.Thread(target=hold, daemon=True).start()
         time.sleep(0.5)
     """)
     assert proc.returncode == 0, proc.stderr
+    log_dir = Path(proc.stdout.strip())
+    assert log_dir.name.startswith("bgagent-")
+    assert not log_dir.exists(), "the temporary log directory is removed at exit"
     assert processes_with(marker) == []
 
 
