@@ -71,8 +71,17 @@ pub trait ToolRunner: Send {
 
 /// What the loop reports as it goes (the lesson prints tool calls; a REPL streams text).
 pub trait LoopEvents: Send {
+    /// A model call starts.
+    fn model_call(&mut self) {}
+    /// A streamed piece of the model's text.
     fn text(&mut self, _piece: &str) {}
+    /// The model call returned.
+    fn model_reply(&mut self, _response: &Response) {}
+    /// A tool is about to run.
+    fn tool_start(&mut self, _name: &str, _input: &Value) {}
     fn tool(&mut self, _name: &str, _output: &str) {}
+    /// Notifications taken from the queue.
+    fn drained(&mut self, _notes: &[Notification]) {}
     fn injected(&mut self, _text: &str) {}
 }
 
@@ -127,6 +136,7 @@ impl Loop<'_> {
     }
 
     fn inject(&mut self, messages: &mut dyn Conversation, notes: &[Notification]) -> Result<()> {
+        self.events.drained(notes);
         let text = background_results(notes, !self.config.mirror);
         self.events.injected(&text);
         messages.push_user(Value::String(text))
@@ -140,13 +150,16 @@ impl Loop<'_> {
             tools: self.tools.schemas()?,
             max_tokens: self.config.max_tokens,
         };
+        self.events.model_call();
         let events = &mut *self.events;
         let mut on_text = |piece: &str| events.text(piece);
         let mut ctx = CallContext { on_text: &mut on_text, interrupted: self.interrupted };
-        self.model.create(&request, &mut ctx).map_err(|e| match e {
+        let response = self.model.create(&request, &mut ctx).map_err(|e| match e {
             ModelError::Interrupted => Error::Interrupted,
             other => Error::Model(other),
-        })
+        })?;
+        self.events.model_reply(&response);
+        Ok(response)
     }
 
     /// Production mode at the end of a turn: if tasks still run (or finished meanwhile), wait
@@ -180,6 +193,7 @@ impl Loop<'_> {
                 "Error: Interrupted by the user before this tool ran".to_string()
             } else {
                 let name = block["name"].as_str().unwrap_or_default();
+                self.events.tool_start(name, &block["input"]);
                 match self.tools.run(name, &block["input"]) {
                     Ok(output) => {
                         self.events.tool(name, &output);

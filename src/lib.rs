@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod background;
+pub mod cli;
 pub mod error;
 pub mod llm;
 mod text;

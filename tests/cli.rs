@@ -1,70 +1,315 @@
-//! The `bgagent` binary, run as a user runs it.
+//! The `bgagent` binary, run as a user runs it, against a local Messages API server.
 
 mod common;
 
-use std::process::{Command, Stdio};
+use common::messages_server::{error, message, text, tool_use, MessagesServer, Reply};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-fn bgagent() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bgagent"))
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("bgagent-cli-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(std::fs::canonicalize(dir).unwrap())
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The binary in `dir`, with a clean environment pointing at `url`.
+fn bgagent(dir: &Dir, url: Option<&str>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bgagent"));
+    cmd.current_dir(&dir.0)
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("MODEL_ID")
+        .env("NO_COLOR", "1");
+    if let Some(url) = url {
+        cmd.env("ANTHROPIC_BASE_URL", url)
+            .env("ANTHROPIC_API_KEY", "k")
+            .env("MODEL_ID", "test-model");
+    }
+    cmd
+}
+
+fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn msg(content: Value, stop: &str) -> Reply {
+    Reply::Message(message(content, stop))
 }
 
 #[test]
-fn prints_one_line_per_task_in_completion_order() {
-    let out = bgagent().args(["sleep 0.5; echo slow", "echo fast"]).output().unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 4, "{text}");
-    assert!(
-        lines[0].starts_with("Background task ")
-            && lines[0].ends_with(" started: sleep 0.5; echo slow")
-    );
-    assert!(
-        lines[2].starts_with("[bg:") && lines[2].ends_with("] completed (exit 0): fast"),
-        "{text}"
-    );
-    assert!(lines[3].ends_with("] completed (exit 0): slow"), "{text}");
+fn help_and_version() {
+    let dir = Dir::new();
+    let help = bgagent(&dir, None).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    for flag in [
+        "--model",
+        "--base-url",
+        "--workdir",
+        "--mirror",
+        "--prompt",
+        "--script",
+        "--trace",
+        "--demo",
+    ] {
+        assert!(out(&help).contains(flag), "{flag} in help");
+    }
+    let version = bgagent(&dir, None).arg("--version").output().unwrap();
+    assert_eq!(out(&version).trim(), format!("bgagent {}", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
-fn a_failing_command_makes_the_exit_code_one() {
-    let out = bgagent().args(["true", "exit 3"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("completed (exit 3): (no output)"));
-}
-
-#[test]
-fn usage_help_and_version() {
-    let none = bgagent().output().unwrap();
-    assert_eq!(none.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&none.stderr).starts_with("usage: bgagent"));
-    let help = bgagent().arg("--help").output().unwrap();
-    assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("COMMAND"));
-    let version = bgagent().arg("-V").output().unwrap();
+fn missing_model_or_key_is_one_line_and_exit_2() {
+    let dir = Dir::new();
+    let no_model =
+        bgagent(&dir, None).args(["-p", "hi"]).env("ANTHROPIC_API_KEY", "k").output().unwrap();
+    assert_eq!(no_model.status.code(), Some(2));
+    assert_eq!(err(&no_model), "bgagent: no model name: set MODEL_ID or pass --model NAME\n");
+    let no_key = bgagent(&dir, None).args(["-p", "hi", "--model", "m"]).output().unwrap();
+    assert_eq!(no_key.status.code(), Some(2));
     assert_eq!(
-        String::from_utf8_lossy(&version.stdout).trim(),
-        format!("bgagent {}", env!("CARGO_PKG_VERSION"))
+        err(&no_key),
+        "bgagent: no API key: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN)\n"
+    );
+    let bad_flag = bgagent(&dir, None).arg("--frobnicate").output().unwrap();
+    assert_eq!(bad_flag.status.code(), Some(2));
+}
+
+#[test]
+fn one_shot_prints_the_final_answer_and_runs_tools() {
+    let dir = Dir::new();
+    let server = MessagesServer::start(vec![
+        msg(
+            json!([tool_use("t1", "write_file", json!({"path": "hi.txt", "content": "hello"}))]),
+            "tool_use",
+        ),
+        msg(json!([text("Wrote hi.txt.")]), "end_turn"),
+    ]);
+    let o = bgagent(&dir, Some(&server.url())).args(["-p", "write hi.txt"]).output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "Wrote hi.txt.\n");
+    assert!(err(&o).contains("> write_file:\nWrote 5 bytes\n"), "{}", err(&o));
+    assert_eq!(std::fs::read_to_string(dir.0.join("hi.txt")).unwrap(), "hello");
+    let first = &server.requests()[0].body;
+    assert_eq!(first["stream"], true);
+    assert_eq!(first["messages"][0]["content"], "write hi.txt");
+    assert_eq!(
+        first["system"],
+        format!(
+            "You are a coding agent at {}. Use background_run for long-running commands.",
+            dir.0.display()
+        )
     );
 }
 
 #[test]
-fn sigint_stops_the_tasks_before_exiting() {
-    let mark = common::marker();
-    let child = bgagent()
-        .arg(format!("sh -c 'sleep 600; :' {mark}; :"))
-        .stdout(Stdio::null())
+fn one_shot_reads_the_prompt_from_stdin() {
+    let dir = Dir::new();
+    let server = MessagesServer::start(vec![msg(json!([text("ok")]), "end_turn")]);
+    let mut cmd = bgagent(&dir, Some(&server.url()));
+    cmd.args(["-p", "-"]);
+    let o = run_with_stdin(cmd, "from stdin\n");
+    assert_eq!(out(&o), "ok\n");
+    assert_eq!(server.requests()[0].body["messages"][0]["content"], "from stdin\n");
+}
+
+#[test]
+fn api_errors_and_dead_servers_exit_1_with_the_reason() {
+    let dir = Dir::new();
+    let server = MessagesServer::start(vec![error(401, "invalid x-api-key")]);
+    let o = bgagent(&dir, Some(&server.url())).args(["-p", "hi"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).starts_with("bgagent: 401 authentication_error: invalid x-api-key"),
+        "{}",
+        err(&o)
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let o = bgagent(&dir, Some(&url)).args(["-p", "hi"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains(&format!("cannot reach the model server at {url}/v1/messages")),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(err(&o).lines().count(), 1, "one line, no stack trace");
+}
+
+#[test]
+fn repl_over_piped_stdin() {
+    let dir = Dir::new();
+    let server = MessagesServer::start(vec![
+        msg(
+            json!([
+                text("Starting."),
+                tool_use("t1", "background_run", json!({"command": "echo bg-out"}))
+            ]),
+            "tool_use",
+        ),
+        msg(json!([text("Started it.")]), "end_turn"),
+        msg(json!([text("It printed bg-out.")]), "end_turn"),
+        error(500, "server trouble"),
+        error(500, "server trouble"),
+        error(500, "server trouble"),
+        msg(json!([text("Back again.")]), "end_turn"),
+    ]);
+    let o = run_with_stdin(
+        bgagent(&dir, Some(&server.url())),
+        "start it\n/tasks\nfail please\nhello again\n/help\n/clear\nq\n",
+    );
+    let stdout = out(&o);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        stdout.starts_with("s08 >> Starting.\n> background_run:\nBackground task "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("<background-results>\n[bg:"), "{stdout}");
+    assert!(stdout.contains("It printed bg-out.\n"), "{stdout}");
+    assert!(stdout.contains(": [completed] echo bg-out\n"), "/tasks: {stdout}");
+    assert!(err(&o).contains("bgagent: 500 api_error: server trouble"), "{}", err(&o));
+    assert!(stdout.contains("Back again.\n"), "the REPL goes on after an API error: {stdout}");
+    assert!(stdout.contains("/kill ID") && stdout.contains("(new conversation)"), "{stdout}");
+    assert_eq!(stdout.matches("s08 >> ").count(), 7);
+}
+
+#[test]
+fn demo_runs_end_to_end_offline() {
+    let dir = Dir::new();
+    let o = bgagent(&dir, None).arg("--demo").output().unwrap();
+    let stdout = out(&o);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(stdout.contains("s08 >> Run \"sleep 5 && echo done\" in the background"), "{stdout}");
+    assert!(stdout.contains("s08 >> Start 3 background tasks"), "{stdout}");
+    assert!(stdout.contains("s08 >> Run pytest in the background"), "{stdout}");
+    assert_eq!(stdout.matches("Background update: [bg:").count(), 5, "{stdout}");
+    assert!(
+        stdout.contains("completed: done") && stdout.contains("completed: 3 passed in 2.01s"),
+        "{stdout}"
+    );
+    let workspace = stdout.lines().next().unwrap().rsplit(' ').next().unwrap().to_string();
+    assert!(!std::path::Path::new(&workspace).exists(), "the demo workspace is removed");
+}
+
+#[test]
+fn trace_records_every_kind_of_event() {
+    let dir = Dir::new();
+    let server = MessagesServer::start(vec![
+        msg(json!([tool_use("t1", "background_run", json!({"command": "sleep 0.2"}))]), "tool_use"),
+        msg(json!([text("waiting")]), "end_turn"),
+        msg(json!([text("done")]), "end_turn"),
+    ]);
+    let trace = dir.0.join("trace.jsonl");
+    let o = bgagent(&dir, Some(&server.url()))
+        .args(["-p", "go", "--trace"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let events: Vec<Value> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    for kind in [
+        "model_call",
+        "model_reply",
+        "tool_call",
+        "tool_result",
+        "task_start",
+        "task_end",
+        "drain",
+        "inject",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    let at =
+        |kind: &str| events.iter().find(|e| e["event"] == kind).unwrap()["t"].as_f64().unwrap();
+    assert!(at("model_call") <= at("task_start") && at("task_start") < at("task_end"));
+    assert!(at("task_end") <= at("inject"));
+}
+
+#[test]
+fn a_script_file_replaces_the_server() {
+    let dir = Dir::new();
+    let script = dir.0.join("script.json");
+    std::fs::write(
+        &script,
+        json!([{"content": [{"type": "text", "text": "scripted hi"}], "stop_reason": "end_turn"}])
+            .to_string(),
+    )
+    .unwrap();
+    let o = bgagent(&dir, None).args(["-p", "hi", "--script"]).arg(&script).output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "scripted hi\n");
+}
+
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    let dir = Dir::new();
+    let server =
+        MessagesServer::start(vec![msg(json!([text(&"many lines\n".repeat(20000))]), "end_turn")]);
+    let mut child = bgagent(&dir, Some(&server.url()))
+        .args(["-p", "hi"])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    drop(child.stdout.take()); // like `| head -1` exiting at once
+    let o = child.wait_with_output().unwrap();
+    assert!(err(&o).is_empty(), "no panic, no message: {}", err(&o));
+}
+
+#[test]
+fn ctrl_c_in_one_shot_stops_tools_and_exits_130() {
+    let dir = Dir::new();
+    let mark = common::marker();
+    let server = MessagesServer::start(vec![msg(
+        json!([tool_use(
+            "t1",
+            "bash",
+            json!({"command": format!("sh -c 'sleep 600; :' {mark}; :")})
+        )]),
+        "tool_use",
+    )]);
+    let child = bgagent(&dir, Some(&server.url()))
+        .args(["-p", "go"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted, stopping 1 task(s)"));
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130));
     assert_eq!(common::processes_with(&mark), Vec::<String>::new());
 }

@@ -56,6 +56,13 @@ fn read_dotenv(path: std::path::PathBuf) -> PyResult<Vec<(String, String)>> {
     }
 }
 
+/// Runs the `bgagent` command with `argv` (the pip-installed script calls this); returns
+/// its exit code.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> i32 {
+    py.detach(|| crate::cli::main(argv))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -71,6 +78,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(agent::tool_schemas, m)?)?;
     m.add_function(wrap_pyfunction!(agent::lesson_system, m)?)?;
     m.add_function(wrap_pyfunction!(read_dotenv, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     errors::register(m)?;
     Ok(())
 }

@@ -1,0 +1,235 @@
+//! What the CLI prints: colours (off with --no-color, NO_COLOR, or output to a pipe), the
+//! lesson's tool lines, streamed text, a spinner on stderr, and the --trace file.
+
+use crate::agent::LoopEvents;
+use crate::background::{BackgroundManager, Notification};
+use crate::llm::Response;
+use crate::text::prefix;
+use serde_json::{json, Value};
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    pub fn new(no_color: bool) -> Self {
+        let env_off = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Style { color: !no_color && !env_off && std::io::stdout().is_terminal() }
+    }
+
+    pub fn paint(&self, ansi: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{ansi}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn prompt(&self) -> String {
+        self.paint("36", "s08 >> ")
+    }
+}
+
+/// Prints to stdout; a closed pipe ends the program quietly (SIGPIPE is left at its default).
+pub fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// `--trace FILE`: one JSON object per line, each with seconds since the start.
+pub struct Trace {
+    file: Mutex<File>,
+    start: Instant,
+}
+
+impl Trace {
+    pub fn create(path: &std::path::Path) -> std::io::Result<Arc<Trace>> {
+        Ok(Arc::new(Trace { file: Mutex::new(File::create(path)?), start: Instant::now() }))
+    }
+
+    pub fn event(&self, kind: &str, fields: Value) {
+        self.event_at(kind, fields, Instant::now());
+    }
+
+    /// An event that happened at `at` (task starts and ends are seen a little later).
+    pub fn event_at(&self, kind: &str, mut fields: Value, at: Instant) {
+        fields["t"] = json!(at.saturating_duration_since(self.start).as_secs_f64());
+        fields["event"] = json!(kind);
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(file, "{fields}");
+        let _ = file.flush();
+    }
+}
+
+/// A small animation on stderr while the model thinks; only when stderr is a terminal.
+pub struct Spinner {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Spinner {
+    pub fn start() -> Option<Spinner> {
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+            let mut i = 0;
+            while !flag.load(Ordering::SeqCst) {
+                eprint!("\r{} thinking", frames[i % frames.len()]);
+                i += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            eprint!("\r\x1b[K");
+        });
+        Some(Spinner { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The loop's events as the CLI shows them.
+pub struct CliEvents {
+    pub style: Style,
+    /// Print the model's text as it streams (REPL, demo); one-shot prints only the answer.
+    pub stream_text: bool,
+    /// Tool lines go to stderr in one-shot mode, so stdout holds just the answer.
+    pub tools_to_stderr: bool,
+    pub trace: Option<Arc<Trace>>,
+    spinner: Option<Spinner>,
+    text_open: bool,
+}
+
+impl CliEvents {
+    pub fn new(
+        style: Style,
+        stream_text: bool,
+        tools_to_stderr: bool,
+        trace: Option<Arc<Trace>>,
+    ) -> Self {
+        CliEvents { style, stream_text, tools_to_stderr, trace, spinner: None, text_open: false }
+    }
+
+    fn line(&self, text: &str) {
+        if self.tools_to_stderr {
+            eprintln!("{text}");
+        } else {
+            say(&format!("{text}\n"));
+        }
+    }
+
+    fn trace(&self, kind: &str, fields: Value) {
+        if let Some(t) = &self.trace {
+            t.event(kind, fields);
+        }
+    }
+}
+
+impl LoopEvents for CliEvents {
+    fn model_call(&mut self) {
+        self.trace("model_call", json!({}));
+        self.spinner = Spinner::start();
+    }
+
+    fn text(&mut self, piece: &str) {
+        self.spinner = None;
+        if self.stream_text {
+            say(piece);
+            self.text_open = true;
+        }
+    }
+
+    fn model_reply(&mut self, response: &Response) {
+        self.spinner = None;
+        if self.text_open {
+            say("\n");
+            self.text_open = false;
+        }
+        self.trace("model_reply", json!({"stop_reason": response.stop_reason}));
+    }
+
+    fn tool_start(&mut self, name: &str, input: &Value) {
+        self.trace("tool_call", json!({"name": name, "input": input}));
+    }
+
+    fn tool(&mut self, name: &str, output: &str) {
+        self.line(&self.style.paint("33", &format!("> {name}:")));
+        self.line(prefix(output, 200));
+        self.trace("tool_result", json!({"name": name, "output": prefix(output, 200)}));
+    }
+
+    fn drained(&mut self, notes: &[Notification]) {
+        let ids: Vec<&str> = notes.iter().map(|n| n.task_id.as_str()).collect();
+        self.trace("drain", json!({"task_ids": ids}));
+    }
+
+    fn injected(&mut self, text: &str) {
+        self.line(&self.style.paint("2", text));
+        self.trace("inject", json!({"text": text}));
+    }
+}
+
+/// Watches a manager's task table from a thread: calls `on_start` and `on_end` once per task.
+pub struct TaskWatcher {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TaskWatcher {
+    pub fn start(
+        manager: Arc<BackgroundManager>,
+        mut on_start: impl FnMut(&crate::TaskRecord) + Send + 'static,
+        mut on_end: impl FnMut(&crate::TaskRecord) + Send + 'static,
+    ) -> TaskWatcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut started = std::collections::HashSet::new();
+            let mut ended = std::collections::HashSet::new();
+            loop {
+                // Read the flag first, so the scan after it sees everything up to the stop.
+                let last = stopping.load(Ordering::SeqCst);
+                for t in manager.tasks() {
+                    if started.insert(t.id.clone()) {
+                        on_start(&t);
+                    }
+                    if t.status != crate::Status::Running && ended.insert(t.id.clone()) {
+                        on_end(&t);
+                    }
+                }
+                if last {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        TaskWatcher { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for TaskWatcher {
+    /// One last look, then the thread ends.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

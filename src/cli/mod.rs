@@ -1,0 +1,330 @@
+//! The `bgagent` command: the lesson's REPL, one-shot mode (`-p`) and an offline demo.
+//! `main` is also what the pip-installed `bgagent` script calls, through the extension.
+
+mod console;
+mod demo;
+mod repl;
+
+use crate::agent::{Loop, LoopConfig};
+use crate::background::{BackgroundManager, Options};
+use crate::error::Error;
+use crate::llm::{HttpClient, HttpConfig, Model, ScriptedModel};
+use crate::tools::{BuiltinTools, ToolContext, BASH_TIMEOUT};
+use clap::Parser;
+use console::{say, CliEvents, Style, Trace};
+use serde_json::{json, Value};
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bgagent",
+    version,
+    about = "A coding agent whose long commands run in the background (the s08 lesson, for real)",
+    after_help = "Without -p it starts the REPL: type a request, `q` to quit, /help for commands.\n\
+                  Try it offline with: bgagent --demo"
+)]
+struct Args {
+    /// Model name
+    #[arg(long, env = "MODEL_ID")]
+    model: Option<String>,
+    /// Messages API base URL
+    #[arg(long, env = "ANTHROPIC_BASE_URL")]
+    base_url: Option<String>,
+    /// Where commands run and files are read and written (default: the current directory)
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    #[arg(long, default_value_t = 8000)]
+    max_tokens: u32,
+    /// Seconds before a background task is stopped
+    #[arg(long, default_value_t = 300.0)]
+    bg_timeout: f64,
+    /// Seconds to wait at the end of a turn for tasks still running (not with --mirror)
+    #[arg(long, default_value_t = 300.0)]
+    max_wait: f64,
+    /// Exactly the lesson's loop and six tools
+    #[arg(long)]
+    mirror: bool,
+    /// One turn: send TEXT (`-` reads it from stdin), print the final answer, exit
+    #[arg(short = 'p', long, value_name = "TEXT")]
+    prompt: Option<String>,
+    /// Replay model responses from a JSON file instead of calling a server
+    #[arg(long, value_name = "FILE")]
+    script: Option<PathBuf>,
+    /// Write every model call, tool call, task start and end, drain and injection as JSON lines
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// No colours (NO_COLOR is respected too)
+    #[arg(long)]
+    no_color: bool,
+    /// Play the lesson's three prompts offline with a built-in model
+    #[arg(long)]
+    demo: bool,
+}
+
+/// Set by SIGINT during a turn; the loop polls it.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    use nix::sys::signal::{sigaction, signal, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action =
+        SigAction::new(SigHandler::Handler(on_sigint), SaFlags::SA_RESTART, SigSet::empty());
+    // SAFETY: the handler only stores to an atomic; SIGPIPE's default ends the program
+    // quietly when its output pipe closes (`bgagent -p ... | head -1`).
+    unsafe {
+        let _ = sigaction(Signal::SIGINT, &action);
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
+}
+
+/// Exit codes: 0 done, 1 the model call failed, 2 bad usage or configuration, 130 Ctrl-C.
+pub fn main(args: Vec<OsString>) -> i32 {
+    // Like the lesson: `.env` in the working directory, overriding the environment.
+    let _ = dotenvy::from_path_override(".env");
+    let args = match Args::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    install_signal_handlers();
+    match run(args) {
+        Ok(()) => 0,
+        Err(Failure(code, message)) => {
+            if !message.is_empty() {
+                eprintln!("bgagent: {message}");
+            }
+            code
+        }
+    }
+}
+
+/// An exit code and the one line that explains it.
+struct Failure(i32, String);
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Interrupted => Failure(130, "interrupted".into()),
+            Error::Model(crate::llm::ModelError::Config(m)) => Failure(2, m),
+            Error::Model(m) => Failure(1, m.to_string()),
+            other => Failure(2, other.to_string()),
+        }
+    }
+}
+
+fn positive(name: &str, value: f64) -> Result<Duration, Failure> {
+    if value.is_finite() && value > 0.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(Failure(2, format!("--{name} must be a positive number of seconds")))
+    }
+}
+
+/// Everything one session uses.
+pub(crate) struct Session {
+    config: LoopConfig,
+    model: Box<dyn Model>,
+    manager: Arc<BackgroundManager>,
+    workdir: PathBuf,
+    style: Style,
+    trace: Option<Arc<Trace>>,
+}
+
+impl Session {
+    /// Runs the loop on `messages` until the model ends its turn (or Ctrl-C).
+    fn turn(&self, messages: &mut Vec<Value>, events: &mut CliEvents) -> Result<(), Error> {
+        INTERRUPTED.store(false, Ordering::SeqCst);
+        let interrupted = || INTERRUPTED.load(Ordering::SeqCst);
+        let mut tools = BuiltinTools {
+            ctx: ToolContext {
+                workdir: &self.workdir,
+                manager: &self.manager,
+                extended: !self.config.mirror,
+                max_wait: self.config.max_wait,
+                bash_timeout: BASH_TIMEOUT,
+                interrupted: &interrupted,
+            },
+        };
+        Loop {
+            config: &self.config,
+            model: self.model.as_ref(),
+            manager: &self.manager,
+            tools: &mut tools,
+            events,
+            interrupted: &interrupted,
+        }
+        .run(messages)
+    }
+
+    fn events(&self, stream_text: bool, tools_to_stderr: bool) -> CliEvents {
+        CliEvents::new(self.style, stream_text, tools_to_stderr, self.trace.clone())
+    }
+}
+
+fn run(args: Args) -> Result<(), Failure> {
+    let style = Style::new(args.no_color);
+    let bg_timeout = positive("bg-timeout", args.bg_timeout)?;
+    let max_wait = Duration::from_secs_f64(args.max_wait.max(0.0));
+    let demo_dir = args.demo.then(|| {
+        let dir = std::env::temp_dir()
+            .join(format!("bgagent-demo-{}", &uuid::Uuid::new_v4().to_string()[..8]));
+        let _ = std::fs::create_dir_all(&dir);
+        dir
+    });
+    let workdir = match demo_dir.clone().or(args.workdir.clone()) {
+        Some(dir) => dir,
+        None => {
+            std::env::current_dir().map_err(|e| Failure(2, format!("no working directory: {e}")))?
+        }
+    };
+    let workdir = std::fs::canonicalize(&workdir)
+        .map_err(|e| Failure(2, format!("--workdir {}: {e}", workdir.display())))?;
+
+    let model: Box<dyn Model> = if args.demo {
+        Box::new(demo::DemoModel)
+    } else if let Some(path) = &args.script {
+        Box::new(ScriptedModel::from_file(path).map_err(|e| Failure(2, e.to_string()))?)
+    } else {
+        let mut http = HttpConfig::from_env();
+        if let Some(url) = &args.base_url {
+            http.base_url = url.clone();
+        }
+        http.stream = true;
+        if args.model.as_deref().unwrap_or_default().is_empty() {
+            return Err(Failure(2, "no model name: set MODEL_ID or pass --model NAME".into()));
+        }
+        if http.api_key.is_none() && http.auth_token.is_none() {
+            return Err(Failure(
+                2,
+                "no API key: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN)".into(),
+            ));
+        }
+        Box::new(HttpClient::new(http).map_err(|e| Failure(2, e.to_string()))?)
+    };
+    let options =
+        Options { workdir: Some(workdir.clone()), timeout: bg_timeout, ..Options::default() };
+    let manager = Arc::new(BackgroundManager::new(options).map_err(|e| Failure(2, e.to_string()))?);
+    let trace = match &args.trace {
+        Some(path) => Some(
+            Trace::create(path)
+                .map_err(|e| Failure(2, format!("--trace {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let watcher = trace.as_ref().map(|t| {
+        let (starts, ends) = (t.clone(), t.clone());
+        console::TaskWatcher::start(
+            manager.clone(),
+            move |task| {
+                let fields = json!({"task_id": task.id, "command": task.command});
+                starts.event_at("task_start", fields, task.started)
+            },
+            move |task| {
+                let fields =
+                    json!({"task_id": task.id, "status": task.status.as_str(), "exit_code": task.exit_code});
+                ends.event_at("task_end", fields, task.finished.unwrap_or_else(Instant::now))
+            },
+        )
+    });
+    let session = Session {
+        config: LoopConfig {
+            model: args.model.clone().unwrap_or_else(|| "demo".into()),
+            system: LoopConfig::lesson_system(&workdir),
+            max_tokens: args.max_tokens,
+            mirror: args.mirror,
+            max_wait,
+        },
+        model,
+        manager,
+        workdir,
+        style,
+        trace,
+    };
+
+    let result = if args.demo {
+        run_demo(&session)
+    } else if let Some(prompt) = &args.prompt {
+        one_shot(&session, prompt)
+    } else {
+        repl::run(&session)
+    };
+    session.manager.shutdown();
+    drop(watcher); // records the last task ends
+    if let Some(dir) = demo_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+fn one_shot(session: &Session, prompt: &str) -> Result<(), Failure> {
+    let prompt = if prompt == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Failure(2, format!("cannot read stdin: {e}")))?;
+        text
+    } else {
+        prompt.to_string()
+    };
+    let mut messages = vec![json!({"role": "user", "content": prompt})];
+    let mut events = session.events(false, true);
+    session.turn(&mut messages, &mut events)?;
+    say(&format!("{}\n", last_text(&messages)));
+    Ok(())
+}
+
+/// The text of the last assistant message.
+fn last_text(messages: &[Value]) -> String {
+    let last = messages.iter().rev().find(|m| m["role"] == "assistant");
+    let blocks = last.and_then(|m| m["content"].as_array()).cloned().unwrap_or_default();
+    let texts: Vec<&str> =
+        blocks.iter().filter(|b| b["type"] == "text").filter_map(|b| b["text"].as_str()).collect();
+    texts.join("\n")
+}
+
+fn run_demo(session: &Session) -> Result<(), Failure> {
+    let style = session.style;
+    say(&format!(
+        "{}\n",
+        style.paint(
+            "1",
+            &format!(
+                "bgagent demo: a built-in model, real background tasks in {}",
+                session.workdir.display()
+            )
+        )
+    ));
+    let mut messages = Vec::new();
+    for prompt in demo::PROMPTS {
+        say(&format!("\n{}{prompt}\n", style.prompt()));
+        messages.push(json!({"role": "user", "content": prompt}));
+        let mut events = session.events(true, false);
+        session.turn(&mut messages, &mut events)?;
+    }
+    say(&format!("\n{}\n", session.manager.check(None)));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_parse() {
+        let a = Args::try_parse_from(["bgagent", "-p", "hi", "--mirror", "--max-tokens", "10"])
+            .unwrap();
+        assert_eq!(a.prompt.as_deref(), Some("hi"));
+        assert!(a.mirror);
+        assert_eq!(a.max_tokens, 10);
+    }
+}
