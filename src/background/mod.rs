@@ -340,35 +340,31 @@ impl Inner {
             state.tasks.insert(id.clone(), record);
             state.running += 1;
         }
-        let rt = runtime::runtime();
-        let spawned = {
-            let _in_runtime = rt.enter();
-            process::spawn(command, &self.workdir)
-        };
-        match spawned {
-            Err(e) => {
-                let reason = format!("cannot start sh in {}: {e}", self.workdir.display());
-                let outcome =
-                    record::Outcome { result: format!("Error: {reason}"), ..Default::default() };
-                self.finish(&id, Status::Error, outcome);
-            }
-            Ok(running) => {
-                let log =
-                    LogFile::new(self.log_dir.join(format!("{id}.log")), self.limits.log_limit);
-                let watcher = rt.spawn(process::supervise(running, kill, self.limits.clone(), log));
-                let inner = Arc::clone(self);
-                let task_id = id.clone();
-                rt.spawn(async move {
-                    // A panic in the watcher must still end the task, or waiters would hang.
-                    let (status, outcome) = watcher.await.unwrap_or_else(|e| {
+        // Starting the shell happens on the runtime's threads: `start` returns at once, and a
+        // burst of starts uses both cores instead of queueing behind the caller.
+        let inner = Arc::clone(self);
+        let (task_id, command) = (id.clone(), command.to_string());
+        runtime::runtime().spawn(async move {
+            let (status, outcome) = match process::spawn(&command, &inner.workdir) {
+                Err(e) => {
+                    let result =
+                        format!("Error: cannot start sh in {}: {e}", inner.workdir.display());
+                    (Status::Error, record::Outcome { result, ..Default::default() })
+                }
+                Ok(running) => {
+                    let path = inner.log_dir.join(format!("{task_id}.log"));
+                    let log = LogFile::new(path, inner.limits.log_limit);
+                    let watch = process::supervise(running, kill, inner.limits.clone(), log);
+                    // A panic while watching must still end the task, or waiters would hang.
+                    tokio::spawn(watch).await.unwrap_or_else(|e| {
                         let result =
                             format!("Error: internal failure while watching the task: {e}");
                         (Status::Error, record::Outcome { result, ..Default::default() })
-                    });
-                    inner.finish(&task_id, status, outcome);
-                });
-            }
-        }
+                    })
+                }
+            };
+            inner.finish(&task_id, status, outcome);
+        });
         id
     }
 
