@@ -251,6 +251,11 @@ impl BackgroundManager {
         }
     }
 
+    /// How many notifications wait in the queue.
+    pub fn queued(&self) -> usize {
+        self.inner.lock().queue.len()
+    }
+
     pub fn has_running_tasks(&self) -> bool {
         self.inner.lock().running > 0
     }

@@ -105,34 +105,58 @@ impl Drop for Spinner {
     }
 }
 
+/// Where the CLI's lines go.
+#[derive(Clone)]
+pub enum Sink {
+    Stdout,
+    /// One-shot mode keeps stdout for the answer alone.
+    Stderr,
+    /// Above the prompt while the user types (a turn started by --auto-resume).
+    Printer(Arc<Mutex<Box<dyn rustyline::ExternalPrinter + Send>>>),
+}
+
+impl Sink {
+    pub fn write(&self, text: &str) {
+        match self {
+            Sink::Stdout => say(text),
+            Sink::Stderr => eprint!("{text}"),
+            Sink::Printer(p) => {
+                let mut printer = p.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = printer.print(text.trim_end_matches('\n').to_string());
+            }
+        }
+    }
+}
+
 /// The loop's events as the CLI shows them.
 pub struct CliEvents {
     pub style: Style,
     /// Print the model's text as it streams (REPL, demo); one-shot prints only the answer.
     pub stream_text: bool,
-    /// Tool lines go to stderr in one-shot mode, so stdout holds just the answer.
-    pub tools_to_stderr: bool,
+    pub sink: Sink,
     pub trace: Option<Arc<Trace>>,
     spinner: Option<Spinner>,
+    /// Streamed text held back until its line ends (printer sink only).
+    open_text: String,
+    /// Streamed text was printed and its line is still open (direct sinks).
     text_open: bool,
 }
 
 impl CliEvents {
-    pub fn new(
-        style: Style,
-        stream_text: bool,
-        tools_to_stderr: bool,
-        trace: Option<Arc<Trace>>,
-    ) -> Self {
-        CliEvents { style, stream_text, tools_to_stderr, trace, spinner: None, text_open: false }
+    pub fn new(style: Style, stream_text: bool, sink: Sink, trace: Option<Arc<Trace>>) -> Self {
+        CliEvents {
+            style,
+            stream_text,
+            sink,
+            trace,
+            spinner: None,
+            open_text: String::new(),
+            text_open: false,
+        }
     }
 
     fn line(&self, text: &str) {
-        if self.tools_to_stderr {
-            eprintln!("{text}");
-        } else {
-            say(&format!("{text}\n"));
-        }
+        self.sink.write(&format!("{text}\n"));
     }
 
     fn trace(&self, kind: &str, fields: Value) {
@@ -145,22 +169,40 @@ impl CliEvents {
 impl LoopEvents for CliEvents {
     fn model_call(&mut self) {
         self.trace("model_call", json!({}));
-        self.spinner = Spinner::start();
+        if !matches!(self.sink, Sink::Printer(_)) {
+            self.spinner = Spinner::start();
+        }
     }
 
     fn text(&mut self, piece: &str) {
         self.spinner = None;
-        if self.stream_text {
-            say(piece);
-            self.text_open = true;
+        if !self.stream_text {
+            return;
+        }
+        match &self.sink {
+            // Above a prompt only whole lines can be printed.
+            Sink::Printer(_) => {
+                self.open_text.push_str(piece);
+                if let Some(end) = self.open_text.rfind('\n') {
+                    let done: String = self.open_text.drain(..=end).collect();
+                    self.sink.write(&done);
+                }
+            }
+            sink => {
+                sink.write(piece);
+                self.text_open |= !piece.is_empty();
+            }
         }
     }
 
     fn model_reply(&mut self, response: &Response) {
         self.spinner = None;
-        if self.text_open {
-            say("\n");
-            self.text_open = false;
+        if !self.open_text.is_empty() {
+            let rest = std::mem::take(&mut self.open_text);
+            self.sink.write(&format!("{rest}\n"));
+        }
+        if std::mem::take(&mut self.text_open) {
+            self.sink.write("\n");
         }
         self.trace("model_reply", json!({"stop_reason": response.stop_reason}));
     }

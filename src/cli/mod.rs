@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::llm::{HttpClient, HttpConfig, Model, ScriptedModel};
 use crate::tools::{BuiltinTools, ToolContext, BASH_TIMEOUT};
 use clap::Parser;
-use console::{say, CliEvents, Style, Trace};
+use console::{say, CliEvents, Sink, Style, Trace};
 use serde_json::{json, Value};
 use std::ffi::OsString;
 use std::io::Read;
@@ -64,10 +64,13 @@ struct Args {
     /// Play the lesson's three prompts offline with a built-in model
     #[arg(long)]
     demo: bool,
+    /// In the REPL, start a turn by itself when a background task finishes
+    #[arg(long)]
+    auto_resume: bool,
 }
 
 /// Set by SIGINT during a turn; the loop polls it.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
@@ -166,8 +169,8 @@ impl Session {
         .run(messages)
     }
 
-    fn events(&self, stream_text: bool, tools_to_stderr: bool) -> CliEvents {
-        CliEvents::new(self.style, stream_text, tools_to_stderr, self.trace.clone())
+    fn events(&self, stream_text: bool, sink: Sink) -> CliEvents {
+        CliEvents::new(self.style, stream_text, sink, self.trace.clone())
     }
 }
 
@@ -256,7 +259,7 @@ fn run(args: Args) -> Result<(), Failure> {
     } else if let Some(prompt) = &args.prompt {
         one_shot(&session, prompt)
     } else {
-        repl::run(&session)
+        repl::run(&session, args.auto_resume)
     };
     session.manager.shutdown();
     drop(watcher); // records the last task ends
@@ -277,7 +280,7 @@ fn one_shot(session: &Session, prompt: &str) -> Result<(), Failure> {
         prompt.to_string()
     };
     let mut messages = vec![json!({"role": "user", "content": prompt})];
-    let mut events = session.events(false, true);
+    let mut events = session.events(false, Sink::Stderr);
     session.turn(&mut messages, &mut events)?;
     say(&format!("{}\n", last_text(&messages)));
     Ok(())
@@ -308,7 +311,7 @@ fn run_demo(session: &Session) -> Result<(), Failure> {
     for prompt in demo::PROMPTS {
         say(&format!("\n{}{prompt}\n", style.prompt()));
         messages.push(json!({"role": "user", "content": prompt}));
-        let mut events = session.events(true, false);
+        let mut events = session.events(true, Sink::Stdout);
         session.turn(&mut messages, &mut events)?;
     }
     say(&format!("\n{}\n", session.manager.check(None)));

@@ -2,7 +2,8 @@
 //! quit. On a terminal it has line editing, history, a notice when a background task ends
 //! while you type, and Ctrl-C cancels the turn (twice at the prompt quits).
 
-use super::console::{say, TaskWatcher};
+use super::console::{say, Sink, TaskWatcher};
+use super::INTERRUPTED;
 use super::{Failure, Session};
 use crate::error::Error;
 use rustyline::error::ReadlineError;
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
 const HELP: &str = "/tasks      the background tasks and their status
 /kill ID    stop a background task
@@ -24,9 +25,9 @@ enum Flow {
     Quit,
 }
 
-pub fn run(session: &Session) -> Result<(), Failure> {
+pub fn run(session: &Session, auto_resume: bool) -> Result<(), Failure> {
     if std::io::stdin().is_terminal() {
-        terminal(session)
+        terminal(session, auto_resume)
     } else {
         piped(session)
     }
@@ -55,7 +56,7 @@ fn handle(session: &Session, messages: &mut Vec<Value>, line: &str) -> Flow {
         return Flow::Continue;
     }
     messages.push(json!({"role": "user", "content": line}));
-    let mut events = session.events(true, false);
+    let mut events = session.events(true, Sink::Stdout);
     match session.turn(messages, &mut events) {
         Ok(()) => {}
         Err(Error::Interrupted) => say("\n(turn cancelled; the conversation is kept)\n"),
@@ -88,54 +89,127 @@ fn history_file() -> Option<PathBuf> {
     Some(dir.join("history"))
 }
 
-fn terminal(session: &Session) -> Result<(), Failure> {
+/// What the main thread hears about: a line read at the prompt, or a task that ended there.
+enum Input {
+    Read(Result<String, ReadlineError>),
+    TaskEnded,
+}
+
+type SharedPrinter = Arc<Mutex<Box<dyn ExternalPrinter + Send>>>;
+
+/// A terminal: line editing and history. The prompt is read on its own thread, so a task that
+/// ends while the user types can be announced above the prompt (and, with `auto_resume`, start
+/// a turn whose output also goes above the prompt).
+fn terminal(session: &Session, auto_resume: bool) -> Result<(), Failure> {
     let mut editor = rustyline::DefaultEditor::new()
         .map_err(|e| Failure(2, format!("cannot use the terminal: {e}")))?;
     let history = history_file();
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
-    // A task that ends while the prompt waits gets a line above it, without breaking what is typed.
+    let printer: Option<SharedPrinter> = editor
+        .create_external_printer()
+        .ok()
+        .map(|p| Arc::new(Mutex::new(Box::new(p) as Box<dyn ExternalPrinter + Send>)));
     let at_prompt = Arc::new(AtomicBool::new(false));
-    let _watcher = editor.create_external_printer().ok().map(|mut printer| {
-        let waiting = at_prompt.clone();
-        let style = session.style;
+    let turn_above_prompt = Arc::new(AtomicBool::new(false));
+    let (send, inputs) = mpsc::channel();
+    let (go, go_ahead) = mpsc::channel::<()>();
+
+    // The reader: one prompt per `go`.
+    let reader = {
+        let (send, at_prompt, turn_above) =
+            (send.clone(), at_prompt.clone(), turn_above_prompt.clone());
+        let prompt = session.style.prompt();
+        std::thread::spawn(move || {
+            while go_ahead.recv().is_ok() {
+                let read = loop {
+                    at_prompt.store(true, Ordering::SeqCst);
+                    let read = editor.readline(&prompt);
+                    at_prompt.store(false, Ordering::SeqCst);
+                    // Ctrl-C while a turn runs above the prompt cancels that turn only.
+                    if matches!(read, Err(ReadlineError::Interrupted))
+                        && turn_above.load(Ordering::SeqCst)
+                    {
+                        INTERRUPTED.store(true, Ordering::SeqCst);
+                        continue;
+                    }
+                    break read;
+                };
+                if let (Ok(line), Some(path)) = (&read, &history) {
+                    if !line.trim().is_empty() {
+                        let _ = editor.add_history_entry(line.as_str());
+                        let _ = editor.save_history(path);
+                    }
+                }
+                if send.send(Input::Read(read)).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+
+    // A task that ends while the prompt waits gets a line above it, without breaking what is typed.
+    let _watcher = printer.clone().map(|printer| {
+        let (waiting, style) = (at_prompt.clone(), session.style);
         TaskWatcher::start(
             session.manager.clone(),
             |_| {},
             move |task| {
                 if waiting.load(Ordering::SeqCst) {
-                    let _ = printer
-                        .print(style.paint("2", &format!("[bg:{}] {}", task.id, task.status)));
+                    let line = style.paint("2", &format!("[bg:{}] {}", task.id, task.status));
+                    let _ = printer.lock().unwrap_or_else(|e| e.into_inner()).print(line);
+                    if auto_resume {
+                        let _ = send.send(Input::TaskEnded);
+                    }
                 }
             },
         )
     });
+
     let mut messages = Vec::new();
     let mut ctrl_c_once = false;
-    loop {
-        at_prompt.store(true, Ordering::SeqCst);
-        let read = editor.readline(&session.style.prompt());
-        at_prompt.store(false, Ordering::SeqCst);
-        match read {
-            Ok(line) => {
-                ctrl_c_once = false;
-                if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
-                    if let Some(path) = &history {
-                        let _ = editor.save_history(path);
+    let _ = go.send(());
+    let result = loop {
+        let Ok(input) = inputs.recv() else { break Ok(()) };
+        match input {
+            Input::TaskEnded => {
+                // Only when the user is still at the prompt and something waits to be told.
+                let ready = at_prompt.load(Ordering::SeqCst)
+                    && !messages.is_empty()
+                    && session.manager.queued() > 0;
+                if let (true, Some(p)) = (ready, &printer) {
+                    turn_above_prompt.store(true, Ordering::SeqCst);
+                    let sink = Sink::Printer(p.clone());
+                    let mut events = session.events(true, sink.clone());
+                    let outcome = session.turn(&mut messages, &mut events);
+                    turn_above_prompt.store(false, Ordering::SeqCst);
+                    match outcome {
+                        Ok(()) => {}
+                        Err(Error::Interrupted) => {
+                            sink.write("(turn cancelled; the conversation is kept)\n")
+                        }
+                        Err(e) => sink.write(&format!("bgagent: {e}\n")),
                     }
                 }
-                if let Flow::Quit = handle(session, &mut messages, &line) {
-                    return Ok(());
-                }
             }
-            Err(ReadlineError::Interrupted) if !ctrl_c_once => {
+            Input::Read(Ok(line)) => {
+                ctrl_c_once = false;
+                if let Flow::Quit = handle(session, &mut messages, &line) {
+                    break Ok(());
+                }
+                let _ = go.send(());
+            }
+            Input::Read(Err(ReadlineError::Interrupted)) if !ctrl_c_once => {
                 ctrl_c_once = true;
                 say("(Ctrl-C again or Ctrl-D to quit)\n");
+                let _ = go.send(());
             }
-            Err(ReadlineError::Interrupted | ReadlineError::Eof) => return Ok(()),
-            Err(e) => return Err(Failure(1, format!("cannot read the terminal: {e}"))),
+            Input::Read(Err(ReadlineError::Interrupted | ReadlineError::Eof)) => break Ok(()),
+            Input::Read(Err(e)) => break Err(Failure(1, format!("cannot read the terminal: {e}"))),
         }
-    }
+    };
+    drop(go); // the reader ends at its next turn
+    drop(reader);
+    result
 }
