@@ -5,10 +5,10 @@ mod common;
 use _core::agent::{background_results, Loop, LoopConfig, LoopEvents};
 use _core::llm::{HttpClient, HttpConfig, Model, ScriptedModel};
 use _core::tools::{BuiltinTools, ToolContext, BASH_TIMEOUT};
-use _core::{BackgroundManager, Error, Options};
+use _core::Error;
 use common::messages_server::{message, text, tool_use, MessagesServer, Reply};
+use common::Workspace;
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
@@ -26,24 +26,17 @@ impl LoopEvents for Recorder {
     }
 }
 
-struct Setup {
-    root: PathBuf,
-    manager: BackgroundManager,
+trait RunLoop {
+    fn run(
+        &self,
+        model: &dyn Model,
+        mirror: bool,
+        messages: &mut Vec<Value>,
+        interrupt_after: Option<Duration>,
+    ) -> (Result<(), Error>, Recorder);
 }
 
-impl Setup {
-    fn new() -> Self {
-        let root = std::env::temp_dir().join(format!("bgagent-agent-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&root).unwrap();
-        let root = std::fs::canonicalize(root).unwrap();
-        let options = Options {
-            workdir: Some(root.clone()),
-            grace: Duration::from_millis(300),
-            ..Options::default()
-        };
-        Setup { manager: BackgroundManager::new(options).unwrap(), root }
-    }
-
+impl RunLoop for Workspace {
     /// Runs one loop; `interrupt_after` simulates Ctrl-C.
     fn run(
         &self,
@@ -85,12 +78,6 @@ impl Setup {
     }
 }
 
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
 fn http(server: &MessagesServer) -> HttpClient {
     HttpClient::new(HttpConfig {
         base_url: server.url(),
@@ -109,7 +96,7 @@ fn msg(content: Value, stop: &str) -> Reply {
 
 #[test]
 fn a_background_result_is_injected_before_the_next_call() {
-    let setup = Setup::new();
+    let setup = Workspace::new();
     let server = MessagesServer::start(vec![
         msg(
             json!([tool_use("t1", "background_run", json!({"command": "echo built"}))]),
@@ -138,7 +125,7 @@ fn a_background_result_is_injected_before_the_next_call() {
 
 #[test]
 fn production_waits_for_running_tasks_at_end_turn() {
-    let setup = Setup::new();
+    let setup = Workspace::new();
     let server = MessagesServer::start(vec![
         msg(
             json!([tool_use(
@@ -164,7 +151,7 @@ fn production_waits_for_running_tasks_at_end_turn() {
 
 #[test]
 fn ctrl_c_during_tools_answers_every_tool_use() {
-    let setup = Setup::new();
+    let setup = Workspace::new();
     let server = MessagesServer::start(vec![msg(
         json!([
             tool_use("t1", "bash", json!({"command": "sleep 30"})),
@@ -190,7 +177,7 @@ fn ctrl_c_during_tools_answers_every_tool_use() {
 
 #[test]
 fn a_model_error_leaves_the_conversation_as_it_was() {
-    let setup = Setup::new();
+    let setup = Workspace::new();
     let server = MessagesServer::start(vec![common::messages_server::error(400, "nope")]);
     let mut messages = vec![json!({"role": "user", "content": "go"})];
     let (result, _) = setup.run(&http(&server), false, &mut messages, None);
@@ -200,7 +187,7 @@ fn a_model_error_leaves_the_conversation_as_it_was() {
 
 #[test]
 fn a_scripted_model_from_a_file_drives_the_loop() {
-    let setup = Setup::new();
+    let setup = Workspace::new();
     let script = setup.root.join("script.json");
     std::fs::write(
         &script,

@@ -113,10 +113,10 @@ fn large_output_keeps_an_exact_head_and_a_capped_log() {
     let t = finish(&m, &id);
     let full: String = (1..=100_000).map(|i| format!("{i}\n")).collect();
     assert_eq!(t.result.as_deref(), Some(&full[..50_000]));
-    assert_eq!(t.stdout_bytes, full.len() as u64);
-    assert_eq!(t.log_bytes, 100_000);
-    assert!(t.log_cut);
-    let log = std::fs::read_to_string(t.log_path.unwrap()).unwrap();
+    assert_eq!(t.output.stdout_bytes, full.len() as u64);
+    assert_eq!(t.output.log_bytes, 100_000);
+    assert!(t.output.log_cut);
+    let log = std::fs::read_to_string(t.output.log_path.unwrap()).unwrap();
     assert!(log.starts_with(&full[..100_000]));
     assert!(log[100_000..].contains("log cut at 100000 bytes"));
     std::fs::remove_dir_all(dir).unwrap();

@@ -3,31 +3,19 @@
 mod common;
 
 use _core::tools::{call, extended_tools, lesson_tools, Interrupted, ToolContext, BASH_TIMEOUT};
-use _core::{BackgroundManager, Options};
-use common::{marker, processes_with};
+use common::{marker, processes_with, Workspace};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-struct Workspace {
-    root: PathBuf,
-    manager: BackgroundManager,
+trait Tools {
+    fn ctx<'a>(&'a self, interrupted: &'a (dyn Fn() -> bool + Sync)) -> ToolContext<'a>;
+    fn call(&self, name: &str, input: Value) -> String;
+    fn path(&self, rel: &str) -> PathBuf;
 }
 
-impl Workspace {
-    fn new() -> Self {
-        let root = std::env::temp_dir().join(format!("bgagent-tools-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&root).unwrap();
-        let root = std::fs::canonicalize(root).unwrap();
-        let options = Options {
-            workdir: Some(root.clone()),
-            grace: Duration::from_millis(300),
-            ..Options::default()
-        };
-        Workspace { manager: BackgroundManager::new(options).unwrap(), root }
-    }
-
+impl Tools for Workspace {
     fn ctx<'a>(&'a self, interrupted: &'a (dyn Fn() -> bool + Sync)) -> ToolContext<'a> {
         ToolContext {
             workdir: &self.root,
@@ -45,12 +33,6 @@ impl Workspace {
 
     fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
-    }
-}
-
-impl Drop for Workspace {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 

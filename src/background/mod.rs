@@ -12,7 +12,7 @@ pub(crate) mod runtime;
 
 pub use foreground::ForegroundRun;
 pub use process::Limits;
-pub use record::{Notification, Status, TaskRecord};
+pub use record::{Notification, OutputStats, Status, TaskRecord};
 pub use runtime::shutdown_all;
 
 use crate::error::{Error, Result};

@@ -5,7 +5,7 @@
 //! answers kill requests, and signals the whole group so that no process outlives the task.
 
 use super::capture::{combine, LogFile, StreamHead};
-use super::record::{Outcome, Status};
+use super::record::{Outcome, OutputStats, Status};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::cell::RefCell;
@@ -266,9 +266,7 @@ pub async fn supervise(
             (Status::Completed, text)
         }
     };
-    let outcome = Outcome {
-        result,
-        exit_code,
+    let output = OutputStats {
         stdout_bytes: out.head.bytes,
         stderr_bytes: err.head.bytes,
         log_bytes: log.written,
@@ -276,6 +274,7 @@ pub async fn supervise(
         log_path: log.created_path().map(Path::to_path_buf),
         log_error: log.error.clone(),
     };
+    let outcome = Outcome { result, exit_code, output };
     (status, outcome)
 }
 

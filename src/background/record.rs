@@ -45,11 +45,9 @@ pub struct Notification {
     pub exit_code: Option<i32>,
 }
 
-/// How a task ended, as the supervisor reports it.
+/// What a task's output amounted to: byte counts and where the full text was logged.
 #[derive(Clone, Debug, Default)]
-pub struct Outcome {
-    pub result: String,
-    pub exit_code: Option<i32>,
+pub struct OutputStats {
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
     /// Bytes of output stored in the log file.
@@ -58,6 +56,14 @@ pub struct Outcome {
     pub log_path: Option<PathBuf>,
     /// A problem with the log file (the task itself still ran).
     pub log_error: Option<String>,
+}
+
+/// How a task ended, as the supervisor reports it.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub result: String,
+    pub exit_code: Option<i32>,
+    pub output: OutputStats,
 }
 
 /// The manager's record of one task.
@@ -71,12 +77,7 @@ pub struct TaskRecord {
     pub exit_code: Option<i32>,
     pub started: Instant,
     pub finished: Option<Instant>,
-    pub stdout_bytes: u64,
-    pub stderr_bytes: u64,
-    pub log_bytes: u64,
-    pub log_cut: bool,
-    pub log_path: Option<PathBuf>,
-    pub log_error: Option<String>,
+    pub output: OutputStats,
     pub(crate) kill: Arc<Notify>,
 }
 
@@ -90,12 +91,7 @@ impl TaskRecord {
             exit_code: None,
             started: Instant::now(),
             finished: None,
-            stdout_bytes: 0,
-            stderr_bytes: 0,
-            log_bytes: 0,
-            log_cut: false,
-            log_path: None,
-            log_error: None,
+            output: OutputStats::default(),
             kill: Arc::new(Notify::new()),
         }
     }
@@ -105,12 +101,7 @@ impl TaskRecord {
         self.result = Some(outcome.result);
         self.exit_code = outcome.exit_code;
         self.finished = Some(Instant::now());
-        self.stdout_bytes = outcome.stdout_bytes;
-        self.stderr_bytes = outcome.stderr_bytes;
-        self.log_bytes = outcome.log_bytes;
-        self.log_cut = outcome.log_cut;
-        self.log_path = outcome.log_path;
-        self.log_error = outcome.log_error;
+        self.output = outcome.output;
     }
 
     /// How long the task ran (so far, while it runs).

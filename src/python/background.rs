@@ -50,12 +50,13 @@ fn info_dict<'py>(py: Python<'py>, t: &TaskRecord) -> PyResult<Bound<'py, PyDict
     d.set_item("result", t.result.as_deref())?;
     d.set_item("exit_code", t.exit_code)?;
     d.set_item("elapsed", t.elapsed().as_secs_f64())?;
-    d.set_item("stdout_bytes", t.stdout_bytes)?;
-    d.set_item("stderr_bytes", t.stderr_bytes)?;
-    d.set_item("log_path", t.log_path.as_ref().map(|p| p.to_string_lossy().into_owned()))?;
-    d.set_item("log_bytes", t.log_bytes)?;
-    d.set_item("log_cut", t.log_cut)?;
-    d.set_item("log_error", t.log_error.as_deref())?;
+    let o = &t.output;
+    d.set_item("stdout_bytes", o.stdout_bytes)?;
+    d.set_item("stderr_bytes", o.stderr_bytes)?;
+    d.set_item("log_path", o.log_path.as_ref().map(|p| p.to_string_lossy().into_owned()))?;
+    d.set_item("log_bytes", o.log_bytes)?;
+    d.set_item("log_cut", o.log_cut)?;
+    d.set_item("log_error", o.log_error.as_deref())?;
     Ok(d)
 }
 

@@ -22,3 +22,29 @@ pub fn processes_with(marker: &str) -> Vec<String> {
     }
     found
 }
+
+/// A temporary workspace with a manager running in it (short grace period); removed on drop.
+pub struct Workspace {
+    pub root: std::path::PathBuf,
+    pub manager: _core::BackgroundManager,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let root = std::env::temp_dir().join(format!("bgagent-ws-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&root).unwrap();
+        let root = std::fs::canonicalize(root).unwrap();
+        let options = _core::Options {
+            workdir: Some(root.clone()),
+            grace: std::time::Duration::from_millis(300),
+            .._core::Options::default()
+        };
+        Workspace { manager: _core::BackgroundManager::new(options).unwrap(), root }
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}

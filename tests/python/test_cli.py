@@ -8,23 +8,14 @@ import sys
 import time
 from pathlib import Path
 
+from helpers import run_clean
 from messages_server import message, text, tool_use
 
 SCRIPT = Path(sys.executable).parent / "bgagent"
 
 
 def run(args, cwd, env_extra=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "MODEL_ID"))}
-    env.update(env_extra or {})
-    return subprocess.run(
-        [str(SCRIPT), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_clean([SCRIPT, *args], cwd, env_extra)
 
 
 def test_version_and_help(tmp_path):

@@ -1,13 +1,12 @@
 """`bgagent.s08`, the lesson's module name for name, driven like the lesson's own tests do."""
 
-import os
-import subprocess
 import sys
 import types
 
 import bgagent
 import pytest
 from bgagent import s08
+from helpers import run_clean
 from messages_server import message, text, tool_use
 
 LESSON_NAMES = [
@@ -150,18 +149,7 @@ def test_the_built_in_client_against_a_server(lesson, server):
 
 
 def run_python(code, cwd, env_extra=None, stdin=""):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "MODEL_ID"))}
-    env.update(env_extra or {})
-    return subprocess.run(
-        [sys.executable, *code],
-        cwd=cwd,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_clean([sys.executable, *code], cwd, env_extra, stdin)
 
 
 def test_import_without_model_id_and_first_call_says_what_is_missing(tmp_path):
