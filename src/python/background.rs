@@ -145,7 +145,9 @@ impl PyBackgroundManager {
         if let Err(message) = self.manager.request_kill(task_id) {
             return Ok(message);
         }
-        self.wait(py, task_id, None)
+        // Bounded like the Rust `kill`: grace, SIGKILL, then the pipe cut-off.
+        let bound = self.manager.limits().grace.as_secs_f64() + 3.0;
+        self.wait(py, task_id, Some(bound))
     }
 
     fn has_running_tasks(&self) -> bool {
