@@ -26,56 +26,44 @@ impl LoopEvents for Recorder {
     }
 }
 
-trait RunLoop {
-    fn run(
-        &self,
-        model: &dyn Model,
-        mirror: bool,
-        messages: &mut Vec<Value>,
-        interrupt_after: Option<Duration>,
-    ) -> (Result<(), Error>, Recorder);
-}
-
-impl RunLoop for Workspace {
-    /// Runs one loop; `interrupt_after` simulates Ctrl-C.
-    fn run(
-        &self,
-        model: &dyn Model,
-        mirror: bool,
-        messages: &mut Vec<Value>,
-        interrupt_after: Option<Duration>,
-    ) -> (Result<(), Error>, Recorder) {
-        let config = LoopConfig {
-            model: "test-model".into(),
-            system: LoopConfig::lesson_system(&self.root),
-            max_tokens: 8000,
-            mirror,
-            max_wait: Duration::from_secs(30),
-        };
-        let began = Instant::now();
-        let interrupted = move || interrupt_after.is_some_and(|d| began.elapsed() > d);
-        let mut tools = BuiltinTools {
-            ctx: ToolContext {
-                workdir: &self.root,
-                manager: &self.manager,
-                extended: !mirror,
-                max_wait: config.max_wait,
-                bash_timeout: BASH_TIMEOUT,
-                interrupted: &interrupted,
-            },
-        };
-        let mut events = Recorder::default();
-        let result = Loop {
-            config: &config,
-            model,
-            manager: &self.manager,
-            tools: &mut tools,
-            events: &mut events,
+/// Runs one loop in the workspace; `interrupt_after` simulates Ctrl-C.
+fn run_loop(
+    ws: &Workspace,
+    model: &dyn Model,
+    mirror: bool,
+    messages: &mut Vec<Value>,
+    interrupt_after: Option<Duration>,
+) -> (Result<(), Error>, Recorder) {
+    let config = LoopConfig {
+        model: "test-model".into(),
+        system: LoopConfig::lesson_system(&ws.root),
+        max_tokens: 8000,
+        mirror,
+        max_wait: Duration::from_secs(30),
+    };
+    let began = Instant::now();
+    let interrupted = move || interrupt_after.is_some_and(|d| began.elapsed() > d);
+    let mut tools = BuiltinTools {
+        ctx: ToolContext {
+            workdir: &ws.root,
+            manager: &ws.manager,
+            extended: !mirror,
+            max_wait: config.max_wait,
+            bash_timeout: BASH_TIMEOUT,
             interrupted: &interrupted,
-        }
-        .run(messages);
-        (result, events)
+        },
+    };
+    let mut events = Recorder::default();
+    let result = Loop {
+        config: &config,
+        model,
+        manager: &ws.manager,
+        tools: &mut tools,
+        events: &mut events,
+        interrupted: &interrupted,
     }
+    .run(messages);
+    (result, events)
 }
 
 fn http(server: &MessagesServer) -> HttpClient {
@@ -106,7 +94,7 @@ fn a_background_result_is_injected_before_the_next_call() {
         msg(json!([text("done")]), "end_turn"),
     ]);
     let mut messages = vec![json!({"role": "user", "content": "build"})];
-    let (result, events) = setup.run(&http(&server), true, &mut messages, None);
+    let (result, events) = run_loop(&setup, &http(&server), true, &mut messages, None);
     result.unwrap();
     let id = setup.manager.tasks()[0].id.clone();
     let injected =
@@ -139,7 +127,7 @@ fn production_waits_for_running_tasks_at_end_turn() {
         msg(json!([text("it printed late")]), "end_turn"),
     ]);
     let mut messages = vec![json!({"role": "user", "content": "go"})];
-    setup.run(&http(&server), false, &mut messages, None).0.unwrap();
+    run_loop(&setup, &http(&server), false, &mut messages, None).0.unwrap();
     let id = setup.manager.tasks()[0].id.clone();
     assert_eq!(
         messages[4]["content"],
@@ -162,7 +150,7 @@ fn ctrl_c_during_tools_answers_every_tool_use() {
     let mut messages = vec![json!({"role": "user", "content": "go"})];
     let began = Instant::now();
     let (result, _) =
-        setup.run(&http(&server), false, &mut messages, Some(Duration::from_millis(300)));
+        run_loop(&setup, &http(&server), false, &mut messages, Some(Duration::from_millis(300)));
     assert!(matches!(result, Err(Error::Interrupted)));
     assert!(began.elapsed() < Duration::from_secs(20));
     let answered: Vec<&str> = messages[2]["content"]
@@ -180,7 +168,7 @@ fn a_model_error_leaves_the_conversation_as_it_was() {
     let setup = Workspace::new();
     let server = MessagesServer::start(vec![common::messages_server::error(400, "nope")]);
     let mut messages = vec![json!({"role": "user", "content": "go"})];
-    let (result, _) = setup.run(&http(&server), false, &mut messages, None);
+    let (result, _) = run_loop(&setup, &http(&server), false, &mut messages, None);
     assert!(matches!(result, Err(Error::Model(_))));
     assert_eq!(messages, vec![json!({"role": "user", "content": "go"})]);
 }
@@ -201,7 +189,7 @@ fn a_scripted_model_from_a_file_drives_the_loop() {
     .unwrap();
     let model = ScriptedModel::from_file(&script).unwrap();
     let mut messages = vec![json!({"role": "user", "content": "write"})];
-    setup.run(&model, true, &mut messages, None).0.unwrap();
+    run_loop(&setup, &model, true, &mut messages, None).0.unwrap();
     assert_eq!(std::fs::read_to_string(setup.root.join("hello.txt")).unwrap(), "hi");
     assert_eq!(messages[2]["content"][0]["content"], "Wrote 2 bytes");
     assert_eq!(model.requests().len(), 2);
