@@ -126,8 +126,11 @@ impl Loop<'_> {
             let response = self.call_model(messages)?;
             messages.push_assistant(&response)?;
             if response.stop_reason.as_deref() != Some("tool_use") {
-                if !self.config.mirror && self.wait_for_stragglers(messages)? {
-                    continue;
+                if !self.config.mirror {
+                    self.answer_cut_off_calls(messages, &response)?;
+                    if self.wait_for_stragglers(messages)? {
+                        continue;
+                    }
                 }
                 return Ok(());
             }
@@ -180,6 +183,31 @@ impl Loop<'_> {
         }
         self.inject(messages, &notes)?;
         Ok(true)
+    }
+
+    /// A reply cut off (`max_tokens`) can hold tool calls; each needs a result, or the next
+    /// request is rejected. They are not run: their input may be cut off too.
+    fn answer_cut_off_calls(
+        &mut self,
+        messages: &mut dyn Conversation,
+        response: &Response,
+    ) -> Result<()> {
+        let reason = response.stop_reason.as_deref().unwrap_or("none");
+        let results: Vec<Value> = response
+            .content
+            .iter()
+            .filter(|b| b["type"] == "tool_use")
+            .map(|b| {
+                let text = format!(
+                    "Error: this tool call was cut off (stop_reason {reason}) and was not run"
+                );
+                json!({"type": "tool_result", "tool_use_id": b["id"], "content": text})
+            })
+            .collect();
+        if results.is_empty() {
+            return Ok(());
+        }
+        messages.push_user(Value::Array(results))
     }
 
     fn run_tools(&mut self, messages: &mut dyn Conversation, response: &Response) -> Result<()> {

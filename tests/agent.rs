@@ -212,3 +212,26 @@ fn result_lines_show_exit_codes_only_in_production() {
     );
     assert!(!background_results(&notes, false).contains("exit"));
 }
+
+#[test]
+fn tool_calls_cut_off_by_max_tokens_get_results_in_production() {
+    let setup = Workspace::new();
+    let server = MessagesServer::start(vec![
+        msg(
+            json!([text("Let me"), tool_use("t1", "bash", json!({"command": "echo x"}))]),
+            "max_tokens",
+        ),
+        msg(json!([text("fine")]), "end_turn"),
+    ]);
+    let mut messages = vec![json!({"role": "user", "content": "go"})];
+    run_loop(&setup, &http(&server), false, &mut messages, None).0.unwrap();
+    assert_eq!(messages.len(), 3, "the turn ends, with every tool_use answered");
+    assert_eq!(messages[2]["content"][0]["tool_use_id"], "t1");
+    assert!(messages[2]["content"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("cut off (stop_reason max_tokens)"));
+    messages.push(json!({"role": "user", "content": "again"}));
+    run_loop(&setup, &http(&server), false, &mut messages, None).0.unwrap();
+    assert_eq!(server.requests()[1].body["messages"][2]["content"][0]["type"], "tool_result");
+}

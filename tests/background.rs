@@ -275,3 +275,14 @@ fn wait_for_notifications_returns_empty_when_nothing_runs_or_on_timeout() {
     m.kill(&id);
     assert_eq!(m.wait_for_notifications(None).len(), 1);
 }
+
+#[test]
+fn kill_reaches_leftovers_after_the_shell_has_exited() {
+    let mark = marker();
+    let m = manager(quick());
+    let command = format!("sh -c 'sleep 600; :' {mark} & exit 0");
+    let id = m.start(&command);
+    std::thread::sleep(Duration::from_millis(300)); // the shell is gone; its child holds the pipes
+    assert_eq!(m.kill(&id), format!("[killed] {}\nError: Killed", &command[..60]));
+    assert_eq!(processes_with(&mark), Vec::<String>::new());
+}

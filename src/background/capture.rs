@@ -73,6 +73,8 @@ pub struct StreamHead {
     body_chars: usize,
     /// A non-whitespace character came after `body` was full.
     more_beyond: bool,
+    /// The last character was `\r` (a `\n` right after it belongs to the same line break).
+    after_cr: bool,
     /// Total bytes read from the stream.
     pub bytes: u64,
 }
@@ -87,6 +89,7 @@ impl StreamHead {
             body: String::new(),
             body_chars: 0,
             more_beyond: false,
+            after_cr: false,
             bytes: 0,
         }
     }
@@ -110,6 +113,12 @@ impl StreamHead {
 
     fn take(&mut self, text: &str) {
         for c in text.chars() {
+            // Universal newlines, as Python's text mode reads a pipe: \r\n and \r become \n.
+            let c = match (c, std::mem::replace(&mut self.after_cr, c == '\r')) {
+                ('\n', true) => continue,
+                ('\r', _) => '\n',
+                (c, _) => c,
+            };
             if self.body_chars == 0 && is_py_space(c) {
                 if self.leading_chars < self.limit {
                     self.leading.push(c);
@@ -226,8 +235,13 @@ impl LogFile {
 mod tests {
     use super::*;
 
+    /// Python's text-mode reading of one stream: lossy UTF-8, universal newlines.
+    fn text_mode(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).replace("\r\n", "\n").replace('\r', "\n")
+    }
+
     fn python_result(stdout: &[u8], stderr: &[u8], limit: usize) -> String {
-        let all = String::from_utf8_lossy(stdout).into_owned() + &String::from_utf8_lossy(stderr);
+        let all = text_mode(stdout) + &text_mode(stderr);
         crate::text::prefix(crate::text::py_strip(&all), limit).to_string()
     }
 
@@ -259,6 +273,8 @@ mod tests {
             b"\xff\xfe bad \xc3",
             b"\xe6\x97\xa5\xe6\x9c\xac",
             b"\x1c\x1dsep\x1e",
+            b"a\r\nb\rc\r",
+            b"\r\n\r\r\nx\r",
         ];
         for out in samples {
             for err in samples {

@@ -217,10 +217,12 @@ pub async fn supervise(
                 let deadline = Instant::now() + limits.pipe_grace;
                 kill_at = Some(kill_at.map_or(deadline, |k| k.min(deadline)));
             }
-            _ = kill.notified(), if stopped.is_none() && exit.is_none() => {
+            // Also after the shell's exit: leftovers may still hold its pipes.
+            _ = kill.notified(), if stopped.is_none() => {
                 stopped = Some(Status::Killed);
                 signal_group(pgid, Signal::SIGTERM);
-                kill_at = Some(Instant::now() + limits.grace);
+                let deadline = Instant::now() + limits.grace;
+                kill_at = Some(kill_at.map_or(deadline, |k| k.min(deadline)));
             }
             _ = sleep_until(wake_at) => {
                 let now = Instant::now();

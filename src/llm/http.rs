@@ -237,9 +237,12 @@ async fn attempt_once(
     if body.get("stream") == Some(&Value::Bool(true)) {
         let mut events = response.bytes_stream().eventsource();
         let mut assembler = StreamAssembler::default();
+        let mut shown = false; // text already printed must not be printed again by a retry
         while let Some(event) = events.next().await {
             let event = event.map_err(|e| match e {
-                eventsource_stream::EventStreamError::Transport(t) => transport(t),
+                eventsource_stream::EventStreamError::Transport(t) => {
+                    Failure { retry: !shown, ..transport(t) }
+                }
                 other => invalid(other.to_string()),
             })?;
             if event.event == "error" {
@@ -250,6 +253,7 @@ async fn attempt_once(
                 });
             }
             let mut on_text = |piece: &str| {
+                shown = true;
                 let _ = progress.send(Progress::Text(piece.to_string()));
             };
             assembler.event(&event.event, &event.data, &mut on_text).map_err(invalid)?;

@@ -401,10 +401,16 @@ fn workspace_err(e: String) -> PyErr {
     PyValueError::new_err(e)
 }
 
+/// The workspace root as the tools compare against it (symlinks resolved).
+fn workspace(workdir: &std::path::Path) -> PyResult<PathBuf> {
+    tools::resolve(workdir)
+        .ok_or_else(|| PyValueError::new_err(format!("too many symlinks in {}", workdir.display())))
+}
+
 /// `safe_path(workdir, p)`: the resolved path, or ValueError `Path escapes workspace: {p}`.
 #[pyfunction]
 pub fn safe_path(workdir: PathBuf, p: &str) -> PyResult<PathBuf> {
-    tools::safe_path(&tools::resolve(&workdir), p).map_err(workspace_err)
+    tools::safe_path(&workspace(&workdir)?, p).map_err(workspace_err)
 }
 
 /// The blocking bash tool in `workdir` (120 s timeout, Ctrl-C stops it and its children).
@@ -426,18 +432,18 @@ pub fn run_bash(py: Python<'_>, workdir: PathBuf, command: &str, timeout: f64) -
 
 #[pyfunction]
 #[pyo3(signature = (workdir, path, limit=None))]
-pub fn run_read(workdir: PathBuf, path: &str, limit: Option<i64>) -> String {
-    tools::read(&tools::resolve(&workdir), path, limit)
+pub fn run_read(workdir: PathBuf, path: &str, limit: Option<i64>) -> PyResult<String> {
+    Ok(tools::read(&workspace(&workdir)?, path, limit))
 }
 
 #[pyfunction]
-pub fn run_write(workdir: PathBuf, path: &str, content: &str) -> String {
-    tools::write(&tools::resolve(&workdir), path, content)
+pub fn run_write(workdir: PathBuf, path: &str, content: &str) -> PyResult<String> {
+    Ok(tools::write(&workspace(&workdir)?, path, content))
 }
 
 #[pyfunction]
-pub fn run_edit(workdir: PathBuf, path: &str, old_text: &str, new_text: &str) -> String {
-    tools::edit(&tools::resolve(&workdir), path, old_text, new_text)
+pub fn run_edit(workdir: PathBuf, path: &str, old_text: &str, new_text: &str) -> PyResult<String> {
+    Ok(tools::edit(&workspace(&workdir)?, path, old_text, new_text))
 }
 
 /// The lesson's six tool schemas (with `extended`, production's eight).

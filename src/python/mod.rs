@@ -17,8 +17,14 @@ pub(crate) fn wait_interruptibly<T: Send>(
     step: impl Fn(Duration) -> Option<T> + Sync,
 ) -> PyResult<Option<T>> {
     const SLICE: Duration = Duration::from_millis(50);
+    if timeout.is_some_and(f64::is_nan) {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "timeout must be a number of seconds, not NaN",
+        ));
+    }
+    // No timeout, or an infinite one, waits for as long as it takes.
     let deadline = timeout
-        .filter(|t| t.is_finite() || t.is_nan())
+        .filter(|t| t.is_finite())
         .map(|t| Instant::now() + Duration::from_secs_f64(t.clamp(0.0, 1e9)));
     loop {
         let slice = match deadline {

@@ -6,17 +6,17 @@ use std::path::{Component, Path, PathBuf};
 
 /// `(root / p).resolve()` must stay under `root`, or the tool refuses with the lesson's text.
 pub fn safe_path(root: &Path, p: &str) -> Result<PathBuf, String> {
-    let path = resolve(&root.join(p));
-    if path.starts_with(root) {
-        Ok(path)
-    } else {
-        Err(format!("Path escapes workspace: {p}"))
+    match resolve(&root.join(p)) {
+        Some(path) if path.starts_with(root) => Ok(path),
+        // A path with too many links cannot be checked, so it is refused too.
+        _ => Err(format!("Path escapes workspace: {p}")),
     }
 }
 
 /// Like Python's `Path.resolve()`: follows symlinks as far as the path exists, then continues
 /// lexically, so a path that does not exist yet still resolves (and cannot hide a `..`).
-pub fn resolve(path: &Path) -> PathBuf {
+/// `None` when it takes more than 40 links (the kernel's own limit, ELOOP beyond it).
+pub fn resolve(path: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::from("/");
     let mut pending: VecDeque<OsString> = parts(path);
     let mut links_followed = 0;
@@ -27,10 +27,12 @@ pub fn resolve(path: &Path) -> PathBuf {
         }
         let next = out.join(&part);
         let link = std::fs::symlink_metadata(&next).is_ok_and(|m| m.file_type().is_symlink());
-        // 40 is the kernel's own limit on links in one lookup (ELOOP beyond it).
         match std::fs::read_link(&next) {
-            Ok(target) if link && links_followed < 40 => {
+            Ok(target) if link => {
                 links_followed += 1;
+                if links_followed > 40 {
+                    return None;
+                }
                 if target.is_absolute() {
                     out = PathBuf::from("/");
                 }
@@ -41,7 +43,7 @@ pub fn resolve(path: &Path) -> PathBuf {
             _ => out = next,
         }
     }
-    out
+    Some(out)
 }
 
 fn parts(path: &Path) -> VecDeque<OsString> {
@@ -69,7 +71,9 @@ mod tests {
         assert_eq!(safe_path(&root, "a/new/file.txt").unwrap(), root.join("a/new/file.txt"));
         assert_eq!(safe_path(&root, "in/x").unwrap(), root.join("a/x"));
         assert_eq!(safe_path(&root, "new/../a/./y").unwrap(), root.join("a/y"));
-        for bad in ["../x", "/etc/passwd", "out/passwd", "nope/../../x", "out/../../.."] {
+        std::os::unix::fs::symlink(".", root.join("d")).unwrap();
+        let deep = format!("{}out/hostname", "d/".repeat(40));
+        for bad in ["../x", "/etc/passwd", "out/passwd", "nope/../../x", "out/../../..", &deep] {
             assert_eq!(safe_path(&root, bad), Err(format!("Path escapes workspace: {bad}")));
         }
         std::fs::remove_dir_all(root).unwrap();

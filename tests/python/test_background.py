@@ -120,6 +120,18 @@ def test_invalid_utf8_output_is_decoded_lossily(bg):
     assert bg.tasks[task_id]["result"] == "a\ufffdb\ufffd"
 
 
+def test_line_breaks_are_read_like_python_text_mode(bg):
+    task_id = bg.start(r"printf 'a\r\nb\rc\r'; printf 'd\r\n' >&2")
+    bg.wait(task_id)
+    assert bg.tasks[task_id]["result"] == "a\nb\nc\nd"
+
+
+def test_nan_timeouts_are_refused(bg):
+    with pytest.raises(ValueError, match="NaN"):
+        bg.wait_for_notifications(float("nan"))
+    assert bg.wait_for_notifications(float("inf")) == []
+
+
 def test_info_knows_the_log_file(tmp_path):
     with bgagent.BackgroundManager(log_dir=tmp_path, log_limit=1000) as bg:
         task_id = bg.start("seq 1 1000; echo oops >&2")
