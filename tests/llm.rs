@@ -186,3 +186,14 @@ fn ctrl_c_abandons_a_pending_call() {
     assert_eq!(client.create(&request(), &mut ctx), Err(ModelError::Interrupted));
     assert!(began.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn a_stream_cut_off_after_text_was_shown_is_not_retried() {
+    let reply = message(json!([text("partial answer")]), "end_turn");
+    let server =
+        MessagesServer::start(vec![Reply::CutStream(reply.clone()), Reply::Message(reply)]);
+    let (result, pieces) = call(HttpConfig { stream: true, ..config(&server.url()) });
+    assert!(matches!(result, Err(ModelError::Connection { .. })), "{result:?}");
+    assert_eq!(pieces.concat(), "partial answer", "shown once, not again by a retry");
+    assert_eq!(server.requests().len(), 1);
+}

@@ -28,6 +28,8 @@ pub enum Reply {
     Close,
     /// 200, application/json, a body that is not JSON.
     Malformed,
+    /// A stream that breaks off after the content (a promised length never arrives).
+    CutStream(Value),
 }
 
 /// One request as the server saw it.
@@ -189,8 +191,9 @@ fn serve(out: &TcpStream, shared: &Shared) -> io::Result<()> {
         };
         match reply {
             Reply::Message(msg) if req.body["stream"] == json!(true) => {
-                return write_sse(out, &msg)
+                return write_sse(out, &msg, false)
             }
+            Reply::CutStream(msg) => return write_sse(out, &msg, true),
             Reply::Message(msg) => {
                 respond(out, 200, "application/json", &[], msg.to_string().as_bytes())?
             }
@@ -268,11 +271,13 @@ fn respond(
     out.flush()
 }
 
-/// Streams `msg` as the real API does; the caller closes, which ends the body.
-fn write_sse(mut out: &TcpStream, msg: &Value) -> io::Result<()> {
+/// Streams `msg` as the real API does; the caller closes, which ends the body. With `cut`, the
+/// stream stops before `message_delta` although a longer body was promised: a transport error.
+fn write_sse(mut out: &TcpStream, msg: &Value, cut: bool) -> io::Result<()> {
+    let promise = if cut { "content-length: 1000000\r\n" } else { "" };
     let head = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
-         request-id: {}\r\nconnection: close\r\n\r\n",
+         request-id: {}\r\n{promise}connection: close\r\n\r\n",
         next_id("req")
     );
     out.write_all(head.as_bytes())?;
@@ -308,12 +313,16 @@ fn write_sse(mut out: &TcpStream, msg: &Value) -> io::Result<()> {
         }
         events.push(json!({"type": "content_block_stop", "index": index}));
     }
-    events.push(json!({
-        "type": "message_delta",
-        "delta": {"stop_reason": msg["stop_reason"], "stop_sequence": msg["stop_sequence"]},
-        "usage": {"output_tokens": msg["usage"]["output_tokens"]},
-    }));
-    events.push(json!({"type": "message_stop"}));
+    if cut {
+        events.truncate(events.len() - 1); // not even the last block's stop
+    } else {
+        events.push(json!({
+            "type": "message_delta",
+            "delta": {"stop_reason": msg["stop_reason"], "stop_sequence": msg["stop_sequence"]},
+            "usage": {"output_tokens": msg["usage"]["output_tokens"]},
+        }));
+        events.push(json!({"type": "message_stop"}));
+    }
     for event in events {
         let name = event["type"].as_str().unwrap_or_default();
         out.write_all(format!("event: {name}\ndata: {event}\n\n").as_bytes())?;
