@@ -65,6 +65,13 @@ struct State {
     running: usize,
 }
 
+impl State {
+    /// Nothing queued yet, but a task still runs: what the waits wait out.
+    fn nothing_yet(&mut self) -> bool {
+        self.queue.is_empty() && self.running > 0
+    }
+}
+
 pub(crate) struct Inner {
     workdir: PathBuf,
     limits: Limits,
@@ -117,7 +124,7 @@ impl BackgroundManager {
             limits: Limits {
                 timeout: options.timeout,
                 grace: options.grace,
-                pipe_grace: Duration::from_secs(2),
+                pipe_grace: process::PIPE_GRACE,
                 output_limit: options.output_limit,
                 log_limit: options.log_limit,
             },
@@ -187,22 +194,21 @@ impl BackgroundManager {
 
     /// Blocks while the queue is empty and a task still runs (at most `timeout`), then drains.
     pub fn wait_for_notifications(&self, timeout: Option<Duration>) -> Vec<Notification> {
-        let mut state = self.inner.wait_while(timeout, |s| s.queue.is_empty() && s.running > 0);
+        let mut state = self.inner.wait_while(timeout, State::nothing_yet);
         state.queue.drain(..).collect()
     }
 
     /// Blocks (at most `timeout`) until a finished task is queued or nothing runs, leaving the
     /// queue as it is; true once that holds.
     pub fn wait_for_finished(&self, timeout: Option<Duration>) -> bool {
-        let state = self.inner.wait_while(timeout, |s| s.queue.is_empty() && s.running > 0);
-        !(state.queue.is_empty() && state.running > 0)
+        !self.inner.wait_while(timeout, State::nothing_yet).nothing_yet()
     }
 
     /// One slice of [`Self::wait_for_notifications`] for callers that must look up between
     /// slices (for Ctrl-C): `None` while there is nothing yet and a task still runs.
     pub fn poll_notifications(&self, wait: Duration) -> Option<Vec<Notification>> {
-        let mut state = self.inner.wait_while(Some(wait), |s| s.queue.is_empty() && s.running > 0);
-        if state.queue.is_empty() && state.running > 0 {
+        let mut state = self.inner.wait_while(Some(wait), State::nothing_yet);
+        if state.nothing_yet() {
             None
         } else {
             Some(state.queue.drain(..).collect())

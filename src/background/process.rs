@@ -34,14 +34,18 @@ pub struct Limits {
     pub log_limit: u64,
 }
 
+/// How long output pipes may stay open after the shell exits.
+pub const PIPE_GRACE: Duration = Duration::from_secs(2);
+
 impl Limits {
-    /// For a command run in the foreground: the lesson's output cap, no log file.
+    /// For a command run in the foreground: the default grace and output cap, no log file.
     pub fn foreground(timeout: Duration) -> Self {
+        let defaults = super::Options::default();
         Limits {
             timeout,
-            grace: Duration::from_secs(2),
-            pipe_grace: Duration::from_secs(2),
-            output_limit: 50_000,
+            grace: defaults.grace,
+            pipe_grace: PIPE_GRACE,
+            output_limit: defaults.output_limit,
             log_limit: 0,
         }
     }
