@@ -1,26 +1,79 @@
 //! The agent loop: drain → inject → model → tools → repeat.
 //!
-//! One loop serves both faces. In mirror mode it is the lesson's loop, string for string; in
-//! production mode (the default for `Agent` and the CLI) it also waits, at the end of a turn,
-//! for tasks still running, so their results are never left behind, and it offers the
-//! wait_background and kill_background tools.
+//! One loop serves both faces; a [`LoopPolicy`] says how it differs. The lesson's policy is
+//! the lesson's loop, string for string; production's (the default for `Agent` and the CLI)
+//! also waits, at the end of a turn, for tasks still running, so their results are never left
+//! behind, and offers the wait_background and kill_background tools.
 
 use crate::background::{BackgroundManager, Notification};
 use crate::error::{Error, Result};
 use crate::llm::{CallContext, Model, ModelError, Request, Response};
-use crate::tools::Interrupted;
+use crate::runtime::{poll_until, Interrupt};
+use crate::tools::{Interrupted, ToolContext, ToolRunner, BASH_TIMEOUT};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
+
+/// Where production departs from the lesson, one named switch each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopPolicy {
+    /// Injected result lines say `(exit N)` for a non-zero exit code.
+    pub exit_codes_in_results: bool,
+    /// At the end of a turn, wait up to this long for tasks still running and inject their
+    /// results; `None` returns at once, as the lesson does.
+    pub wait_at_end_turn: Option<Duration>,
+    /// Tool calls in a reply cut off by `max_tokens` get an error result, so the conversation
+    /// stays valid.
+    pub answer_cut_off_calls: bool,
+    /// Offer wait_background and kill_background besides the lesson's six tools.
+    pub extended_tools: bool,
+}
+
+impl LoopPolicy {
+    /// Exactly the lesson's behaviour.
+    pub fn lesson() -> Self {
+        LoopPolicy {
+            exit_codes_in_results: false,
+            wait_at_end_turn: None,
+            answer_cut_off_calls: false,
+            extended_tools: false,
+        }
+    }
+
+    /// The production loop; `max_wait` bounds the wait at the end of a turn and wait_background.
+    pub fn production(max_wait: Duration) -> Self {
+        LoopPolicy {
+            exit_codes_in_results: true,
+            wait_at_end_turn: Some(max_wait),
+            answer_cut_off_calls: true,
+            extended_tools: true,
+        }
+    }
+
+    /// The one place the built-in tools' context is made, for every face.
+    pub fn tool_context<'a>(
+        &self,
+        workdir: &'a Path,
+        manager: &'a BackgroundManager,
+        interrupted: Interrupt<'a>,
+    ) -> ToolContext<'a> {
+        ToolContext {
+            workdir,
+            manager,
+            extended: self.extended_tools,
+            max_wait: self.wait_at_end_turn.unwrap_or(Duration::ZERO),
+            bash_timeout: BASH_TIMEOUT,
+            interrupted,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct LoopConfig {
     pub model: String,
     pub system: String,
     pub max_tokens: u32,
-    /// Exactly the lesson's behaviour.
-    pub mirror: bool,
-    /// Production mode: longest wait for running tasks at the end of a turn.
-    pub max_wait: Duration,
+    pub policy: LoopPolicy,
 }
 
 impl LoopConfig {
@@ -63,12 +116,6 @@ impl Conversation for Vec<Value> {
     }
 }
 
-/// Runs tool calls and names the tools offered to the model.
-pub trait ToolRunner: Send {
-    fn schemas(&self) -> Result<Vec<Value>>;
-    fn run(&mut self, name: &str, input: &Value) -> std::result::Result<String, Interrupted>;
-}
-
 /// What the loop reports as it goes (the lesson prints tool calls; a REPL streams text).
 pub trait LoopEvents: Send {
     /// A model call starts.
@@ -97,7 +144,7 @@ pub struct Loop<'a> {
     pub tools: &'a mut dyn ToolRunner,
     pub events: &'a mut dyn LoopEvents,
     /// Polled while waiting; true means Ctrl-C was pressed.
-    pub interrupted: &'a (dyn Fn() -> bool + Sync),
+    pub interrupted: Interrupt<'a>,
 }
 
 /// `<background-results>` with one line per finished task.
@@ -126,9 +173,11 @@ impl Loop<'_> {
             let response = self.call_model(messages)?;
             messages.push_assistant(&response)?;
             if response.stop_reason.as_deref() != Some("tool_use") {
-                if !self.config.mirror {
+                if self.config.policy.answer_cut_off_calls {
                     self.answer_cut_off_calls(messages, &response)?;
-                    if self.wait_for_stragglers(messages)? {
+                }
+                if let Some(max_wait) = self.config.policy.wait_at_end_turn {
+                    if self.wait_for_stragglers(messages, max_wait)? {
                         continue;
                     }
                 }
@@ -140,7 +189,7 @@ impl Loop<'_> {
 
     fn inject(&mut self, messages: &mut dyn Conversation, notes: &[Notification]) -> Result<()> {
         self.events.drained(notes);
-        let text = background_results(notes, !self.config.mirror);
+        let text = background_results(notes, self.config.policy.exit_codes_in_results);
         self.events.injected(&text);
         messages.push_user(Value::String(text))
     }
@@ -167,17 +216,16 @@ impl Loop<'_> {
 
     /// Production mode at the end of a turn: if tasks still run (or finished meanwhile), wait
     /// for their results, bounded by `max_wait`, and inject them. True if anything was injected.
-    fn wait_for_stragglers(&mut self, messages: &mut dyn Conversation) -> Result<bool> {
-        let deadline = Instant::now() + self.config.max_wait;
-        let notes = loop {
-            let slice = deadline.saturating_duration_since(Instant::now()).min(POLL);
-            match self.manager.poll_notifications(slice) {
-                Some(notes) => break notes,
-                None if Instant::now() >= deadline => break Vec::new(),
-                None if (self.interrupted)() => return Err(Error::Interrupted),
-                None => {}
-            }
-        };
+    fn wait_for_stragglers(
+        &mut self,
+        messages: &mut dyn Conversation,
+        max_wait: Duration,
+    ) -> Result<bool> {
+        let manager = self.manager;
+        let notes =
+            poll_until(self.interrupted, Some(max_wait), |slice| manager.poll_notifications(slice))
+                .map_err(|Interrupted| Error::Interrupted)?
+                .unwrap_or_default();
         if notes.is_empty() {
             return Ok(false);
         }
@@ -243,5 +291,3 @@ impl Loop<'_> {
         Ok(())
     }
 }
-
-const POLL: Duration = Duration::from_millis(50);

@@ -27,4 +27,10 @@ pub enum Error {
     InvalidMessage(String),
 }
 
+impl From<crate::runtime::Interrupted> for Error {
+    fn from(_: crate::runtime::Interrupted) -> Self {
+        Error::Interrupted
+    }
+}
+
 pub type Result<T> = std::result::Result<T, Error>;

@@ -1,13 +1,23 @@
 //! bgagent: the "s08 Background Tasks" lesson as real software.
 //!
-//! - [`background`]: the BackgroundManager (tasks, notification queue, process control).
+//! Modules, each depending only on those below it:
+//! - [`cli`] (feature `cli`) and the Python adapters (feature `python`): the faces;
+//! - [`agent`]: the loop (drain, inject, model, tools) and its [`agent::LoopPolicy`];
+//! - [`tools`]: the six tools (and production's two more);
+//! - [`background`]: the BackgroundManager (task table, notification queue, task events);
+//! - [`exec`]: the executor seam through which every command runs;
+//! - [`llm`]: the Messages API types, client and scripted model;
+//! - [`runtime`]: the shared runtime, interrupts, cancel handles and `Seconds`;
 //! - [`error`]: the core's one error type.
 
 pub mod agent;
 pub mod background;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;
+pub mod exec;
 pub mod llm;
+pub mod runtime;
 mod text;
 pub mod tools;
 

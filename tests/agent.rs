@@ -2,9 +2,9 @@
 
 mod common;
 
-use _core::agent::{background_results, Loop, LoopConfig, LoopEvents};
+use _core::agent::{background_results, Loop, LoopConfig, LoopEvents, LoopPolicy};
 use _core::llm::{HttpClient, HttpConfig, Model, ScriptedModel};
-use _core::tools::{BuiltinTools, ToolContext, BASH_TIMEOUT};
+use _core::tools::BuiltinTools;
 use _core::Error;
 use common::messages_server::{message, text, tool_use, MessagesServer, Reply};
 use common::Workspace;
@@ -38,21 +38,16 @@ fn run_loop(
         model: "test-model".into(),
         system: LoopConfig::lesson_system(&ws.root),
         max_tokens: 8000,
-        mirror,
-        max_wait: Duration::from_secs(30),
+        policy: if mirror {
+            LoopPolicy::lesson()
+        } else {
+            LoopPolicy::production(Duration::from_secs(30))
+        },
     };
     let began = Instant::now();
     let interrupted = move || interrupt_after.is_some_and(|d| began.elapsed() > d);
-    let mut tools = BuiltinTools {
-        ctx: ToolContext {
-            workdir: &ws.root,
-            manager: &ws.manager,
-            extended: !mirror,
-            max_wait: config.max_wait,
-            bash_timeout: BASH_TIMEOUT,
-            interrupted: &interrupted,
-        },
-    };
+    let mut tools =
+        BuiltinTools { ctx: config.policy.tool_context(&ws.root, &ws.manager, &interrupted) };
     let mut events = Recorder::default();
     let result = Loop {
         config: &config,

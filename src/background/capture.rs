@@ -1,14 +1,14 @@
-//! Bounded output capture.
+//! Bounded output capture: what a task's result is made of.
 //!
 //! The lesson keeps `(stdout + stderr).strip()[:limit]`. Holding whole streams for that would let a
 //! chatty command eat memory, so each stream keeps only what the formula can ever show: its
 //! leading whitespace and its first `limit` characters after it (both capped), plus one bit
 //! saying whether anything but whitespace came later. [`combine`] rebuilds the exact result.
 
+use super::record::{Outcome, OutputStats, Status};
+use crate::exec::{Ended, Exit, Stream};
 use crate::text::{is_py_space, py_rstrip};
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Incremental lossy UTF-8 decoding: invalid sequences become U+FFFD exactly as
 /// `String::from_utf8_lossy` would make them, even when a chunk boundary splits a character.
@@ -165,70 +165,68 @@ pub fn combine(stdout: &StreamHead, stderr: &StreamHead, limit: usize) -> String
     }
 }
 
-/// The task's full output, written as it arrives, up to a byte cap.
-pub struct LogFile {
-    /// `None` keeps no log (foreground commands).
-    path: Option<PathBuf>,
-    file: Option<File>,
-    cap: u64,
-    /// Bytes of output stored (the cut marker is not counted).
-    pub written: u64,
-    pub cut: bool,
-    pub error: Option<String>,
+/// Turns a run's events into what the lesson's task record holds: the result text
+/// (`(stdout + stderr).strip()[:limit]`, `(no output)`, the timeout or kill message) and
+/// the byte counts. The background manager and the bash tool both use it.
+pub struct Capture {
+    out: StreamHead,
+    err: StreamHead,
+    limit: usize,
+    timeout: Duration,
 }
 
-impl LogFile {
-    pub fn new(path: PathBuf, cap: u64) -> Self {
-        LogFile { path: Some(path), file: None, cap, written: 0, cut: false, error: None }
+impl Capture {
+    pub fn new(limit: usize, timeout: Duration) -> Self {
+        Capture { out: StreamHead::new(limit), err: StreamHead::new(limit), limit, timeout }
     }
 
-    /// A log that stores nothing.
-    pub fn none() -> Self {
-        LogFile { path: None, file: None, cap: 0, written: 0, cut: false, error: None }
-    }
-
-    /// The file's path, once it exists (it is created at the first byte of output).
-    pub fn created_path(&self) -> Option<&Path> {
-        self.path.as_deref().filter(|_| self.file.is_some() || self.written > 0)
-    }
-
-    // Writes are small and go to the page cache, so plain blocking writes are fine here.
-    pub fn write(&mut self, bytes: &[u8]) {
-        let Some(path) = &self.path else { return };
-        if self.cut || self.error.is_some() || bytes.is_empty() {
-            return;
+    pub fn output(&mut self, stream: Stream, bytes: &[u8]) {
+        match stream {
+            Stream::Stdout => self.out.push(bytes),
+            Stream::Stderr => self.err.push(bytes),
         }
-        if self.file.is_none() {
-            match File::create(path) {
-                Ok(f) => self.file = Some(f),
-                Err(e) => {
-                    self.error = Some(format!("cannot create {}: {e}", path.display()));
-                    return;
-                }
+    }
+
+    /// Bytes seen so far on stdout and stderr.
+    pub fn bytes(&self) -> (u64, u64) {
+        (self.out.bytes, self.err.bytes)
+    }
+
+    /// The status and outcome of a run that ended.
+    pub fn finish(&mut self, exit: Exit) -> (Status, Outcome) {
+        self.out.finish();
+        self.err.finish();
+        let (status, result) = match exit.ended {
+            Ended::TimedOut => {
+                (Status::Timeout, format!("Error: Timeout ({}s)", seconds(self.timeout)))
             }
-        }
-        let room = self.cap - self.written;
-        let take = (bytes.len() as u64).min(room) as usize;
-        let file = self.file.as_mut().expect("file opened above");
-        let mut result = file.write_all(&bytes[..take]);
-        self.written += take as u64;
-        if take < bytes.len() {
-            self.cut = true;
-            let marker = format!(
-                "\n[bgagent: log cut at {} bytes; the rest of the output was not stored]\n",
-                self.cap
-            );
-            result = result.and_then(|()| file.write_all(marker.as_bytes()));
-        }
-        if let Err(e) = result {
-            self.error = Some(format!("cannot write {}: {e}", path.display()));
-        }
+            Ended::Cancelled => (Status::Killed, "Error: Killed".to_string()),
+            Ended::Exited => {
+                let text = combine(&self.out, &self.err, self.limit);
+                let text = if text.is_empty() { "(no output)".to_string() } else { text };
+                (Status::Completed, text)
+            }
+        };
+        let output = OutputStats {
+            stdout_bytes: self.out.bytes,
+            stderr_bytes: self.err.bytes,
+            log_bytes: exit.log.bytes,
+            log_cut: exit.log.cut,
+            log_path: exit.log.path,
+            log_error: exit.log.error,
+        };
+        (status, Outcome { result, exit_code: exit.code, output })
     }
 
-    /// Closes the file; its path stays readable through [`LogFile::created_path`].
-    pub fn close(&mut self) {
-        self.file = None;
+    /// The status and outcome of a run that could not start.
+    pub fn failed(message: &str) -> (Status, Outcome) {
+        (Status::Error, Outcome { result: format!("Error: {message}"), ..Default::default() })
     }
+}
+
+fn seconds(d: Duration) -> String {
+    // 300.0 prints as "300" and 0.5 as "0.5", as the lesson's f-string would print them.
+    format!("{}", d.as_secs_f64())
 }
 
 #[cfg(test)]
@@ -301,20 +299,5 @@ mod tests {
         }
         d.finish(&mut out);
         assert_eq!(out, text);
-    }
-
-    #[test]
-    fn log_is_capped_with_a_marker() {
-        let dir = std::env::temp_dir().join(format!("bgagent-test-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut log = LogFile::new(dir.join("t.log"), 10);
-        log.write(b"12345678");
-        log.write(b"abcdef");
-        log.close();
-        let text = std::fs::read_to_string(dir.join("t.log")).unwrap();
-        assert!(text.starts_with("12345678ab\n[bgagent: log cut at 10 bytes"));
-        assert_eq!(log.written, 10);
-        assert!(log.cut);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -2,29 +2,30 @@
 //! per finished task, to be drained before the next model call.
 //!
 //! All state lives under one mutex (the task table and the notification queue together), and a
-//! condition variable wakes anyone waiting for a task to end.
+//! condition variable wakes anyone waiting for a task to end. Commands run through an
+//! [`Executor`]; every change is published as a [`TaskEvent`] to whoever subscribed.
 
 mod capture;
-mod foreground;
-mod process;
+mod events;
 mod record;
-pub(crate) mod runtime;
+mod registry;
 
-pub use foreground::ForegroundRun;
-pub use process::Limits;
-pub use record::{Notification, OutputStats, Status, TaskRecord};
-pub use runtime::shutdown_all;
+pub use capture::Capture;
+pub use events::{Subscription, TaskEvent, TaskEventKind, MAX_PENDING_PROGRESS, PROGRESS_EVERY};
+pub use record::{Notification, Outcome, OutputStats, Status, TaskRecord};
+pub use registry::shutdown_all;
 
 use crate::error::{Error, Result};
+use crate::exec::{EventSink, ExecEvent, Executor, LocalExecutor, LocalSettings, TaskSpec};
 use crate::text::prefix;
-use capture::LogFile;
+use events::Hub;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How a manager is built. `Options::default()` gives the lesson's values.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// Where commands run; `None` means the current directory.
     pub workdir: Option<PathBuf>,
@@ -33,25 +34,29 @@ pub struct Options {
     pub output_limit: usize,
     /// Characters of the result carried by a notification.
     pub preview_limit: usize,
-    /// Between SIGTERM and SIGKILL when a task is stopped.
+    /// Local executor: between SIGTERM and SIGKILL when a task is stopped.
     pub grace: Duration,
-    /// Where per-task log files go; `None` means a fresh temporary directory, removed with the
-    /// manager.
+    /// Local executor: where per-task log files go; `None` means a fresh temporary directory,
+    /// removed with the manager.
     pub log_dir: Option<PathBuf>,
-    /// Bytes of output kept in each task's log file.
+    /// Local executor: bytes of output kept in each task's log file.
     pub log_limit: u64,
+    /// Runs the commands; `None` builds a [`LocalExecutor`] from the three settings above.
+    pub executor: Option<Arc<dyn Executor>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
+        let local = LocalSettings::default();
         Options {
             workdir: None,
             timeout: Duration::from_secs(300),
             output_limit: 50_000,
             preview_limit: 500,
-            grace: Duration::from_secs(2),
+            grace: local.grace,
             log_dir: None,
-            log_limit: 64 * 1024 * 1024,
+            log_limit: local.log_limit,
+            executor: None,
         }
     }
 }
@@ -74,12 +79,15 @@ impl State {
 
 pub(crate) struct Inner {
     workdir: PathBuf,
-    limits: Limits,
+    timeout: Duration,
+    output_limit: usize,
     preview_limit: usize,
-    log_dir: PathBuf,
-    owns_log_dir: bool,
+    executor: Arc<dyn Executor>,
+    /// The executor was built here, so it is closed here.
+    owns_executor: bool,
     state: Mutex<State>,
     changed: Condvar,
+    hub: Hub,
 }
 
 /// Runs commands in the background. Dropping it stops every task it still runs.
@@ -108,33 +116,38 @@ impl BackgroundManager {
         if options.timeout.is_zero() {
             return Err(Error::InvalidArgument("timeout must be positive".into()));
         }
-        if options.log_limit == 0 {
-            return Err(Error::InvalidArgument("log_limit must be positive".into()));
-        }
-        let owns_log_dir = options.log_dir.is_none();
-        let log_dir = options.log_dir.unwrap_or_else(|| {
-            let tag = &uuid::Uuid::new_v4().to_string()[..8];
-            std::env::temp_dir().join(format!("bgagent-{}-{tag}", std::process::id()))
-        });
-        std::fs::create_dir_all(&log_dir)
-            .map_err(|e| Error::BadLogDir { path: log_dir.clone(), reason: e.to_string() })?;
-
+        let owns_executor = options.executor.is_none();
+        let executor = match options.executor {
+            Some(executor) => executor,
+            None => {
+                if options.log_limit == 0 {
+                    return Err(Error::InvalidArgument("log_limit must be positive".into()));
+                }
+                let settings = LocalSettings {
+                    grace: options.grace,
+                    log_dir: options.log_dir.clone(),
+                    log_limit: options.log_limit,
+                    ..LocalSettings::default()
+                };
+                let local = LocalExecutor::new(settings).map_err(|e| Error::BadLogDir {
+                    path: options.log_dir.unwrap_or_else(std::env::temp_dir),
+                    reason: e.to_string(),
+                })?;
+                Arc::new(local)
+            }
+        };
         let inner = Arc::new(Inner {
             workdir,
-            limits: Limits {
-                timeout: options.timeout,
-                grace: options.grace,
-                pipe_grace: process::PIPE_GRACE,
-                output_limit: options.output_limit,
-                log_limit: options.log_limit,
-            },
+            timeout: options.timeout,
+            output_limit: options.output_limit,
             preview_limit: options.preview_limit,
-            log_dir,
-            owns_log_dir,
+            executor,
+            owns_executor,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
+            hub: Hub::default(),
         });
-        runtime::register(&inner);
+        registry::register(&inner);
         Ok(BackgroundManager { inner })
     }
 
@@ -142,12 +155,24 @@ impl BackgroundManager {
         &self.inner.workdir
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.inner.limits
+    /// The executor every task (and the bash tool) runs through.
+    pub fn executor(&self) -> &Arc<dyn Executor> {
+        &self.inner.executor
     }
 
-    pub fn log_dir(&self) -> &Path {
-        &self.inner.log_dir
+    /// Where task logs go, if the executor keeps them on this machine.
+    pub fn log_dir(&self) -> Option<&Path> {
+        self.inner.executor.log_dir()
+    }
+
+    /// The longest `kill` waits for a task to end.
+    pub fn stop_bound(&self) -> Duration {
+        self.inner.stop_bound()
+    }
+
+    /// Every change from now on, as [`TaskEvent`]s (events before the call are not replayed).
+    pub fn subscribe(&self) -> Subscription {
+        self.inner.hub.subscribe()
     }
 
     /// Starts `command` and returns the lesson's line `Background task {id} started: {cmd}`.
@@ -189,13 +214,13 @@ impl BackgroundManager {
 
     /// Everything queued, in completion order; the queue is left empty.
     pub fn drain_notifications(&self) -> Vec<Notification> {
-        self.inner.lock().queue.drain(..).collect()
+        self.inner.drain(&mut self.inner.lock())
     }
 
     /// Blocks while the queue is empty and a task still runs (at most `timeout`), then drains.
     pub fn wait_for_notifications(&self, timeout: Option<Duration>) -> Vec<Notification> {
         let mut state = self.inner.wait_while(timeout, State::nothing_yet);
-        state.queue.drain(..).collect()
+        self.inner.drain(&mut state)
     }
 
     /// Blocks (at most `timeout`) until a finished task is queued or nothing runs, leaving the
@@ -211,7 +236,7 @@ impl BackgroundManager {
         if state.nothing_yet() {
             None
         } else {
-            Some(state.queue.drain(..).collect())
+            Some(self.inner.drain(&mut state))
         }
     }
 
@@ -251,7 +276,7 @@ impl BackgroundManager {
                 Err(format!("Error: Task {task_id} is not running ({})", t.status))
             }
             Some(t) => {
-                t.kill.notify_one();
+                t.kill.cancel();
                 Ok(())
             }
         }
@@ -327,7 +352,7 @@ impl Inner {
 
     /// How long stopping a task can take: the grace period, the SIGKILL, and the pipe cut-off.
     pub(crate) fn stop_bound(&self) -> Duration {
-        self.limits.grace + Duration::from_secs(3)
+        self.executor.stop_bound()
     }
 
     pub(crate) fn wait_idle(&self, timeout: Option<Duration>) {
@@ -337,46 +362,54 @@ impl Inner {
     pub(crate) fn request_kill_all(&self) {
         let state = self.lock();
         for t in state.tasks.values().filter(|t| t.status == Status::Running) {
-            t.kill.notify_one();
+            t.kill.cancel();
         }
     }
 
     fn start(self: &Arc<Self>, command: &str) -> String {
         let id = uuid::Uuid::new_v4().to_string()[..8].to_string();
         let record = TaskRecord::new(id.clone(), command.to_string());
-        let kill = record.kill.clone();
+        let cancel = record.kill.clone();
         {
             let mut state = self.lock();
             state.order.push(id.clone());
             state.tasks.insert(id.clone(), record);
             state.running += 1;
+            self.hub.publish(&id, TaskEventKind::Queued { command: command.to_string() });
         }
-        // Starting the shell happens on the runtime's threads: `start` returns at once, and a
-        // burst of starts uses both cores instead of queueing behind the caller.
-        let inner = Arc::clone(self);
-        let (task_id, command) = (id.clone(), command.to_string());
-        runtime::runtime().spawn(async move {
-            let (status, outcome) = match process::spawn(&command, &inner.workdir) {
-                Err(e) => {
-                    let result =
-                        format!("Error: cannot start sh in {}: {e}", inner.workdir.display());
-                    (Status::Error, record::Outcome { result, ..Default::default() })
-                }
-                Ok(running) => {
-                    let path = inner.log_dir.join(format!("{task_id}.log"));
-                    let log = LogFile::new(path, inner.limits.log_limit);
-                    let watch = process::supervise(running, kill, inner.limits.clone(), log);
-                    // A panic while watching must still end the task, or waiters would hang.
-                    tokio::spawn(watch).await.unwrap_or_else(|e| {
-                        let result =
-                            format!("Error: internal failure while watching the task: {e}");
-                        (Status::Error, record::Outcome { result, ..Default::default() })
-                    })
-                }
-            };
-            inner.finish(&task_id, status, outcome);
-        });
+        let spec = TaskSpec {
+            id: id.clone(),
+            command: command.to_string(),
+            workdir: self.workdir.clone(),
+            timeout: self.timeout,
+            keep_log: true,
+        };
+        let sink = TaskSink {
+            inner: Arc::clone(self),
+            id: id.clone(),
+            capture: Capture::new(self.output_limit, self.timeout),
+            last_progress: Instant::now(),
+            done: false,
+        };
+        self.executor.launch(spec, cancel, Box::new(sink));
         id
+    }
+
+    /// Takes every queued notification, telling subscribers which were drained.
+    fn drain(&self, state: &mut State) -> Vec<Notification> {
+        let notes: Vec<Notification> = state.queue.drain(..).collect();
+        for n in &notes {
+            self.hub.publish(&n.task_id, TaskEventKind::Drained);
+        }
+        notes
+    }
+
+    fn started(&self, id: &str, pid: u32) {
+        let mut state = self.lock();
+        if let Some(task) = state.tasks.get_mut(id) {
+            task.pid = Some(pid);
+        }
+        self.hub.publish(id, TaskEventKind::Started { pid });
     }
 
     /// Records the end of a task and queues its one notification, in one step under the lock.
@@ -394,23 +427,73 @@ impl Inner {
                 .to_string(),
             exit_code: task.exit_code,
         };
+        let exit_code = note.exit_code;
         state.queue.push_back(note);
         state.running -= 1;
+        self.hub.publish(id, TaskEventKind::Finished { status, exit_code });
         drop(state);
         self.changed.notify_all();
     }
 }
 
 impl Inner {
-    fn remove_own_log_dir(&self) {
-        if self.owns_log_dir {
-            let _ = std::fs::remove_dir_all(&self.log_dir);
+    pub(crate) fn close_executor(&self) {
+        if self.owns_executor {
+            self.executor.close();
         }
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.remove_own_log_dir();
+        self.close_executor();
+    }
+}
+
+/// Where a task's events go: its output into the capture, its start and end into the table.
+struct TaskSink {
+    inner: Arc<Inner>,
+    id: String,
+    capture: Capture,
+    last_progress: Instant,
+    done: bool,
+}
+
+impl TaskSink {
+    fn finish(&mut self, (status, outcome): (Status, Outcome)) {
+        self.done = true;
+        self.inner.finish(&self.id, status, outcome);
+    }
+}
+
+impl EventSink for TaskSink {
+    fn event(&mut self, event: ExecEvent<'_>) {
+        match event {
+            ExecEvent::Started { pid } => self.inner.started(&self.id, pid),
+            ExecEvent::Output { stream, bytes } => {
+                self.capture.output(stream, bytes);
+                if self.last_progress.elapsed() >= PROGRESS_EVERY {
+                    self.last_progress = Instant::now();
+                    let (stdout_bytes, stderr_bytes) = self.capture.bytes();
+                    let progress = TaskEventKind::Progress { stdout_bytes, stderr_bytes };
+                    self.inner.hub.publish(&self.id, progress);
+                }
+            }
+            ExecEvent::Exited(exit) => {
+                let end = self.capture.finish(exit);
+                self.finish(end);
+            }
+            ExecEvent::Failed(message) => self.finish(Capture::failed(&message)),
+        }
+    }
+}
+
+impl Drop for TaskSink {
+    /// An executor that stops without reporting an end (a panic) must still end the task, or
+    /// its waiters would hang.
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(Capture::failed("internal failure: the executor stopped reporting"));
+        }
     }
 }

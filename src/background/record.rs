@@ -1,9 +1,8 @@
 //! What the manager remembers about a task, and the notification it sends when the task ends.
 
+use crate::runtime::Cancel;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -78,7 +77,9 @@ pub struct TaskRecord {
     pub started: Instant,
     pub finished: Option<Instant>,
     pub output: OutputStats,
-    pub(crate) kill: Arc<Notify>,
+    /// The process id the executor reported (for a local task, also its process group).
+    pub pid: Option<u32>,
+    pub(crate) kill: Cancel,
 }
 
 impl TaskRecord {
@@ -92,7 +93,8 @@ impl TaskRecord {
             started: Instant::now(),
             finished: None,
             output: OutputStats::default(),
-            kill: Arc::new(Notify::new()),
+            pid: None,
+            kill: Cancel::new(),
         }
     }
 

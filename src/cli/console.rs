@@ -2,7 +2,7 @@
 //! lesson's tool lines, streamed text, a spinner on stderr, and the --trace file.
 
 use crate::agent::LoopEvents;
-use crate::background::{BackgroundManager, Notification};
+use crate::background::{BackgroundManager, Notification, Subscription, TaskEvent, TaskEventKind};
 use crate::llm::Response;
 use crate::text::prefix;
 use serde_json::{json, Value};
@@ -59,7 +59,23 @@ impl Trace {
         self.event_at(kind, fields, Instant::now());
     }
 
-    /// An event that happened at `at` (task starts and ends are seen a little later).
+    /// A task's start and end, at the time the manager recorded them.
+    pub fn task_event(&self, event: &TaskEvent) {
+        let id = &event.task_id;
+        match &event.kind {
+            TaskEventKind::Queued { command } => {
+                self.event_at("task_start", json!({"task_id": id, "command": command}), event.at)
+            }
+            TaskEventKind::Finished { status, exit_code } => {
+                let fields =
+                    json!({"task_id": id, "status": status.as_str(), "exit_code": exit_code});
+                self.event_at("task_end", fields, event.at)
+            }
+            _ => {}
+        }
+    }
+
+    /// An event that happened at `at`.
     pub fn event_at(&self, kind: &str, mut fields: Value, at: Instant) {
         fields["t"] = json!(at.saturating_duration_since(self.start).as_secs_f64());
         fields["event"] = json!(kind);
@@ -228,48 +244,32 @@ impl LoopEvents for CliEvents {
     }
 }
 
-/// Watches a manager's task table from a thread: calls `on_start` and `on_end` once per task.
+/// Follows a manager's task events on a thread, calling `on_event` for each.
 pub struct TaskWatcher {
-    stop: Arc<AtomicBool>,
+    events: Subscription,
     thread: Option<JoinHandle<()>>,
 }
 
 impl TaskWatcher {
     pub fn start(
-        manager: Arc<BackgroundManager>,
-        mut on_start: impl FnMut(&crate::TaskRecord) + Send + 'static,
-        mut on_end: impl FnMut(&crate::TaskRecord) + Send + 'static,
+        manager: &BackgroundManager,
+        mut on_event: impl FnMut(&TaskEvent) + Send + 'static,
     ) -> TaskWatcher {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
+        let events = manager.subscribe();
+        let mine = events.clone();
         let thread = std::thread::spawn(move || {
-            let mut started = std::collections::HashSet::new();
-            let mut ended = std::collections::HashSet::new();
-            loop {
-                // Read the flag first, so the scan after it sees everything up to the stop.
-                let last = stopping.load(Ordering::SeqCst);
-                for t in manager.tasks() {
-                    if started.insert(t.id.clone()) {
-                        on_start(&t);
-                    }
-                    if t.status != crate::Status::Running && ended.insert(t.id.clone()) {
-                        on_end(&t);
-                    }
-                }
-                if last {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            while let Some(event) = mine.recv(None) {
+                on_event(&event);
             }
         });
-        TaskWatcher { stop, thread: Some(thread) }
+        TaskWatcher { events, thread: Some(thread) }
     }
 }
 
 impl Drop for TaskWatcher {
-    /// One last look, then the thread ends.
+    /// The events already published are still handled, then the thread ends.
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.events.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -5,11 +5,12 @@ mod console;
 mod demo;
 mod repl;
 
-use crate::agent::{Loop, LoopConfig};
+use crate::agent::{Loop, LoopConfig, LoopPolicy};
 use crate::background::{BackgroundManager, Options};
 use crate::error::Error;
 use crate::llm::{HttpClient, HttpConfig, Model, ScriptedModel};
-use crate::tools::{BuiltinTools, ToolContext, BASH_TIMEOUT};
+use crate::runtime::Seconds;
+use crate::tools::BuiltinTools;
 use clap::Parser;
 use console::{say, CliEvents, Sink, Style, Trace};
 use serde_json::{json, Value};
@@ -18,7 +19,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -125,12 +126,9 @@ impl From<Error> for Failure {
     }
 }
 
-fn positive(name: &str, value: f64) -> Result<Duration, Failure> {
-    if value.is_finite() && value > 0.0 {
-        Ok(Duration::from_secs_f64(value))
-    } else {
-        Err(Failure(2, format!("--{name} must be a positive number of seconds")))
-    }
+/// A flag's seconds, or exit 2 with one line naming the flag.
+fn seconds(checked: Result<Seconds, crate::runtime::BadSeconds>) -> Result<Duration, Failure> {
+    checked.map(Seconds::duration).map_err(|e| Failure(2, format!("--{e}")))
 }
 
 /// Everything one session uses.
@@ -148,16 +146,8 @@ impl Session {
     fn turn(&self, messages: &mut Vec<Value>, events: &mut CliEvents) -> Result<(), Error> {
         INTERRUPTED.store(false, Ordering::SeqCst);
         let interrupted = || INTERRUPTED.load(Ordering::SeqCst);
-        let mut tools = BuiltinTools {
-            ctx: ToolContext {
-                workdir: &self.workdir,
-                manager: &self.manager,
-                extended: !self.config.mirror,
-                max_wait: self.config.max_wait,
-                bash_timeout: BASH_TIMEOUT,
-                interrupted: &interrupted,
-            },
-        };
+        let ctx = self.config.policy.tool_context(&self.workdir, &self.manager, &interrupted);
+        let mut tools = BuiltinTools { ctx };
         Loop {
             config: &self.config,
             model: self.model.as_ref(),
@@ -176,8 +166,8 @@ impl Session {
 
 fn run(args: Args) -> Result<(), Failure> {
     let style = Style::new(args.no_color);
-    let bg_timeout = positive("bg-timeout", args.bg_timeout)?;
-    let max_wait = Duration::from_secs_f64(args.max_wait.max(0.0));
+    let bg_timeout = seconds(Seconds::positive("bg-timeout", args.bg_timeout))?;
+    let max_wait = seconds(Seconds::non_negative("max-wait", args.max_wait))?;
     let demo_dir = args.demo.then(|| {
         let dir = std::env::temp_dir()
             .join(format!("bgagent-demo-{}", &uuid::Uuid::new_v4().to_string()[..8]));
@@ -225,27 +215,19 @@ fn run(args: Args) -> Result<(), Failure> {
         None => None,
     };
     let watcher = trace.as_ref().map(|t| {
-        let (starts, ends) = (t.clone(), t.clone());
-        console::TaskWatcher::start(
-            manager.clone(),
-            move |task| {
-                let fields = json!({"task_id": task.id, "command": task.command});
-                starts.event_at("task_start", fields, task.started)
-            },
-            move |task| {
-                let fields =
-                    json!({"task_id": task.id, "status": task.status.as_str(), "exit_code": task.exit_code});
-                ends.event_at("task_end", fields, task.finished.unwrap_or_else(Instant::now))
-            },
-        )
+        let trace = t.clone();
+        console::TaskWatcher::start(&manager, move |event| trace.task_event(event))
     });
     let session = Session {
         config: LoopConfig {
             model: args.model.clone().unwrap_or_else(|| "demo".into()),
             system: LoopConfig::lesson_system(&workdir),
             max_tokens: args.max_tokens,
-            mirror: args.mirror,
-            max_wait,
+            policy: if args.mirror {
+                LoopPolicy::lesson()
+            } else {
+                LoopPolicy::production(max_wait)
+            },
         },
         model,
         manager,

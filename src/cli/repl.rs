@@ -5,6 +5,7 @@
 use super::console::{say, Sink, TaskWatcher};
 use super::INTERRUPTED;
 use super::{Failure, Session};
+use crate::background::TaskEventKind;
 use crate::error::Error;
 use rustyline::error::ReadlineError;
 use rustyline::ExternalPrinter;
@@ -152,19 +153,17 @@ fn terminal(session: &Session, auto_resume: bool) -> Result<(), Failure> {
     // A task that ends while the prompt waits gets a line above it, without breaking what is typed.
     let _watcher = printer.clone().map(|printer| {
         let (waiting, style) = (at_prompt.clone(), session.style);
-        TaskWatcher::start(
-            session.manager.clone(),
-            |_| {},
-            move |task| {
+        TaskWatcher::start(&session.manager, move |event| {
+            if let TaskEventKind::Finished { status, .. } = &event.kind {
                 if waiting.load(Ordering::SeqCst) {
-                    let line = style.paint("2", &format!("[bg:{}] {}", task.id, task.status));
+                    let line = style.paint("2", &format!("[bg:{}] {status}", event.task_id));
                     let _ = printer.lock().unwrap_or_else(|e| e.into_inner()).print(line);
                     if auto_resume {
                         let _ = send.send(Input::TaskEnded);
                     }
                 }
-            },
-        )
+            }
+        })
     });
 
     let mut messages = Vec::new();

@@ -3,7 +3,7 @@
 
 use super::sse::{stream_error, StreamAssembler};
 use super::{CallContext, Model, ModelError, Request, Response};
-use crate::background::runtime;
+use crate::runtime::{poll_until, runtime, Interrupted};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -106,26 +106,27 @@ impl Model for HttpClient {
             body["stream"] = Value::Bool(true);
         }
         let (send, progress) = channel();
-        let task = runtime::runtime().spawn(call_with_retries(
-            self.http.clone(),
-            self.config.clone(),
-            body,
-            send,
-        ));
+        let task =
+            runtime().spawn(call_with_retries(self.http.clone(), self.config.clone(), body, send));
         // Wait here, not on the runtime, so Ctrl-C can be noticed between slices.
-        loop {
-            match progress.recv_timeout(Duration::from_millis(50)) {
-                Ok(Progress::Text(piece)) => (ctx.on_text)(&piece),
-                Ok(Progress::Done(result)) => return result,
-                Err(RecvTimeoutError::Timeout) => {
-                    if (ctx.interrupted)() {
-                        task.abort();
-                        return Err(ModelError::Interrupted);
-                    }
+        let on_text = &mut *ctx.on_text;
+        let outcome =
+            poll_until(ctx.interrupted, None, |slice| match progress.recv_timeout(slice) {
+                Ok(Progress::Text(piece)) => {
+                    on_text(&piece);
+                    None
                 }
+                Ok(Progress::Done(result)) => Some(result),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(ModelError::Other("the request task stopped".into()))
+                    Some(Err(ModelError::Other("the request task stopped".into())))
                 }
+            });
+        match outcome {
+            Ok(result) => result.unwrap_or(Err(ModelError::Interrupted)),
+            Err(Interrupted) => {
+                task.abort();
+                Err(ModelError::Interrupted)
             }
         }
     }

@@ -6,44 +6,19 @@
 use super::background::PyBackgroundManager;
 use super::convert::{to_block, to_json, to_py};
 use super::errors::{core_error, model_error, ConfigError};
-use crate::agent::{Conversation, Loop, LoopConfig, LoopEvents, ToolRunner};
+use super::{seconds, Pending};
+use crate::agent::{Conversation, Loop, LoopConfig, LoopEvents, LoopPolicy};
 use crate::error::{Error, Result};
+use crate::exec::{LocalExecutor, LocalSettings};
 use crate::llm::{CallContext, HttpClient, HttpConfig, Model, ModelError, Request, Response};
-use crate::tools::{self, BuiltinTools, Interrupted, ToolContext};
-use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
+use crate::runtime::Seconds;
+use crate::tools::{self, BuiltinTools, Interrupted, ToolRunner};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// Remembers the first Python exception raised inside the loop, so the caller sees that very
-/// exception (a KeyboardInterrupt, or whatever a Python client or handler raised).
-#[derive(Default)]
-struct Pending(Mutex<Option<PyErr>>);
-
-impl Pending {
-    fn keep(&self, e: PyErr) {
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        slot.get_or_insert(e);
-    }
-
-    fn take(&self) -> Option<PyErr> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-
-    /// The loop's interrupt check: runs Python's signal handlers.
-    fn interrupted(&self) -> bool {
-        Python::attach(|py| match py.check_signals() {
-            Ok(()) => false,
-            Err(e) => {
-                self.keep(e);
-                true
-            }
-        })
-    }
-}
+use std::sync::{Arc, OnceLock};
 
 fn is_interrupt(py: Python<'_>, e: &PyErr) -> bool {
     e.is_instance_of::<PyKeyboardInterrupt>(py)
@@ -229,17 +204,13 @@ impl PyClient {
         max_retries: u32,
         stream: bool,
     ) -> PyResult<Self> {
-        if !(timeout.is_finite() && timeout > 0.0) {
-            return Err(PyValueError::new_err(format!(
-                "timeout must be a positive number of seconds, got {timeout}"
-            )));
-        }
+        let timeout = seconds(Seconds::positive("timeout", timeout))?;
         let env = HttpConfig::from_env();
         let config = HttpConfig {
             base_url: base_url.filter(|u| !u.is_empty()).unwrap_or(env.base_url),
             api_key: api_key.or(env.api_key),
             auth_token: auth_token.or(env.auth_token),
-            timeout: Duration::from_secs_f64(timeout),
+            timeout,
             max_retries,
             stream,
         };
@@ -336,18 +307,9 @@ pub fn run_loop(
     max_tokens: u32,
     echo: bool,
 ) -> PyResult<()> {
-    if !(max_wait.is_finite() && max_wait >= 0.0) {
-        return Err(PyValueError::new_err(format!(
-            "max_wait must be a non-negative number, got {max_wait}"
-        )));
-    }
-    let config = LoopConfig {
-        model: model.unwrap_or_default(),
-        system,
-        max_tokens,
-        mirror,
-        max_wait: Duration::from_secs_f64(max_wait),
-    };
+    let max_wait = seconds(Seconds::non_negative("max_wait", max_wait))?;
+    let policy = if mirror { LoopPolicy::lesson() } else { LoopPolicy::production(max_wait) };
+    let config = LoopConfig { model: model.unwrap_or_default(), system, max_tokens, policy };
     let pending = Pending::default();
     let native = client.cast::<PyClient>().ok().map(|c| c.get().http.clone());
     let py_model = PyModel { client: client.clone().unbind(), pending: &pending };
@@ -357,16 +319,8 @@ pub fn run_loop(
     };
     let manager = manager.get().manager();
     let interrupted = || pending.interrupted();
-    let mut builtin = BuiltinTools {
-        ctx: ToolContext {
-            workdir: &workdir,
-            manager,
-            extended: !mirror,
-            max_wait: config.max_wait,
-            bash_timeout: tools::BASH_TIMEOUT,
-            interrupted: &interrupted,
-        },
-    };
+    let mut builtin =
+        BuiltinTools { ctx: config.policy.tool_context(&workdir, manager, &interrupted) };
     let mut py_tools = match (tools, handlers) {
         (Some(t), Some(h)) => Some(PyTools {
             schemas: t.clone().unbind(),
@@ -417,17 +371,23 @@ pub fn safe_path(workdir: PathBuf, p: &str) -> PyResult<PathBuf> {
 #[pyfunction]
 #[pyo3(signature = (workdir, command, timeout=120.0))]
 pub fn run_bash(py: Python<'_>, workdir: PathBuf, command: &str, timeout: f64) -> PyResult<String> {
-    if !(timeout.is_finite() && timeout > 0.0) {
-        return Err(PyValueError::new_err("timeout must be a positive number of seconds"));
-    }
+    let timeout = seconds(Seconds::positive("timeout", timeout))?;
     let pending = Pending::default();
-    let out = py.detach(|| {
+    py.detach(|| {
         let interrupted = || pending.interrupted();
-        tools::bash(&workdir, command, Duration::from_secs_f64(timeout), &interrupted)
-    });
-    out.map_err(|Interrupted| {
-        pending.take().unwrap_or_else(|| PyKeyboardInterrupt::new_err("interrupted"))
+        tools::bash(local_executor()?, &workdir, command, timeout, &interrupted)
+            .map_err(|Interrupted| pending.interrupt_error())
     })
+}
+
+/// The executor for the bash tool when no manager is given: local processes, no log files.
+fn local_executor() -> PyResult<&'static LocalExecutor> {
+    static LOCAL: OnceLock<std::result::Result<LocalExecutor, String>> = OnceLock::new();
+    let local = LOCAL.get_or_init(|| {
+        let settings = LocalSettings { log_dir: Some(std::env::temp_dir()), ..Default::default() };
+        LocalExecutor::new(settings).map_err(|e| e.to_string())
+    });
+    local.as_ref().map_err(|e| PyOSError::new_err(e.clone()))
 }
 
 #[pyfunction]

@@ -1,28 +1,16 @@
 //! `bgagent.BackgroundManager` for Python.
 
-use super::wait_interruptibly;
+use super::{seconds, wait_interruptibly};
 use crate::background::{BackgroundManager, Notification, Options, Status, TaskRecord};
 use crate::error::Error;
-use pyo3::exceptions::{PyKeyError, PyValueError};
+use crate::runtime::Seconds;
+use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
-use std::time::Duration;
 
 fn to_py_err(e: Error) -> PyErr {
     Python::attach(|py| super::errors::core_error(py, &e))
-}
-
-/// A duration argument in seconds; `positive` rejects zero too.
-fn seconds(name: &str, value: f64, positive: bool) -> PyResult<Duration> {
-    let ok = value.is_finite() && if positive { value > 0.0 } else { value >= 0.0 };
-    if !ok {
-        let want = if positive { "a positive" } else { "a non-negative" };
-        return Err(PyValueError::new_err(format!(
-            "{name} must be {want} number of seconds, got {value}"
-        )));
-    }
-    Ok(Duration::from_secs_f64(value))
 }
 
 fn notification_dict<'py>(py: Python<'py>, n: &Notification) -> PyResult<Bound<'py, PyDict>> {
@@ -89,12 +77,13 @@ impl PyBackgroundManager {
     ) -> PyResult<Self> {
         let options = Options {
             workdir,
-            timeout: seconds("timeout", timeout, true)?,
+            timeout: seconds(Seconds::positive("timeout", timeout))?,
             output_limit,
             preview_limit,
-            grace: seconds("grace", grace, false)?,
+            grace: seconds(Seconds::non_negative("grace", grace))?,
             log_dir,
             log_limit,
+            executor: None,
         };
         Ok(PyBackgroundManager { manager: BackgroundManager::new(options).map_err(to_py_err)? })
     }
@@ -146,8 +135,7 @@ impl PyBackgroundManager {
             return Ok(message);
         }
         // Bounded like the Rust `kill`: grace, SIGKILL, then the pipe cut-off.
-        let bound = self.manager.limits().grace.as_secs_f64() + 3.0;
-        self.wait(py, task_id, Some(bound))
+        self.wait(py, task_id, Some(self.manager.stop_bound().as_secs_f64()))
     }
 
     fn has_running_tasks(&self) -> bool {
@@ -187,8 +175,8 @@ impl PyBackgroundManager {
     }
 
     #[getter]
-    fn log_dir(&self) -> PathBuf {
-        self.manager.log_dir().to_path_buf()
+    fn log_dir(&self) -> Option<PathBuf> {
+        self.manager.log_dir().map(PathBuf::from)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

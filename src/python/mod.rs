@@ -6,39 +6,63 @@ mod background;
 mod convert;
 mod errors;
 
+use crate::runtime::{poll_until, BadSeconds, Seconds};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
-/// Runs `step` without the GIL in slices of at most 50 ms until it returns `Some` or
-/// `timeout` seconds pass, checking for Ctrl-C between slices so it raises promptly.
+/// Remembers the first Python exception raised while the GIL was released (a
+/// KeyboardInterrupt from the signal check, whatever a Python client or handler raised), so
+/// the caller raises that very exception.
+#[derive(Default)]
+pub(crate) struct Pending(Mutex<Option<PyErr>>);
+
+impl Pending {
+    pub fn keep(&self, e: PyErr) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(e);
+    }
+
+    pub fn take(&self) -> Option<PyErr> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// The core's interrupt check: runs Python's signal handlers (Ctrl-C raises there).
+    pub fn interrupted(&self) -> bool {
+        Python::attach(|py| match py.check_signals() {
+            Ok(()) => false,
+            Err(e) => {
+                self.keep(e);
+                true
+            }
+        })
+    }
+
+    /// The exception to raise for an interrupt: the one the signal check raised.
+    pub fn interrupt_error(&self) -> PyErr {
+        self.take().unwrap_or_else(|| PyKeyboardInterrupt::new_err("interrupted"))
+    }
+}
+
+/// A duration argument, checked by the core's one rule; ValueError names the parameter.
+pub(crate) fn seconds(checked: Result<Seconds, BadSeconds>) -> PyResult<Duration> {
+    checked.map(Seconds::duration).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// Runs `step` without the GIL until it returns `Some` or `timeout` seconds pass (`None` or
+/// infinity: no limit), checking for Ctrl-C between slices so it raises promptly.
 pub(crate) fn wait_interruptibly<T: Send>(
     py: Python<'_>,
     timeout: Option<f64>,
-    step: impl Fn(Duration) -> Option<T> + Sync,
+    step: impl FnMut(Duration) -> Option<T> + Send,
 ) -> PyResult<Option<T>> {
-    const SLICE: Duration = Duration::from_millis(50);
-    if timeout.is_some_and(f64::is_nan) {
-        return Err(pyo3::exceptions::PyValueError::new_err(
-            "timeout must be a number of seconds, not NaN",
-        ));
-    }
-    // No timeout, or an infinite one, waits for as long as it takes.
-    let deadline = timeout
-        .filter(|t| t.is_finite())
-        .map(|t| Instant::now() + Duration::from_secs_f64(t.clamp(0.0, 1e9)));
-    loop {
-        let slice = match deadline {
-            Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
-            None => SLICE,
-        };
-        if let Some(done) = py.detach(|| step(slice)) {
-            return Ok(Some(done));
-        }
-        py.check_signals()?;
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(None);
-        }
-    }
+    let limit = Seconds::limit("timeout", timeout)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?
+        .map(Seconds::duration);
+    let pending = Pending::default();
+    let interrupted = || pending.interrupted();
+    py.detach(|| poll_until(&interrupted, limit, step)).map_err(|_| pending.interrupt_error())
 }
 
 /// Kills the running tasks of every live manager; registered with `atexit` by the package.
@@ -64,6 +88,7 @@ fn read_dotenv(path: std::path::PathBuf) -> PyResult<Vec<(String, String)>> {
 
 /// Runs the `bgagent` command with `argv` (the pip-installed script calls this); returns
 /// its exit code.
+#[cfg(feature = "cli")]
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> i32 {
     py.detach(|| crate::cli::main(argv))
@@ -84,6 +109,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(agent::tool_schemas, m)?)?;
     m.add_function(wrap_pyfunction!(agent::lesson_system, m)?)?;
     m.add_function(wrap_pyfunction!(read_dotenv, m)?)?;
+    #[cfg(feature = "cli")]
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     errors::register(m)?;
     Ok(())

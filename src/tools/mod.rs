@@ -4,23 +4,27 @@
 //! A tool never fails the loop: every problem comes back as an `Error: ...` text for the model.
 //! The only thing that escapes is an interrupt (Ctrl-C), which the loop must see.
 
+mod bash;
 mod files;
 mod path;
 
+pub use crate::runtime::Interrupted;
+pub use bash::{bash, is_dangerous, BASH_TIMEOUT};
 pub use files::{edit, read, write};
 pub use path::{resolve, safe_path};
 
-use crate::background::{BackgroundManager, ForegroundRun, Limits};
+use crate::background::{BackgroundManager, Status};
+use crate::runtime::{poll_until, Interrupt, Seconds};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// The blocking `bash` tool's timeout, as in the lesson.
-pub const BASH_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The user pressed Ctrl-C while a tool ran; the tool has stopped what it started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Interrupted;
+/// Runs tool calls and names the tools offered to the model: the built-in tools, or tools
+/// given by the caller (the Python mirror's `TOOL_HANDLERS`).
+pub trait ToolRunner: Send {
+    fn schemas(&self) -> crate::Result<Vec<Value>>;
+    fn run(&mut self, name: &str, input: &Value) -> Result<String, Interrupted>;
+}
 
 /// What a tool call may touch.
 pub struct ToolContext<'a> {
@@ -33,11 +37,8 @@ pub struct ToolContext<'a> {
     /// The blocking bash tool's timeout ([`BASH_TIMEOUT`] in the lesson).
     pub bash_timeout: Duration,
     /// Polled while a tool waits; true means Ctrl-C was pressed.
-    pub interrupted: &'a (dyn Fn() -> bool + Sync),
+    pub interrupted: Interrupt<'a>,
 }
-
-/// How often waiting tools look at `interrupted`.
-const POLL: Duration = Duration::from_millis(50);
 
 /// The lesson's tool list, string for string.
 pub fn lesson_tools() -> Vec<Value> {
@@ -106,13 +107,6 @@ pub fn extended_tools() -> Vec<Value> {
     tools
 }
 
-/// Commands the lesson refuses to run, by substring.
-const DANGEROUS: [&str; 5] = ["rm -rf /", "sudo", "shutdown", "reboot", "> /dev/"];
-
-pub fn is_dangerous(command: &str) -> bool {
-    DANGEROUS.iter().any(|d| command.contains(d))
-}
-
 /// Runs one tool call. Unknown tools and bad arguments come back as text for the model.
 pub fn call(ctx: &ToolContext, name: &str, input: &Value) -> Result<String, Interrupted> {
     let args = Args { tool: name, input };
@@ -154,32 +148,10 @@ pub fn call(ctx: &ToolContext, name: &str, input: &Value) -> Result<String, Inte
     Ok(text)
 }
 
-/// The blocking `bash` tool: same process-group care as background tasks, 120 s timeout.
+/// The blocking `bash` tool, through the manager's executor.
 pub fn run_bash(ctx: &ToolContext, command: &str) -> Result<String, Interrupted> {
-    bash(ctx.workdir, command, ctx.bash_timeout, ctx.interrupted)
-}
-
-/// `bash` outside a loop: runs `command` in `workdir` to its end (or timeout, or Ctrl-C).
-pub fn bash(
-    workdir: &Path,
-    command: &str,
-    timeout: Duration,
-    interrupted: &(dyn Fn() -> bool + Sync),
-) -> Result<String, Interrupted> {
-    if is_dangerous(command) {
-        return Ok("Error: Dangerous command blocked".into());
-    }
-    let run = ForegroundRun::start(command, workdir, Limits::foreground(timeout));
-    loop {
-        if let Some((_, text)) = run.wait(POLL) {
-            return Ok(text);
-        }
-        if interrupted() {
-            run.kill();
-            run.finish();
-            return Err(Interrupted);
-        }
-    }
+    let executor = ctx.manager.executor().as_ref();
+    bash(executor, ctx.workdir, command, ctx.bash_timeout, ctx.interrupted)
 }
 
 fn wait_background(
@@ -187,29 +159,25 @@ fn wait_background(
     task_id: Option<&str>,
     timeout: Option<f64>,
 ) -> Result<String, Interrupted> {
-    let limit = timeout
-        .filter(|t| t.is_finite() && *t >= 0.0)
-        .map_or(ctx.max_wait, |t| Duration::from_secs_f64(t).min(ctx.max_wait));
-    let deadline = Instant::now() + limit;
+    let limit = match timeout.map(|t| Seconds::non_negative("timeout", t)) {
+        None => ctx.max_wait,
+        Some(Ok(t)) => t.duration().min(ctx.max_wait),
+        Some(Err(e)) => return Ok(format!("Error: {e}")),
+    };
     if let Some(id) = task_id {
         if ctx.manager.task(id).is_none() {
             return Ok(format!("Error: Unknown task {id}"));
         }
     }
-    loop {
-        let slice = deadline.saturating_duration_since(Instant::now()).min(POLL);
+    poll_until(ctx.interrupted, Some(limit), |slice| {
         let done = match task_id {
-            Some(id) => ctx.manager.wait_task(id, Some(slice)) != Some(crate::Status::Running),
+            Some(id) => ctx.manager.wait_task(id, Some(slice)) != Some(Status::Running),
             // Leave the queue alone: the loop injects what finished before the next model call.
             None => ctx.manager.wait_for_finished(Some(slice)),
         };
-        if done || Instant::now() >= deadline {
-            return Ok(ctx.manager.check(task_id));
-        }
-        if (ctx.interrupted)() {
-            return Err(Interrupted);
-        }
-    }
+        done.then_some(())
+    })?;
+    Ok(ctx.manager.check(task_id))
 }
 
 /// Reads a tool's arguments, turning a missing or mistyped one into text for the model.
@@ -254,7 +222,7 @@ pub struct BuiltinTools<'a> {
     pub ctx: ToolContext<'a>,
 }
 
-impl crate::agent::ToolRunner for BuiltinTools<'_> {
+impl ToolRunner for BuiltinTools<'_> {
     fn schemas(&self) -> crate::Result<Vec<Value>> {
         Ok(if self.ctx.extended { extended_tools() } else { lesson_tools() })
     }

@@ -1,0 +1,132 @@
+//! A shell as the leader of its own process group: starting it, signalling the group, and
+//! waiting until nothing of the group is left.
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::process::{Child, Command};
+
+/// A started command: the shell, its process group id and its two output pipes.
+pub struct Running {
+    pub child: Child,
+    pub pgid: i32,
+    pub stdout: AsyncFd<File>,
+    pub stderr: AsyncFd<File>,
+}
+
+/// Starts `sh -c command` in `workdir` as the leader of a new process group. Blocking (fork
+/// and exec): call it off the runtime's workers, but inside the runtime (the pipes register
+/// with its reactor).
+pub fn spawn(command: &str, workdir: &Path) -> io::Result<Running> {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()?;
+    let pgid = child.id().map(|p| p as i32).unwrap_or_default();
+    let pipes = child.stdout.take().zip(child.stderr.take());
+    let Some((stdout, stderr)) = pipes else {
+        return Err(io::Error::other("the shell's output pipes were not created"));
+    };
+    Ok(Running {
+        pgid,
+        stdout: async_fd(stdout.into_owned_fd()?, true)?,
+        stderr: async_fd(stderr.into_owned_fd()?, true)?,
+        child,
+    })
+}
+
+/// Our own readiness-based reader, so a pipe needs no buffer of its own while it waits:
+/// a thousand quiet tasks then cost no read buffers at all.
+fn async_fd(fd: OwnedFd, nonblocking: bool) -> io::Result<AsyncFd<File>> {
+    if nonblocking {
+        // SAFETY: fcntl on a descriptor we own, with valid flags.
+        unsafe {
+            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    // SAFETY: the File owns the descriptor and keeps it open for the AsyncFd's whole life.
+    unsafe { AsyncFd::register_with_interest(File::from(fd), Interest::READABLE) }
+        .map_err(io::Error::from)
+}
+
+/// Sends `signal` to every process in the group; false if the group is already gone.
+pub fn signal_group(pgid: i32, signal: Signal) -> bool {
+    pgid > 0 && killpg(Pid::from_raw(pgid), signal).is_ok()
+}
+
+/// Live (not zombie) members of the group. Zombies do not count: once killed, orphans wait
+/// for init to reap them, which can take seconds, and they run nothing meanwhile.
+fn live_members(pgid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // "pid (comm) state ppid pgrp ...": comm may hold spaces, so parse after the last ')'.
+            let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+            let state = fields.next()?;
+            let pgrp = fields.nth(1)?.parse::<i32>().ok()?;
+            (pgrp == pgid && !matches!(state, "Z" | "X")).then_some(pid)
+        })
+        .collect()
+}
+
+/// A pidfd becomes readable when its process exits, zombie or not.
+fn pidfd(pid: i32) -> io::Result<AsyncFd<File>> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just created and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    async_fd(fd, false)
+}
+
+/// After a SIGKILL to the group, waits (at most `bound`) until none of it is alive: one scan
+/// of /proc (off the runtime's workers) finds the members, then each is awaited by pidfd.
+/// Nothing can join the group after the SIGKILL: a fork with that signal pending fails.
+pub async fn wait_until_gone(pgid: i32, bound: Duration) {
+    let wait = async {
+        let members = tokio::task::spawn_blocking(move || live_members(pgid)).await;
+        let mut fallback = false;
+        let mut fds = Vec::new();
+        for pid in members.unwrap_or_default() {
+            match pidfd(pid) {
+                Ok(fd) => fds.push(fd),
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {} // already gone
+                Err(_) => fallback = true,
+            }
+        }
+        for fd in &fds {
+            let _ = fd.readable().await;
+        }
+        // Without pidfds (an old kernel), look again now and then.
+        while fallback {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            fallback = !tokio::task::spawn_blocking(move || live_members(pgid).is_empty())
+                .await
+                .unwrap_or(true);
+        }
+    };
+    let _ = tokio::time::timeout(bound, wait).await;
+}

@@ -1,0 +1,262 @@
+//! The local executor: every command runs as `sh -c command`, leader of its own process group.
+//! Its output is read as it comes (and written to the task's log file, capped); the timeout,
+//! a cancel and the end of the shell all end with the whole group signalled, so no process
+//! outlives its task.
+
+mod group;
+mod log;
+
+use super::{Ended, EventSink, ExecEvent, Executor, Exit, Stream, TaskSpec};
+use crate::runtime::{runtime, Cancel};
+use group::{signal_group, Running};
+use log::LogFile;
+use nix::sys::signal::Signal;
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::time::{sleep_until, Instant};
+
+/// How long output pipes may stay open after the shell exits (a grandchild holding them).
+pub const PIPE_GRACE: Duration = Duration::from_secs(2);
+
+/// What only means something for local processes.
+#[derive(Clone, Debug)]
+pub struct LocalSettings {
+    /// Between SIGTERM and SIGKILL when a command is stopped.
+    pub grace: Duration,
+    /// How long output pipes may stay open after the shell exits.
+    pub pipe_grace: Duration,
+    /// Where log files go; `None` means a fresh temporary directory, removed with the executor.
+    pub log_dir: Option<PathBuf>,
+    /// Bytes of output kept in each log file.
+    pub log_limit: u64,
+}
+
+impl Default for LocalSettings {
+    fn default() -> Self {
+        LocalSettings {
+            grace: Duration::from_secs(2),
+            pipe_grace: PIPE_GRACE,
+            log_dir: None,
+            log_limit: 64 * 1024 * 1024,
+        }
+    }
+}
+
+pub struct LocalExecutor {
+    settings: LocalSettings,
+    log_dir: PathBuf,
+    /// Our own temporary log directory, until it is removed.
+    own_log_dir: Mutex<Option<tempfile::TempDir>>,
+}
+
+impl LocalExecutor {
+    pub fn new(settings: LocalSettings) -> io::Result<Self> {
+        let (log_dir, own) = match &settings.log_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                (dir.clone(), None)
+            }
+            None => {
+                let prefix = format!("bgagent-{}-", std::process::id());
+                let dir = tempfile::Builder::new().prefix(&prefix).tempdir()?;
+                (dir.path().to_path_buf(), Some(dir))
+            }
+        };
+        Ok(LocalExecutor { settings, log_dir, own_log_dir: Mutex::new(own) })
+    }
+
+    pub fn settings(&self) -> &LocalSettings {
+        &self.settings
+    }
+}
+
+impl Executor for LocalExecutor {
+    fn launch(&self, spec: TaskSpec, cancel: Cancel, mut events: Box<dyn EventSink>) {
+        let settings = self.settings.clone();
+        let log_path = spec.keep_log.then(|| self.log_dir.join(format!("{}.log", spec.id)));
+        // fork and exec block: they run on the blocking pool, so a burst of starts uses both
+        // cores and never holds up the workers that serve running tasks and HTTP calls.
+        runtime().spawn_blocking(move || match group::spawn(&spec.command, &spec.workdir) {
+            Err(e) => events.event(ExecEvent::Failed(format!(
+                "cannot start sh in {}: {e}",
+                spec.workdir.display()
+            ))),
+            Ok(running) => {
+                events.event(ExecEvent::Started { pid: running.pgid as u32 });
+                let log = LogFile::new(log_path, settings.log_limit);
+                runtime().spawn(supervise(running, spec.timeout, cancel, settings, log, events));
+            }
+        });
+    }
+
+    fn stop_bound(&self) -> Duration {
+        // The grace period, the SIGKILL, the pipe cut-off and the wait for the group to go.
+        self.settings.grace + Duration::from_secs(3)
+    }
+
+    fn log_dir(&self) -> Option<&Path> {
+        Some(&self.log_dir)
+    }
+
+    fn close(&self) {
+        let own = self.own_log_dir.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(dir) = own {
+            let _ = dir.close();
+        }
+    }
+}
+
+impl Drop for LocalExecutor {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+thread_local! {
+    // One read buffer per runtime thread, shared by all the tasks it serves.
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
+}
+
+/// Where output goes: the log and the events. Both pipes use it from one task, so the lock
+/// is never contended; it only lets the two reads share it.
+struct Sink {
+    log: LogFile,
+    events: Box<dyn EventSink>,
+}
+
+/// One output pipe.
+struct Pipe {
+    fd: Option<AsyncFd<File>>,
+    stream: Stream,
+}
+
+impl Pipe {
+    fn open(&self) -> bool {
+        self.fd.is_some()
+    }
+
+    /// Waits until the pipe can be read, then reads a bounded amount (so a flood of output
+    /// cannot starve the timeout), and closes it at end of file or on a read error.
+    async fn read_some(&mut self, sink: &Mutex<Sink>) {
+        let Some(fd) = &self.fd else {
+            return std::future::pending().await;
+        };
+        let mut eof = true;
+        if let Ok(mut ready) = fd.readable().await {
+            eof = READ_BUF.with_borrow_mut(|buf| {
+                for _ in 0..16 {
+                    match ready.get_inner().read(buf) {
+                        Ok(0) => return true,
+                        Ok(n) => {
+                            let mut sink = sink.lock().unwrap_or_else(|p| p.into_inner());
+                            sink.log.write(&buf[..n]);
+                            let output =
+                                ExecEvent::Output { stream: self.stream, bytes: &buf[..n] };
+                            sink.events.event(output);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            ready.clear_ready();
+                            return false;
+                        }
+                        Err(_) => return true,
+                    }
+                }
+                false
+            });
+        }
+        if eof {
+            self.fd = None;
+        }
+    }
+}
+
+/// Runs a started command to its end and reports how it ended.
+async fn supervise(
+    running: Running,
+    timeout: Duration,
+    cancel: Cancel,
+    limits: LocalSettings,
+    log: LogFile,
+    events: Box<dyn EventSink>,
+) {
+    let sink = Mutex::new(Sink { log, events });
+    let Running { mut child, pgid, stdout, stderr } = running;
+    let mut out = Pipe { fd: Some(stdout), stream: Stream::Stdout };
+    let mut err = Pipe { fd: Some(stderr), stream: Stream::Stderr };
+
+    let timeout_at = Instant::now() + timeout;
+    let mut stopped: Option<Ended> = None; // TimedOut or Cancelled, once we decided to stop it
+    let mut exit: Option<std::process::ExitStatus> = None;
+    let mut kill_at: Option<Instant> = None; // when the group gets SIGKILL
+    let mut give_up_at: Option<Instant> = None; // when we stop reading pipes after SIGKILL
+
+    loop {
+        if exit.is_some() && !out.open() && !err.open() {
+            break;
+        }
+        let wake_at =
+            [(stopped.is_none() && exit.is_none()).then_some(timeout_at), kill_at, give_up_at]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+
+        tokio::select! {
+            () = out.read_some(&sink), if out.open() => {}
+            () = err.read_some(&sink), if err.open() => {}
+            status = child.wait(), if exit.is_none() => {
+                // A failed wait means the child is gone already; treat it as a signal death.
+                exit = Some(status.unwrap_or_else(|_| signal_exit_status()));
+                // Pipes still open now are held by leftovers: give them a moment, then kill.
+                let deadline = Instant::now() + limits.pipe_grace;
+                kill_at = Some(kill_at.map_or(deadline, |k| k.min(deadline)));
+            }
+            // Also after the shell's exit: leftovers may still hold its pipes.
+            () = cancel.cancelled(), if stopped.is_none() => {
+                stopped = Some(Ended::Cancelled);
+                signal_group(pgid, Signal::SIGTERM);
+                let deadline = Instant::now() + limits.grace;
+                kill_at = Some(kill_at.map_or(deadline, |k| k.min(deadline)));
+            }
+            () = sleep_until(wake_at) => {
+                let now = Instant::now();
+                if stopped.is_none() && exit.is_none() && now >= timeout_at {
+                    stopped = Some(Ended::TimedOut);
+                    signal_group(pgid, Signal::SIGTERM);
+                    kill_at = Some(now + limits.grace);
+                }
+                if kill_at.is_some_and(|k| now >= k) {
+                    signal_group(pgid, Signal::SIGKILL);
+                    kill_at = None;
+                    // A process that left the group could still hold a pipe: stop waiting soon.
+                    give_up_at = Some(now + Duration::from_millis(500));
+                }
+                if give_up_at.is_some_and(|g| now >= g) {
+                    out.fd = None;
+                    err.fd = None;
+                    give_up_at = None;
+                }
+            }
+        }
+    }
+    // Whatever is left of the group (`cmd &` with its output redirected) ends with the task.
+    // SIGKILL takes effect asynchronously: wait (briefly) until the group is really gone.
+    if signal_group(pgid, Signal::SIGKILL) {
+        group::wait_until_gone(pgid, Duration::from_secs(1)).await;
+    }
+    let Sink { log, mut events } = sink.into_inner().unwrap_or_else(|p| p.into_inner());
+    let code = exit.and_then(|s| s.code());
+    let exit = Exit { code, ended: stopped.unwrap_or(Ended::Exited), log: log.close() };
+    events.event(ExecEvent::Exited(exit));
+}
+
+fn signal_exit_status() -> std::process::ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    std::process::ExitStatus::from_raw(libc::SIGKILL)
+}

@@ -1,0 +1,77 @@
+//! An executor that runs nothing: each command's behaviour comes from a script. It lets tests
+//! check the manager's bookkeeping (ordering, exactly-once delivery, events, kill, timeout)
+//! without processes, and shows what another executor has to provide.
+
+use super::{Ended, EventSink, ExecEvent, Executor, Exit, LogSummary, Stream, TaskSpec};
+use crate::runtime::{runtime, Cancel};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// What a scripted command does.
+#[derive(Clone, Debug)]
+pub enum Scripted {
+    /// Prints `stdout` and `stderr`, then exits with `code`.
+    Exit { stdout: String, stderr: String, code: i32 },
+    /// Runs until cancelled or timed out.
+    Hang,
+    /// Cannot start.
+    Fail(String),
+}
+
+type Script = dyn Fn(&TaskSpec) -> Scripted + Send + Sync;
+
+pub struct MemoryExecutor {
+    script: Box<Script>,
+    next_pid: AtomicU32,
+    launched: Mutex<Vec<TaskSpec>>,
+}
+
+impl MemoryExecutor {
+    pub fn new(script: impl Fn(&TaskSpec) -> Scripted + Send + Sync + 'static) -> Self {
+        MemoryExecutor {
+            script: Box::new(script),
+            next_pid: AtomicU32::new(1000),
+            launched: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Every spec launched so far, in order.
+    pub fn launched(&self) -> Vec<TaskSpec> {
+        self.launched.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Executor for MemoryExecutor {
+    fn launch(&self, spec: TaskSpec, cancel: Cancel, mut events: Box<dyn EventSink>) {
+        let behaviour = (self.script)(&spec);
+        let pid = self.next_pid.fetch_add(1, Ordering::SeqCst);
+        self.launched.lock().unwrap_or_else(|p| p.into_inner()).push(spec.clone());
+        runtime().spawn(async move {
+            let end = |code, ended| Exit { code, ended, log: LogSummary::default() };
+            match behaviour {
+                Scripted::Fail(message) => events.event(ExecEvent::Failed(message)),
+                Scripted::Exit { stdout, stderr, code } => {
+                    events.event(ExecEvent::Started { pid });
+                    let out = [(Stream::Stdout, stdout), (Stream::Stderr, stderr)];
+                    for (stream, text) in out.iter().filter(|(_, t)| !t.is_empty()) {
+                        events.event(ExecEvent::Output { stream: *stream, bytes: text.as_bytes() });
+                    }
+                    events.event(ExecEvent::Exited(end(Some(code), Ended::Exited)));
+                }
+                Scripted::Hang => {
+                    events.event(ExecEvent::Started { pid });
+                    let ended = tokio::select! {
+                        () = cancel.cancelled() => Ended::Cancelled,
+                        () = tokio::time::sleep(spec.timeout) => Ended::TimedOut,
+                    };
+                    events.event(ExecEvent::Exited(end(None, ended)));
+                }
+            }
+        });
+    }
+
+    fn stop_bound(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+}

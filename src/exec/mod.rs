@@ -1,0 +1,99 @@
+//! The executor seam: how a task's command is run. The background manager and the foreground
+//! bash tool both launch through [`Executor`]; what they get back is a stream of
+//! [`ExecEvent`]s, so nothing above this module knows whether the command runs as a local
+//! process group ([`LocalExecutor`]), in memory ([`MemoryExecutor`], for tests), or, later,
+//! somewhere else.
+
+mod local;
+mod memory;
+
+pub use local::{LocalExecutor, LocalSettings, PIPE_GRACE};
+pub use memory::{MemoryExecutor, Scripted};
+
+use crate::runtime::Cancel;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct TaskSpec {
+    /// Unique within the manager; names the task's log file.
+    pub id: String,
+    /// A shell command line (`sh -c command`).
+    pub command: String,
+    pub workdir: PathBuf,
+    /// After this long the command is stopped and ends as [`Ended::TimedOut`].
+    pub timeout: Duration,
+    /// Keep the full output in a log file (background tasks do; the bash tool does not).
+    pub keep_log: bool,
+}
+
+/// Which output stream bytes came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// How a run ended, seen from the executor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The command ended by itself.
+    Exited,
+    /// The timeout stopped it.
+    TimedOut,
+    /// The cancel handle stopped it.
+    Cancelled,
+}
+
+/// Where a run's full output went.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogSummary {
+    pub path: Option<PathBuf>,
+    /// Bytes of output stored (a cut marker not counted).
+    pub bytes: u64,
+    pub cut: bool,
+    /// A problem with the log (the command itself still ran).
+    pub error: Option<String>,
+}
+
+/// The last event of a run that started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exit {
+    /// The shell's exit code; `None` when a signal ended it.
+    pub code: Option<i32>,
+    pub ended: Ended,
+    pub log: LogSummary,
+}
+
+/// What a run reports, in this order: `Started`, any number of `Output`, then one `Exited`;
+/// or a single `Failed` when the command could not start. Nothing comes after the last one.
+#[derive(Debug)]
+pub enum ExecEvent<'a> {
+    Started { pid: u32 },
+    Output { stream: Stream, bytes: &'a [u8] },
+    Exited(Exit),
+    Failed(String),
+}
+
+/// Receives a run's events. Called from the executor's own threads, one event at a time.
+pub trait EventSink: Send {
+    fn event(&mut self, event: ExecEvent<'_>);
+}
+
+/// Runs commands. `launch` returns at once; the events follow on the executor's threads.
+pub trait Executor: Send + Sync {
+    fn launch(&self, spec: TaskSpec, cancel: Cancel, events: Box<dyn EventSink>);
+
+    /// The longest a run may take to end once cancelled (so waits for it can be bounded).
+    fn stop_bound(&self) -> Duration;
+
+    /// Where log files go, if this executor keeps them on this machine.
+    fn log_dir(&self) -> Option<&Path> {
+        None
+    }
+
+    /// Removes what the executor keeps for itself (its own temporary log directory). Called
+    /// when the owner goes away, also at interpreter exit when no destructor runs.
+    fn close(&self) {}
+}
