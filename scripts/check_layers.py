@@ -9,8 +9,18 @@ from pathlib import Path
 
 # Top to bottom; a module may use only modules after it (the Python face also starts the CLI).
 # `text` is a leaf helper.
-LAYERS = ["python", "cli", "agent", "tools", "background", "exec", "error", "llm", "runtime",
-          "text"]
+LAYERS = [
+    "python",
+    "cli",
+    "agent",
+    "tools",
+    "background",
+    "exec",
+    "error",
+    "llm",
+    "runtime",
+    "text",
+]
 
 src = Path(__file__).resolve().parent.parent / "src"
 uses: dict[str, set[str]] = {name: set() for name in LAYERS}
@@ -19,7 +29,7 @@ for path in src.rglob("*.rs"):
     if rel.parts[0] in ("lib.rs", "bin"):
         continue
     module = rel.parts[0].removesuffix(".rs")
-    text = re.sub(r"#\[cfg\(test\)\]\s*mod tests \{.*", "", path.read_text(), flags=re.S)
+    text = re.sub(r"#\[cfg\(test\)\]\s*mod tests \{.*", "", path.read_text(), flags=re.DOTALL)
     for used in re.findall(r"\bcrate::(\w+)", text):
         if used != module and used in uses:
             uses[module].add(used)
