@@ -6,10 +6,11 @@ use _core::agent::{background_results, Loop, LoopConfig, LoopEvents, LoopPolicy}
 use _core::llm::{HttpClient, HttpConfig, Model, ScriptedModel};
 use _core::tools::BuiltinTools;
 use _core::Error;
-use common::messages_server::{message, text, tool_use, MessagesServer, Reply};
+use common::messages_server::{message, text, tool_use, Gate, MessagesServer, Reply};
 use common::Workspace;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Default)]
 struct Recorder {
@@ -26,13 +27,13 @@ impl LoopEvents for Recorder {
     }
 }
 
-/// Runs one loop in the workspace; `interrupt_after` simulates Ctrl-C.
+/// Runs one loop in the workspace; `ctrl_c` says when Ctrl-C is pressed.
 fn run_loop(
     ws: &Workspace,
     model: &dyn Model,
     mirror: bool,
     messages: &mut Vec<Value>,
-    interrupt_after: Option<Duration>,
+    ctrl_c: Option<&(dyn Fn() -> bool + Sync)>,
 ) -> (Result<(), Error>, Recorder) {
     let config = LoopConfig {
         model: "test-model".into(),
@@ -44,8 +45,7 @@ fn run_loop(
             LoopPolicy::production(Duration::from_secs(30))
         },
     };
-    let began = Instant::now();
-    let interrupted = move || interrupt_after.is_some_and(|d| began.elapsed() > d);
+    let interrupted = move || ctrl_c.is_some_and(|pressed| pressed());
     let mut tools =
         BuiltinTools { ctx: config.policy.tool_context(&ws.root, &ws.manager, &interrupted) };
     let mut events = Recorder::default();
@@ -77,6 +77,14 @@ fn msg(content: Value, stop: &str) -> Reply {
     Reply::Message(message(content, stop))
 }
 
+/// A reply held until the manager has finished a task (its notification is queued by then).
+fn after_a_task_ends(ws: &Workspace, reply: Reply) -> Reply {
+    let events = ws.manager.subscribe();
+    let finished =
+        move || std::iter::from_fn(|| events.try_recv()).any(|e| e.kind.name() == "finished");
+    Reply::After(Gate(Arc::new(finished)), Box::new(reply))
+}
+
 #[test]
 fn a_background_result_is_injected_before_the_next_call() {
     let setup = Workspace::new();
@@ -85,7 +93,10 @@ fn a_background_result_is_injected_before_the_next_call() {
             json!([tool_use("t1", "background_run", json!({"command": "echo built"}))]),
             "tool_use",
         ),
-        msg(json!([tool_use("t2", "bash", json!({"command": "sleep 0.3"}))]), "tool_use"),
+        after_a_task_ends(
+            &setup,
+            msg(json!([tool_use("t2", "bash", json!({"command": "true"}))]), "tool_use"),
+        ),
         msg(json!([text("done")]), "end_turn"),
     ]);
     let mut messages = vec![json!({"role": "user", "content": "build"})];
@@ -109,16 +120,20 @@ fn a_background_result_is_injected_before_the_next_call() {
 #[test]
 fn production_waits_for_running_tasks_at_end_turn() {
     let setup = Workspace::new();
+    // The task ends only once the model has ended its turn, so only the wait can catch it.
+    let go = setup.root.join("go");
+    let end_turn = msg(json!([text("waiting on it")]), "end_turn");
+    let release = move || std::fs::write(&go, "").is_ok();
     let server = MessagesServer::start(vec![
         msg(
             json!([tool_use(
                 "t1",
                 "background_run",
-                json!({"command": "sleep 0.4; echo late; exit 2"})
+                json!({"command": "while [ ! -e go ]; do sleep 0.01; done; echo late; exit 2"})
             )]),
             "tool_use",
         ),
-        msg(json!([text("waiting on it")]), "end_turn"),
+        Reply::After(Gate(Arc::new(release)), Box::new(end_turn)),
         msg(json!([text("it printed late")]), "end_turn"),
     ]);
     let mut messages = vec![json!({"role": "user", "content": "go"})];
@@ -135,19 +150,20 @@ fn production_waits_for_running_tasks_at_end_turn() {
 #[test]
 fn ctrl_c_during_tools_answers_every_tool_use() {
     let setup = Workspace::new();
+    let mark = common::marker();
     let server = MessagesServer::start(vec![msg(
         json!([
-            tool_use("t1", "bash", json!({"command": "sleep 30"})),
+            tool_use("t1", "bash", json!({"command": format!("sh -c 'sleep 600; :' {mark}; :")})),
             tool_use("t2", "write_file", json!({"path": "never.txt", "content": "x"}))
         ]),
         "tool_use",
     )]);
     let mut messages = vec![json!({"role": "user", "content": "go"})];
-    let began = Instant::now();
-    let (result, _) =
-        run_loop(&setup, &http(&server), false, &mut messages, Some(Duration::from_millis(300)));
+    // Ctrl-C once the bash command runs, however long the model call took.
+    let pressed = || !common::processes_with(&mark).is_empty();
+    let (result, _) = run_loop(&setup, &http(&server), false, &mut messages, Some(&pressed));
     assert!(matches!(result, Err(Error::Interrupted)));
-    assert!(began.elapsed() < Duration::from_secs(20));
+    assert_eq!(common::processes_with(&mark), Vec::<String>::new(), "bash's command is stopped");
     let answered: Vec<&str> = messages[2]["content"]
         .as_array()
         .unwrap()

@@ -3,14 +3,31 @@
 
 mod common;
 
+use _core::background::{TaskEvent, TaskEventKind};
+use _core::exec::{MemoryExecutor, Scripted};
 use _core::{BackgroundManager, Notification, Options, Status};
 use common::{marker, processes_with};
-use std::collections::HashSet;
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const LONG: Option<Duration> = Some(Duration::from_secs(30));
+
+/// Polls `ready` until it holds; fails the test with `what` after a generous deadline.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < give_up, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// True once the process has exited (gone, or a zombie nobody reaped yet).
+fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_or(true, |stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
+}
 
 fn manager(options: Options) -> BackgroundManager {
     BackgroundManager::new(options).expect("manager")
@@ -147,10 +164,17 @@ fn timeout_stops_the_whole_group() {
 fn a_child_ignoring_sigterm_gets_sigkill_after_the_grace_period() {
     let mark = marker();
     let m = manager(quick());
-    let id = m.start(&format!("trap '' TERM; sh -c 'sleep 600; :' {mark}; :"));
-    std::thread::sleep(Duration::from_millis(200));
+    let ready = temp_dir("trap").join("ready");
+    let id = m
+        .start(&format!("trap '' TERM; touch {}; sh -c 'sleep 600; :' {mark}; :", ready.display()));
+    wait_until("SIGTERM is ignored and the child runs", || {
+        ready.exists() && !processes_with(&mark).is_empty()
+    });
+    let asked = Instant::now();
     let text = m.kill(&id);
     assert_eq!(text, format!("[killed] {}\nError: Killed", &m.task(&id).unwrap().command[..60]));
+    let took = m.task(&id).unwrap().finished.unwrap() - asked;
+    assert!(took >= Duration::from_millis(300), "SIGKILL came before the grace period: {took:?}");
     assert_eq!(m.task(&id).unwrap().exit_code, None);
     assert_eq!(processes_with(&mark), Vec::<String>::new());
     assert_eq!(m.kill(&id), format!("Error: Task {id} is not running (killed)"));
@@ -185,8 +209,7 @@ fn dropping_the_manager_kills_running_tasks() {
     let mark = marker();
     let m = manager(quick());
     m.start(&tree_with(&mark, ""));
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(processes_with(&mark).len(), 3, "the shell and its two children run");
+    wait_until("the shell and its two children run", || processes_with(&mark).len() == 3);
     drop(m);
     assert_eq!(processes_with(&mark), Vec::<String>::new());
 }
@@ -244,7 +267,8 @@ fn a_thousand_tasks_drained_by_four_threads_arrive_exactly_once() {
             std::thread::spawn(move || {
                 let mut got = Vec::new();
                 loop {
-                    let batch = m.wait_for_notifications(LONG);
+                    // Empty only once nothing runs and nothing is queued.
+                    let batch = m.wait_for_notifications(None);
                     if batch.is_empty() {
                         return got;
                     }
@@ -282,7 +306,147 @@ fn kill_reaches_leftovers_after_the_shell_has_exited() {
     let m = manager(quick());
     let command = format!("sh -c 'sleep 600; :' {mark} & exit 0");
     let id = m.start(&command);
-    std::thread::sleep(Duration::from_millis(300)); // the shell is gone; its child holds the pipes
+    wait_until("the task's shell has a pid", || m.task(&id).unwrap().pid.is_some());
+    let shell = m.task(&id).unwrap().pid.unwrap();
+    wait_until("the shell is gone and its child holds the pipes", || {
+        exited(shell) && !processes_with(&mark).is_empty()
+    });
+    assert_eq!(m.task(&id).unwrap().status, Status::Running, "the pipe grace (2 s) still runs");
     assert_eq!(m.kill(&id), format!("[killed] {}\nError: Killed", &command[..60]));
     assert_eq!(processes_with(&mark), Vec::<String>::new());
+}
+
+/// Every event of a subscription until `done` says stop.
+fn collect(
+    events: &_core::background::Subscription,
+    mut done: impl FnMut(&[TaskEvent]) -> bool,
+) -> Vec<TaskEvent> {
+    let mut got = Vec::new();
+    while !done(&got) {
+        got.push(events.recv(LONG).expect("an event within 30 s"));
+    }
+    got
+}
+
+fn kinds<'a>(events: &'a [TaskEvent], id: &str) -> Vec<&'a str> {
+    events.iter().filter(|e| e.task_id == id).map(|e| e.kind.name()).collect()
+}
+
+#[test]
+fn events_follow_a_task_from_queued_to_drained_in_time_order() {
+    let m = manager(quick());
+    let events = m.subscribe();
+    let id = m.start("for i in 1 2 3; do echo $i; sleep 0.3; done; exit 3");
+    let got = collect(&events, |got| got.iter().any(|e| e.kind.name() == "finished"));
+    let notes = m.drain_notifications();
+    assert_eq!(notes.len(), 1);
+    let got = [got, collect(&events, |got| !got.is_empty())].concat();
+    let names = kinds(&got, &id);
+    assert_eq!(names[..2], ["queued", "started"]);
+    assert_eq!(names[names.len() - 2..], ["finished", "drained"]);
+    assert!(names.contains(&"progress"), "outputs 0.3 s apart publish progress: {names:?}");
+    assert!(got.windows(2).all(|w| w[0].at <= w[1].at), "times never go backwards");
+    let pid = m.task(&id).unwrap().pid.unwrap();
+    assert_eq!(got[1].kind, TaskEventKind::Started { pid });
+    let finished = &got[names.len() - 2].kind;
+    assert_eq!(
+        *finished,
+        TaskEventKind::Finished { status: Status::Completed, exit_code: Some(3) }
+    );
+    let last_progress = got.iter().rev().find_map(|e| match e.kind {
+        TaskEventKind::Progress { stdout_bytes, .. } => Some(stdout_bytes),
+        _ => None,
+    });
+    assert!(last_progress.unwrap() >= 2 && last_progress.unwrap() <= 6);
+}
+
+/// A manager whose commands run in memory: `ok N` prints N, `hang` runs until stopped, `fail`
+/// cannot start.
+fn in_memory(timeout: Duration) -> (BackgroundManager, Arc<MemoryExecutor>) {
+    let executor = Arc::new(MemoryExecutor::new(|spec| {
+        let words: Vec<&str> = spec.command.split_whitespace().collect();
+        match words[..] {
+            ["ok", n] => {
+                Scripted::Exit { stdout: format!("{n}\n"), stderr: String::new(), code: 0 }
+            }
+            ["hang"] => Scripted::Hang,
+            _ => Scripted::Fail(format!("no such thing: {}", spec.command)),
+        }
+    }));
+    let options = Options { timeout, executor: Some(executor.clone()), ..Options::default() };
+    (manager(options), executor)
+}
+
+#[test]
+fn an_in_memory_executor_drives_the_same_contract() {
+    let (m, executor) = in_memory(Duration::from_millis(200));
+    let ok = m.start("ok 7");
+    let hang = m.start("hang");
+    let fail = m.start("fail");
+    assert_eq!(m.wait(&ok, LONG), "[completed] ok 7\n7");
+    assert_eq!(m.wait(&hang, LONG), "[timeout] hang\nError: Timeout (0.2s)");
+    assert_eq!(m.wait(&fail, LONG), "[error] fail\nError: no such thing: fail");
+    let killed = m.start("hang");
+    assert_eq!(m.kill(&killed), "[killed] hang\nError: Killed");
+    let launched: Vec<String> = executor.launched().into_iter().map(|s| s.id).collect();
+    assert_eq!(launched, [ok, hang, fail, killed]);
+    assert!(executor.launched().iter().all(|s| s.workdir == m.workdir() && s.keep_log));
+    assert_eq!(m.drain_notifications().len(), 4);
+}
+
+#[test]
+fn many_tasks_and_drainers_see_every_lifecycle_event_once_and_in_order() {
+    let (m, _) = in_memory(Duration::from_secs(300));
+    let m = Arc::new(m);
+    let events = m.subscribe();
+    let ids: Vec<String> = (0..500)
+        .map(|i| m.start(&if i % 7 == 0 { "fail".to_string() } else { format!("ok {i}") }))
+        .collect();
+    let drainers: Vec<_> = (0..3)
+        .map(|_| {
+            let m = Arc::clone(&m);
+            std::thread::spawn(move || {
+                let mut got = 0;
+                loop {
+                    let batch = m.wait_for_notifications(None);
+                    if batch.is_empty() {
+                        return got;
+                    }
+                    got += batch.len();
+                }
+            })
+        })
+        .collect();
+    let drained: usize = drainers.into_iter().map(|d| d.join().unwrap()).sum();
+    assert_eq!(drained + m.drain_notifications().len(), 500);
+    let got =
+        collect(&events, |got| got.iter().filter(|e| e.kind.name() == "drained").count() == 500);
+    assert!(got.windows(2).all(|w| w[0].at <= w[1].at));
+    let mut per_task: HashMap<&str, Vec<&str>> = HashMap::new();
+    for e in &got {
+        per_task.entry(e.task_id.as_str()).or_default().push(e.kind.name());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let want: &[&str] = if i % 7 == 0 {
+            &["queued", "finished", "drained"]
+        } else {
+            &["queued", "started", "finished", "drained"]
+        };
+        assert_eq!(per_task[id.as_str()], want, "task {i}");
+    }
+    assert!(events.try_recv().is_none(), "nothing twice");
+}
+
+#[test]
+fn the_default_log_dir_is_removed_with_the_manager() {
+    let m = manager(Options::default());
+    let dir: PathBuf = m.log_dir().unwrap().to_path_buf();
+    assert!(dir.is_dir());
+    m.wait(&m.start("echo logged"), LONG);
+    assert_eq!(
+        std::fs::read_to_string(dir.join(format!("{}.log", m.tasks()[0].id))).unwrap(),
+        "logged\n"
+    );
+    drop(m);
+    assert!(!Path::new(&dir).exists());
 }

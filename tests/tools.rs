@@ -91,8 +91,11 @@ fn bash_stops_at_ctrl_c() {
     let interrupted = || pressed.load(Ordering::SeqCst);
     let ctx = ws.ctx(&interrupted);
     std::thread::scope(|s| {
+        // Ctrl-C once the command runs.
         s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(300));
+            while processes_with(&mark).is_empty() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             pressed.store(true, Ordering::SeqCst);
         });
         let input = json!({"command": format!("sh -c 'sleep 600; :' {mark}; :")});
@@ -183,20 +186,20 @@ fn symlinks_out_of_the_workspace_are_refused() {
 #[test]
 fn background_tools_start_check_wait_and_kill() {
     let ws = Workspace::new();
-    let started = ws.call("background_run", json!({"command": "sleep 0.3; echo done"}));
+    // The task runs until the test creates `go`.
+    let command = "while [ ! -e go ]; do sleep 0.01; done; echo done";
+    let started = ws.call("background_run", json!({"command": command}));
     let id = started.split_whitespace().nth(2).unwrap().to_string();
     assert_eq!(
         ws.call("check_background", json!({"task_id": id})),
-        "[running] sleep 0.3; echo done\n(running)"
+        format!("[running] {}\n(running)", command)
     );
+    std::fs::write(ws.path("go"), "").unwrap();
     assert_eq!(
         ws.call("wait_background", json!({"task_id": id})),
-        "[completed] sleep 0.3; echo done\ndone"
+        format!("[completed] {}\ndone", command)
     );
-    assert_eq!(
-        ws.call("check_background", json!({})),
-        format!("{id}: [completed] sleep 0.3; echo done")
-    );
+    assert_eq!(ws.call("check_background", json!({})), format!("{id}: [completed] {}", command));
     let long = ws.call("background_run", json!({"command": "sleep 60"}));
     let long_id = long.split_whitespace().nth(2).unwrap();
     let waited = ws.call("wait_background", json!({"timeout": 0.2}));
@@ -206,6 +209,10 @@ fn background_tools_start_check_wait_and_kill() {
         "[killed] sleep 60\nError: Killed"
     );
     assert_eq!(ws.call("wait_background", json!({"task_id": "nope"})), "Error: Unknown task nope");
+    for bad in [json!(-1), json!(1e300)] {
+        let text = ws.call("wait_background", json!({"timeout": bad}));
+        assert!(text.starts_with("Error: timeout must be a non-negative number"), "{text}");
+    }
     assert_eq!(ws.call("teleport", json!({})), "Unknown tool: teleport");
 }
 

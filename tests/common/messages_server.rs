@@ -30,6 +30,19 @@ pub enum Reply {
     Malformed,
     /// A stream that breaks off after the content (a promised length never arrives).
     CutStream(Value),
+    /// Holds the reply until the gate opens (at most a minute): lets a test order what the
+    /// loop sees without sleeping.
+    After(Gate, Box<Reply>),
+}
+
+/// A condition the server polls before replying.
+#[derive(Clone)]
+pub struct Gate(pub Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gate")
+    }
 }
 
 /// One request as the server saw it.
@@ -189,6 +202,14 @@ fn serve(out: &TcpStream, shared: &Shared) -> io::Result<()> {
                 .unwrap_or_else(|| error(500, "no scripted reply left")),
             _ => error(404, &format!("no route for {} {}", req.method, req.path)),
         };
+        let mut reply = reply;
+        while let Reply::After(Gate(open), then) = reply {
+            let give_up = std::time::Instant::now() + Duration::from_secs(60);
+            while !open() && std::time::Instant::now() < give_up {
+                thread::sleep(Duration::from_millis(5));
+            }
+            reply = *then;
+        }
         match reply {
             Reply::Message(msg) if req.body["stream"] == json!(true) => {
                 return write_sse(out, &msg, false)
@@ -208,7 +229,7 @@ fn serve(out: &TcpStream, shared: &Shared) -> io::Result<()> {
                 drop(shared.wake.wait_timeout_while(stopped, time, |stopped| !*stopped));
                 return Ok(());
             }
-            Reply::Close => return Ok(()),
+            Reply::Close | Reply::After(..) => return Ok(()),
             Reply::Malformed => {
                 respond(out, 200, "application/json", &[], b"{\"id\": \"msg_trunc")?
             }
