@@ -1,56 +1,52 @@
-//! Python objects ⇄ JSON values, by hand (small, and no converter crate supports pyo3 0.30).
-//! Accepts dicts, lists, the package's `Block`s and the anthropic SDK's own objects.
+//! Python objects ⇄ JSON values. `pythonize` does the plain conversions; the walk over Python
+//! input is ours, so that it can take the anthropic SDK's objects and plain objects nested
+//! anywhere, and so that it stops at a depth limit instead of overflowing the stack.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
+/// How many dicts and lists (or objects standing for them) may enclose one another.
+const MAX_DEPTH: usize = 256;
+
+/// A Python value (dicts, lists, tuples, JSON scalars, the package's `Block`s, the anthropic
+/// SDK's objects, plain objects) as JSON.
 pub fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
-    if obj.is_none() {
-        return Ok(Value::Null);
-    }
-    if let Ok(b) = obj.cast::<PyBool>() {
-        return Ok(Value::Bool(b.is_true()));
-    }
-    if let Ok(i) = obj.cast::<PyInt>() {
-        if let Ok(v) = i.extract::<i64>() {
-            return Ok(Value::from(v));
-        }
-        return Ok(Value::from(i.extract::<u64>()?));
-    }
-    if let Ok(f) = obj.cast::<PyFloat>() {
-        let v = f.value();
-        return Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| PyValueError::new_err(format!("{v} cannot be sent as JSON")));
-    }
-    if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(s.to_cow()?.into_owned()));
+    convert(obj, 0)
+}
+
+/// `depth`: how many levels enclose `obj`. Kept small: its frame is on the stack once a level.
+fn convert(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+    if let Some(value) = scalar(obj)? {
+        return Ok(value);
     }
     if let Ok(d) = obj.cast::<PyDict>() {
-        let mut map = Map::new();
-        for (k, v) in d.iter() {
-            let key = k.cast::<PyString>().map_err(|_| {
-                PyTypeError::new_err(format!("message keys must be strings, not {}", type_name(&k)))
-            })?;
-            map.insert(key.to_cow()?.into_owned(), to_json(&v)?);
-        }
-        return Ok(Value::Object(map));
+        return dict(d, depth);
     }
-    if obj.cast::<PyList>().is_ok() || obj.cast::<PyTuple>().is_ok() {
-        return obj
-            .try_iter()?
-            .map(|item| to_json(&item?))
-            .collect::<PyResult<Vec<_>>>()
-            .map(Value::Array);
+    if let Ok(list) = obj.cast::<PyList>() {
+        return array(list.iter(), list.len(), depth);
     }
-    // The anthropic SDK's objects (pydantic models).
+    if let Ok(tuple) = obj.cast::<PyTuple>() {
+        return array(tuple.iter(), tuple.len(), depth);
+    }
+    object(obj, depth)
+}
+
+/// Objects that stand for a dict.
+fn object(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+    // The anthropic SDK's objects (pydantic models): their dump stands at their own level.
     if obj.hasattr("model_dump")? {
         let kwargs = PyDict::new(obj.py());
         kwargs.set_item("mode", "json")?;
         kwargs.set_item("exclude_none", true)?;
-        return to_json(&obj.call_method("model_dump", (), Some(&kwargs))?);
+        let dumped = obj.call_method("model_dump", (), Some(&kwargs))?;
+        return match dumped.cast::<PyDict>() {
+            Ok(d) => dict(d, depth),
+            // Anything else counts as one more level, so a dump that gives another model (or
+            // the object itself) still ends.
+            Err(_) => convert(&dumped, enter(depth)?),
+        };
     }
     // Plain objects (a test fake's SimpleNamespace blocks): their public attributes.
     if let Ok(attrs) = obj.getattr("__dict__") {
@@ -62,7 +58,7 @@ pub fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
                     public.set_item(k, v)?;
                 }
             }
-            return to_json(public.as_any());
+            return dict(&public, depth);
         }
     }
     Err(PyTypeError::new_err(format!(
@@ -71,36 +67,72 @@ pub fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     )))
 }
 
+fn array<'py>(
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    len: usize,
+    depth: usize,
+) -> PyResult<Value> {
+    let inner = enter(depth)?;
+    let mut out = Vec::with_capacity(len);
+    for item in items {
+        out.push(convert(&item, inner)?);
+    }
+    Ok(Value::Array(out))
+}
+
+/// The level below `depth`, or ValueError past the limit (a dict or list that contains
+/// itself always gets there).
+fn enter(depth: usize) -> PyResult<usize> {
+    if depth >= MAX_DEPTH {
+        return Err(PyValueError::new_err(format!(
+            "value is nested too deeply (more than {MAX_DEPTH} levels) or contains itself; \
+             it cannot be sent as JSON"
+        )));
+    }
+    Ok(depth + 1)
+}
+
+fn dict(d: &Bound<'_, PyDict>, depth: usize) -> PyResult<Value> {
+    let inner = enter(depth)?;
+    let mut map = Map::new();
+    for (k, v) in d.iter() {
+        let Ok(key) = k.cast::<PyString>() else { return Err(key_error(&k)) };
+        map.insert(key.to_cow()?.into_owned(), convert(&v, inner)?);
+    }
+    Ok(Value::Object(map))
+}
+
+fn key_error(key: &Bound<'_, PyAny>) -> PyErr {
+    PyTypeError::new_err(format!("message keys must be strings, not {}", type_name(key)))
+}
+
+/// None, bool, int, float and str as JSON; `None` for anything else.
+fn scalar(obj: &Bound<'_, PyAny>) -> PyResult<Option<Value>> {
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        // Checked here: JSON has no NaN or infinity, and a conversion would make them null.
+        let v = f.value();
+        return Number::from_f64(v)
+            .map(|n| Some(Value::Number(n)))
+            .ok_or_else(|| PyValueError::new_err(format!("{v} cannot be sent as JSON")));
+    }
+    if let Ok(i) = obj.cast::<PyInt>() {
+        // A JSON number here holds an i64 or a u64; past that, the OverflowError of extracting.
+        if i.extract::<i64>().is_err() {
+            i.extract::<u64>()?;
+        }
+    } else if !(obj.is_none() || obj.is_instance_of::<PyString>()) {
+        return Ok(None);
+    }
+    Ok(Some(pythonize::depythonize(obj)?))
+}
+
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into())
 }
 
 /// JSON to plain Python objects (dicts, lists, str ...).
 pub fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match value {
-        Value::Null => py.None().into_bound(py),
-        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => i.into_pyobject(py)?.into_any(),
-            (None, Some(u)) => u.into_pyobject(py)?.into_any(),
-            _ => n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any(),
-        },
-        Value::String(s) => PyString::new(py, s).into_any(),
-        Value::Array(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(to_py(py, item)?)?;
-            }
-            list.into_any()
-        }
-        Value::Object(map) => {
-            let dict = PyDict::new(py);
-            for (k, v) in map {
-                dict.set_item(k, to_py(py, v)?)?;
-            }
-            dict.into_any()
-        }
-    })
+    Ok(pythonize::pythonize(py, value)?)
 }
 
 /// A JSON object as a `bgagent.Block` (attribute and key access); nested values stay plain.
