@@ -38,9 +38,13 @@ fn call(config: HttpConfig) -> (Result<Response, ModelError>, Vec<String>) {
 }
 
 fn retry_after_zero(status: u16) -> Reply {
+    retry_after(status, "0")
+}
+
+fn retry_after(status: u16, seconds: &str) -> Reply {
     match error(status, "try later") {
         Reply::Error { status, error_type, message, mut headers } => {
-            headers.push(("retry-after".into(), "0".into()));
+            headers.push(("retry-after".into(), seconds.into()));
             Reply::Error { status, error_type, message, headers }
         }
         other => other,
@@ -95,6 +99,18 @@ fn retryable_statuses_are_retried_then_succeed() {
     let server = MessagesServer::start(vec![
         retry_after_zero(529),
         retry_after_zero(429),
+        Reply::Message(message(json!([text("ok")]), "end_turn")),
+    ]);
+    let (result, _) = call(config(&server.url()));
+    assert_eq!(result.unwrap().text(), "ok");
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn an_absurd_retry_after_falls_back_to_the_usual_backoff() {
+    let server = MessagesServer::start(vec![
+        retry_after(529, "1e20"),
+        retry_after(529, "-5"),
         Reply::Message(message(json!([text("ok")]), "end_turn")),
     ]);
     let (result, _) = call(config(&server.url()));

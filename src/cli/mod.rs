@@ -168,13 +168,17 @@ fn run(args: Args) -> Result<(), Failure> {
     let style = Style::new(args.no_color);
     let bg_timeout = seconds(Seconds::positive("bg-timeout", args.bg_timeout))?;
     let max_wait = seconds(Seconds::non_negative("max-wait", args.max_wait))?;
-    let demo_dir = args.demo.then(|| {
-        let dir = std::env::temp_dir()
-            .join(format!("bgagent-demo-{}", &uuid::Uuid::new_v4().to_string()[..8]));
-        let _ = std::fs::create_dir_all(&dir);
-        dir
-    });
-    let workdir = match demo_dir.clone().or(args.workdir.clone()) {
+    // The demo works in a fresh directory, removed when it ends.
+    let demo_dir = match args.demo {
+        true => Some(
+            tempfile::Builder::new()
+                .prefix("bgagent-demo-")
+                .tempdir()
+                .map_err(|e| Failure(2, format!("cannot create the demo's directory: {e}")))?,
+        ),
+        false => None,
+    };
+    let workdir = match demo_dir.as_ref().map(|d| d.path().to_path_buf()).or(args.workdir.clone()) {
         Some(dir) => dir,
         None => {
             std::env::current_dir().map_err(|e| Failure(2, format!("no working directory: {e}")))?
@@ -245,9 +249,7 @@ fn run(args: Args) -> Result<(), Failure> {
     };
     session.manager.shutdown();
     drop(watcher); // records the last task ends
-    if let Some(dir) = demo_dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    drop(demo_dir);
     result
 }
 

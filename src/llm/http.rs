@@ -3,7 +3,7 @@
 
 use super::sse::{stream_error, StreamAssembler};
 use super::{CallContext, Model, ModelError, Request, Response};
-use crate::runtime::{poll_until, runtime, Interrupted};
+use crate::runtime::{poll_until, runtime, Interrupted, Seconds};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -171,7 +171,8 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
     let seconds =
         number("retry-after-ms").map(|ms| ms / 1000.0).or_else(|| number("retry-after"))?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    // Anything odd (negative, NaN, absurdly large) is ignored and the usual backoff applies.
+    Seconds::non_negative("retry-after", seconds).ok().map(Seconds::duration)
 }
 
 /// The error and its causes in one line ("error sending request: connection refused").
