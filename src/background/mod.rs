@@ -367,16 +367,24 @@ impl Inner {
     }
 
     fn start(self: &Arc<Self>, command: &str) -> String {
-        let id = uuid::Uuid::new_v4().to_string()[..8].to_string();
-        let record = TaskRecord::new(id.clone(), command.to_string());
-        let cancel = record.kill.clone();
-        {
+        let (id, cancel) = {
             let mut state = self.lock();
+            // The lesson's 8 hex characters; a draw that names a known task draws again, so a
+            // record is never overwritten.
+            let id = loop {
+                let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+                if !state.tasks.contains_key(&id) {
+                    break id;
+                }
+            };
+            let record = TaskRecord::new(id.clone(), command.to_string());
+            let cancel = record.kill.clone();
             state.order.push(id.clone());
             state.tasks.insert(id.clone(), record);
             state.running += 1;
             self.hub.publish(&id, TaskEventKind::Queued { command: command.to_string() });
-        }
+            (id, cancel)
+        };
         let spec = TaskSpec {
             id: id.clone(),
             command: command.to_string(),
