@@ -6,8 +6,8 @@ use common::messages_server::{error, message, text, tool_use, MessagesServer, Re
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 struct Dir(PathBuf);
 
@@ -42,11 +42,30 @@ fn bgagent(dir: &Dir, url: Option<&str>) -> Command {
     cmd
 }
 
-fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
+/// Starts `cmd` with `stdin` as its whole input (then closed), capturing its output.
+fn spawn_with_stdin(mut cmd: Command, stdin: &str) -> Child {
     let mut child =
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    child
+}
+
+fn run_with_stdin(cmd: Command, stdin: &str) -> Output {
+    spawn_with_stdin(cmd, stdin).wait_with_output().unwrap()
+}
+
+/// Polls `done` until it holds. After 30 s (a bound for failures only) kills `child` and fails,
+/// naming `what` was awaited.
+fn wait_until(child: &mut Child, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("gave up after 30 s waiting until {what}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn out(o: &Output) -> String {
@@ -164,11 +183,14 @@ fn api_errors_and_dead_servers_exit_1_with_the_reason() {
 #[test]
 fn repl_over_piped_stdin() {
     let dir = Dir::new();
+    // The task ends only once the second model call is under way (so it is still running when
+    // that turn ends, and the REPL waits for it).
+    let command = "until [ -e release ]; do sleep 0.01; done; echo bg-out";
     let server = MessagesServer::start(vec![
         msg(
             json!([
                 text("Starting."),
-                tool_use("t1", "background_run", json!({"command": "echo bg-out"}))
+                tool_use("t1", "background_run", json!({"command": command}))
             ]),
             "tool_use",
         ),
@@ -179,10 +201,13 @@ fn repl_over_piped_stdin() {
         error(500, "server trouble"),
         msg(json!([text("Back again.")]), "end_turn"),
     ]);
-    let o = run_with_stdin(
+    let mut child = spawn_with_stdin(
         bgagent(&dir, Some(&server.url())),
         "start it\n/tasks\nfail please\nhello again\n/help\n/clear\nq\n",
     );
+    wait_until(&mut child, "the second model call", || server.requests().len() >= 2);
+    std::fs::write(dir.0.join("release"), "").unwrap();
+    let o = child.wait_with_output().unwrap();
     let stdout = out(&o);
     assert!(o.status.success(), "{}", err(&o));
     assert!(
@@ -191,7 +216,7 @@ fn repl_over_piped_stdin() {
     );
     assert!(stdout.contains("<background-results>\n[bg:"), "{stdout}");
     assert!(stdout.contains("It printed bg-out.\n"), "{stdout}");
-    assert!(stdout.contains(": [completed] echo bg-out\n"), "/tasks: {stdout}");
+    assert!(stdout.contains(&format!(": [completed] {command}\n")), "/tasks: {stdout}");
     assert!(err(&o).contains("bgagent: 500 api_error: server trouble"), "{}", err(&o));
     assert!(stdout.contains("Back again.\n"), "the REPL goes on after an API error: {stdout}");
     assert!(stdout.contains("/kill ID") && stdout.contains("(new conversation)"), "{stdout}");
@@ -298,12 +323,14 @@ fn ctrl_c_in_one_shot_stops_tools_and_exits_130() {
         )]),
         "tool_use",
     )]);
-    let child = bgagent(&dir, Some(&server.url()))
+    let mut child = bgagent(&dir, Some(&server.url()))
         .args(["-p", "go"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    wait_until(&mut child, "the bash tool's command runs", || {
+        !common::processes_with(&mark).is_empty()
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,

@@ -1,7 +1,13 @@
 """Helpers shared by the Python tests."""
 
+import linecache
 import os
+import signal
 import subprocess
+import sys
+import threading
+import time
+import uuid
 
 
 def run_clean(argv, cwd, env_extra=None, stdin=""):
@@ -15,6 +21,104 @@ def run_clean(argv, cwd, env_extra=None, stdin=""):
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
+
+
+def new_marker() -> str:
+    """A token no other process on the machine has in its command line."""
+    return f"bgmark{uuid.uuid4().hex}"
+
+
+def processes_with(marker: str) -> list[str]:
+    """Command lines of live processes (other than this one) that contain `marker`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or pid == str(os.getpid()):
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                line = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in line:
+            found.append(line)
+    return found
+
+
+def wait_until(condition, what: str, timeout: float = 30.0):
+    """Polls `condition()` until it returns something true, and returns that.
+
+    Fails with a message naming `what` if that has not happened within `timeout` seconds; the
+    deadline only bounds a failure, so it is generous.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"gave up after {timeout:g} s waiting until {what}")
+        time.sleep(0.01)
+
+
+def _main_thread_blocked_in(call: str) -> bool:
+    """True if the main thread sleeps while its innermost Python frame is on a line holding
+    `call`: it is inside that (native) call, not about to make it."""
+    main = threading.main_thread()
+    frame = sys._current_frames().get(main.ident)
+    if frame is None or call not in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+        return False
+    try:
+        with open(f"/proc/self/task/{main.native_id}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state in ("S", "D")
+
+
+def sigint_once_blocked_in(call: str, timeout: float = 30.0) -> threading.Thread:
+    """Sends SIGINT to this process (as Ctrl-C would) once the main thread is blocked in `call`.
+
+    Runs on its own thread; returns it. The main thread must count as blocked on two checks in
+    a row: a thread that only waits for the GIL (held by this one) wakes as soon as this thread
+    sleeps between the checks, so it no longer counts.
+    """
+
+    def blocked_twice() -> bool:
+        if not _main_thread_blocked_in(call):
+            return False
+        time.sleep(0.01)
+        return _main_thread_blocked_in(call)
+
+    def send() -> None:
+        try:
+            wait_until(blocked_twice, f"the main thread blocks in {call}", timeout)
+        except AssertionError as e:
+            print(e, file=sys.stderr)
+            return
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+def sigint_once_running(marker: str, timeout: float = 30.0) -> threading.Thread:
+    """Sends SIGINT to this process once a process with `marker` in its command line runs.
+
+    Runs on its own thread; returns it.
+    """
+
+    def send() -> None:
+        try:
+            wait_until(lambda: processes_with(marker), f"a process with {marker} runs", timeout)
+        except AssertionError as e:
+            print(e, file=sys.stderr)
+            return
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread

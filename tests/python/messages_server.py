@@ -2,7 +2,8 @@
 
 Standard library only. Each POST /v1/messages consumes one scripted reply: a message (sent as
 JSON, or as an SSE stream when the request asks for `"stream": true`), an error, a stall, a
-dropped connection or a malformed body.
+dropped connection or a malformed body. `after(action, reply)` first runs `action()` when the
+request arrives, so a test can act at that moment (or hold the reply until something happened).
 
     with MessagesServer([message([text("hi")])]) as server:
         client = anthropic.Anthropic(base_url=server.url, api_key="test", max_retries=0)
@@ -18,12 +19,13 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union, final
+from typing import Any, Callable, Union, final
 from urllib.parse import urlsplit
 
 __all__ = [
     "MessagesServer",
     "Request",
+    "after",
     "close",
     "error",
     "malformed",
@@ -71,7 +73,15 @@ class _Special:
     seconds: float = 0.0
 
 
-Reply = Union[dict, _Special]
+@dataclass(frozen=True)
+class _After:
+    """Run `action()` when the request arrives, then send `reply`."""
+
+    action: Callable[[], object]
+    reply: dict | _Special
+
+
+Reply = Union[dict, _Special, _After]
 
 
 # --- reply constructors ----------------------------------------------------------------------
@@ -115,6 +125,15 @@ def error(
         type = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
     body = {"type": "error", "error": {"type": type, "message": message}}
     return _Special("error", status=status, body=_dumps(body), headers=dict(headers or {}))
+
+
+def after(action: Callable[[], object], reply: dict | _Special) -> _After:
+    """Runs `action()` in the server's thread when the request arrives, then sends `reply`.
+
+    The client is then waiting for this reply: what it did before sending the request is done.
+    If `action` raises, the reply is a 500 error naming the exception.
+    """
+    return _After(action, reply)
 
 
 def stall(seconds: float) -> _Special:
@@ -221,6 +240,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_special(error(404, f"Not found: {self.path}"))
             return
         reply = self.server.owner._next_reply()
+        if isinstance(reply, _After):
+            try:
+                reply.action()
+                reply = reply.reply
+            except Exception as e:  # noqa: BLE001 - any failure goes to the client as text
+                reply = error(500, f"the test's action failed: {e!r}")
         if isinstance(reply, _Special):
             self._send_special(reply)
             return

@@ -1,16 +1,13 @@
 """The agent loop from Python against a real HTTP server speaking the Messages API."""
 
-import os
-import signal
 import socket
-import threading
-import time
 import types
 
 import anthropic
 import bgagent
 import pytest
-from messages_server import close, error, malformed, message, stall, text, tool_use
+from helpers import new_marker, processes_with, sigint_once_running, wait_until
+from messages_server import after, close, error, malformed, message, stall, text, tool_use
 
 
 def user_texts(request) -> list[str]:
@@ -34,9 +31,13 @@ def assert_valid(messages) -> None:
 
 
 def test_a_background_result_reaches_the_next_model_call(agent, server):
+    def task_ended():
+        wait_until(lambda: not agent.manager.has_running_tasks(), "the background task ends")
+
     server.add(
         message([tool_use("background_run", {"command": "echo built"})], stop_reason="tool_use"),
-        message([tool_use("bash", {"command": "sleep 0.3"})], stop_reason="tool_use"),
+        # The task ends before this reply, so the call after this turn's bash call has it.
+        after(task_ended, message([tool_use("bash", {"command": "true"})], stop_reason="tool_use")),
         message([text("all done")]),
     )
     assert agent.run("build it") == "all done"
@@ -57,9 +58,11 @@ def test_a_background_result_reaches_the_next_model_call(agent, server):
 def test_production_waits_at_end_turn_and_mirror_does_not(client, server, tmp_path):
     bg = bgagent.BackgroundManager(tmp_path)
     production = bgagent.Agent(model="m", client=client, workdir=tmp_path, manager=bg)
+    # The task ends once the second model call is under way: still running at the end of turn.
+    command = "until [ -e release ]; do sleep 0.01; done; exit 3"
     server.add(
-        message([tool_use("background_run", {"command": "sleep 0.5; exit 3"})], "tool_use"),
-        message([text("started it")]),
+        message([tool_use("background_run", {"command": command})], "tool_use"),
+        after((tmp_path / "release").touch, message([text("started it")])),
         message([text("it failed with 3")]),
     )
     assert production.run("go") == "it failed with 3"
@@ -71,13 +74,14 @@ def test_production_waits_at_end_turn_and_mirror_does_not(client, server, tmp_pa
 
     mirror = bgagent.Agent(model="m", client=client, workdir=tmp_path, manager=bg, mirror=True)
     server.add(
-        message([tool_use("background_run", {"command": "sleep 0.5"})], "tool_use"),
+        message([tool_use("background_run", {"command": "sleep 600"})], "tool_use"),
         message([text("started it")]),
     )
     assert mirror.run("go") == "started it"
     assert bg.has_running_tasks(), "the lesson's loop returns while the task runs"
     assert len(server.requests) == 5
     assert [t["name"] for t in server.requests[3].body["tools"]][-1] == "check_background"
+    bg.shutdown()
 
 
 def test_max_wait_bounds_the_end_of_turn_wait(client, server, tmp_path):
@@ -139,9 +143,11 @@ def test_a_dead_server_is_a_connection_error_naming_the_url(tmp_path):
 def test_stall_close_and_malformed_replies(server, tmp_path):
     client = bgagent.Client(base_url=server.url, api_key="k", max_retries=0, timeout=0.5)
     agent = bgagent.Agent(model="m", client=client, workdir=tmp_path)
-    server.add(stall(5))
+    server.add(stall(600))  # ended when the server stops
     with pytest.raises(bgagent.APITimeoutError):
         agent.run("hi")
+    # Without the short timeout: a busy machine must not turn these into timeouts.
+    agent.client = bgagent.Client(base_url=server.url, api_key="k", max_retries=0)
     server.add(close())
     with pytest.raises(bgagent.APIConnectionError):
         agent.run("hi")
@@ -215,19 +221,23 @@ def test_tool_errors_and_path_escapes_come_back_as_text(agent, server):
 
 
 def test_ctrl_c_during_a_tool_leaves_a_valid_conversation(agent, server):
+    marker = new_marker()
+    command = f"sleep 30; : {marker}"
     server.add(
         message(
-            [tool_use("bash", {"command": "sleep 30"}), tool_use("bash", {"command": "echo 2"})],
+            [tool_use("bash", {"command": command}), tool_use("bash", {"command": "echo 2"})],
             "tool_use",
         )
     )
-    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
-    began = time.monotonic()
+    sender = sigint_once_running(marker)  # Ctrl-C once the 30 s command runs
     with pytest.raises(KeyboardInterrupt):
         agent.run("sleep")
-    assert time.monotonic() - began < 10, "the 30 s command was stopped"
+    sender.join()
     assert_valid(agent.messages)
-    assert "Interrupted" in agent.messages[-1]["content"][1]["content"]
+    results = [b["content"] for b in agent.messages[-1]["content"]]
+    assert results[0] == "Error: Interrupted by the user", "the 30 s command was stopped"
+    assert processes_with(marker) == []
+    assert "Interrupted" in results[1]
     server.add(message([text("fine")]))
     assert agent.run("still there?") == "fine"
 

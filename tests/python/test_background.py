@@ -1,36 +1,15 @@
 """bgagent.BackgroundManager from Python: the lesson's contract, plus what production needs."""
 
-import os
 import re
-import signal
 import subprocess
 import sys
 import textwrap
 import threading
-import time
-import uuid
 from pathlib import Path
 
 import bgagent
 import pytest
-
-
-def processes_with(marker: str) -> list[str]:
-    """Command lines of live processes that contain `marker`."""
-    found = []
-    for pid in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                line = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in line and pid != str(os.getpid()):
-            found.append(line)
-    return found
-
-
-def new_marker() -> str:
-    return f"bgmark{uuid.uuid4().hex}"
+from helpers import new_marker, processes_with, sigint_once_blocked_in, wait_until
 
 
 @pytest.fixture
@@ -62,12 +41,17 @@ def test_check_formats(bg):
     assert bg.check(second) == "[completed] echo two >&2\ntwo"
 
 
-def test_notifications_are_dicts_in_completion_order(bg):
-    slow = bg.start("sleep 0.6; echo slow")
-    fast = bg.start("echo fast; exit 4")
-    got = []
-    while len(got) < 2:
-        got += bg.wait_for_notifications(timeout=30)
+def test_notifications_are_dicts_in_completion_order(tmp_path):
+    # The slow task, started first, ends only once the fast one has ended and is released.
+    slow_command = "until [ -e release ]; do sleep 0.01; done; echo slow"
+    with bgagent.BackgroundManager(tmp_path, grace=0.3) as bg:
+        slow = bg.start(slow_command)
+        fast = bg.start("echo fast; exit 4")
+        assert bg.wait(fast, timeout=30).startswith("[completed]")
+        (tmp_path / "release").touch()
+        assert bg.wait(slow, timeout=30).startswith("[completed]")
+        got = bg.wait_for_notifications(timeout=30)
+        assert bg.drain_notifications() == []
     assert got == [
         {
             "task_id": fast,
@@ -79,12 +63,11 @@ def test_notifications_are_dicts_in_completion_order(bg):
         {
             "task_id": slow,
             "status": "completed",
-            "command": "sleep 0.6; echo slow",
+            "command": slow_command,
             "result": "slow",
             "exit_code": 0,
         },
     ]
-    assert bg.drain_notifications() == []
 
 
 def test_result_and_preview_limits_count_characters():
@@ -106,8 +89,7 @@ def test_timeout_result_and_status():
 def test_kill_stops_the_group(bg):
     marker = new_marker()
     task_id = bg.start(f"trap '' TERM; sh -c 'sleep 600; :' {marker}; :")
-    time.sleep(0.2)
-    assert len(processes_with(marker)) == 2  # the shell and its child
+    wait_until(lambda: len(processes_with(marker)) == 2, "the shell and its child run")
     assert bg.kill(task_id).endswith("\nError: Killed")
     assert bg.tasks[task_id]["status"] == "killed"
     assert processes_with(marker) == []
@@ -204,12 +186,11 @@ def test_threads_share_a_manager_without_loss_or_duplicates(bg):
 
 def test_ctrl_c_interrupts_a_wait_promptly(bg):
     bg.start("sleep 30")
-    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
-    began = time.monotonic()
+    sender = sigint_once_blocked_in("bg.wait_for_notifications()")
     with pytest.raises(KeyboardInterrupt):
         bg.wait_for_notifications()
-    # The task runs for 30 s: returning well before that means the interrupt was seen.
-    assert time.monotonic() - began < 10
+    sender.join()
+    # The task runs for 30 s: the wait ending while it still runs means the interrupt was seen.
     assert bg.has_running_tasks()
 
 
@@ -218,7 +199,7 @@ def run_script(code: str) -> subprocess.CompletedProcess:
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         check=False,
     )
 
@@ -228,11 +209,31 @@ def test_interpreter_exit_leaves_no_process_behind(holder):
     # A manager held by a daemon thread is never freed at exit: only the atexit hook stops it.
     marker = new_marker()
     proc = run_script(f"""
-        import threading, time, bgagent
+        import os, threading, time, bgagent
+        started = threading.Event()
+        def running():
+            # The task's shell and its two children (this script's own command line has the
+            # marker too).
+            count = 0
+            for pid in os.listdir("/proc"):
+                try:
+                    with open(f"/proc/{{pid}}/cmdline", "rb") as f:
+                        line = f.read()
+                except OSError:
+                    continue
+                if pid != str(os.getpid()) and b"{marker}" in line:
+                    count += 1
+            return count >= 3
         def start():
             bg = bgagent.BackgroundManager(grace=0.5)
             bg.start("trap '' TERM; sh -c 'sleep 600; :' {marker} & sh -c 'sleep 600; :' {marker}; :")
             print(bg.log_dir, flush=True)
+            deadline = time.monotonic() + 60
+            while not running():
+                if time.monotonic() > deadline:
+                    raise SystemExit("the task's processes did not start within 60 s")
+                time.sleep(0.01)
+            started.set()
             return bg
         def hold():
             bg = start()
@@ -241,7 +242,8 @@ def test_interpreter_exit_leaves_no_process_behind(holder):
             bg = start()
         else:
             threading.Thread(target=hold, daemon=True).start()
-        time.sleep(0.5)
+        if not started.wait(90):
+            raise SystemExit("the manager's thread did not start the task within 90 s")
     """)
     assert proc.returncode == 0, proc.stderr
     log_dir = Path(proc.stdout.strip())
@@ -262,7 +264,7 @@ def test_memory_stays_bounded_for_huge_output(tmp_path):
         bg.wait(bg.start("echo warm-up"))
         before = rss_kib("VmRSS:")
         task_id = bg.start("yes | head -c {size}")
-        bg.wait(task_id, timeout=100)
+        bg.wait(task_id, timeout=500)
         info = bg.info(task_id)
         print(rss_kib("VmHWM:") - before, info["stdout_bytes"], info["log_bytes"],
               info["log_cut"], len(info["result"]), info["status"])
@@ -282,7 +284,4 @@ def test_the_default_log_dir_goes_away_with_the_manager():
     log_dir = bg.log_dir
     assert (log_dir / f"{bg.tasks.popitem()[0]}.log").read_text() == "logged\n"
     del bg
-    deadline = time.monotonic() + 10
-    while log_dir.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not log_dir.exists()
+    wait_until(lambda: not log_dir.exists(), f"{log_dir} is removed")

@@ -43,28 +43,46 @@ def test_missing_model_exits_2(tmp_path):
     assert proc.stderr == "bgagent: no model name: set MODEL_ID or pass --model NAME\n"
 
 
-def read_until(fd, needle: str, timeout: float = 30.0) -> str:
-    """Reads a pseudo-terminal until `needle` appears (or the time is up)."""
-    import select
+class Terminal:
+    """Reads what a program writes to a pseudo-terminal, in order."""
 
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while needle.encode() not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if ready:
-            try:
-                seen += os.read(fd, 4096)
-            except OSError:
-                break
-    return seen.decode(errors="replace")
+    def __init__(self, fd):
+        self.fd = fd
+        self.seen = b""
+        self.pos = 0  # where the next `expect` starts looking
+
+    def expect(self, needle: str, timeout: float = 30.0) -> str:
+        """Reads until `needle` appears after the previous match; returns the text up to and
+        including it. Fails if it does not appear within `timeout` seconds."""
+        import select
+
+        want = needle.encode()
+        deadline = time.monotonic() + timeout
+        while want not in self.seen[self.pos :]:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {needle!r} within {timeout:g} s; got {self.seen[self.pos :]!r}"
+            ready, _, _ = select.select([self.fd], [], [], min(left, 0.1))
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    chunk = b""
+                assert chunk, f"the terminal closed before {needle!r}; got {self.seen!r}"
+                self.seen += chunk
+        end = self.seen.index(want, self.pos) + len(want)
+        text, self.pos = self.seen[self.pos : end], end
+        return text.decode(errors="replace")
 
 
 def test_repl_on_a_terminal_announces_and_auto_resumes(tmp_path):
+    # The task ends only once the user is back at the prompt and has typed half a line.
+    release = tmp_path / "release"
+    command = f"until [ -e {release} ]; do sleep 0.01; done; echo finished"
     script = tmp_path / "script.json"
     script.write_text(
         json.dumps([
             {"content": [{"type": "tool_use", "id": "a", "name": "background_run",
-                          "input": {"command": "sleep 1; echo finished"}}], "stop_reason": "tool_use"},
+                          "input": {"command": command}}], "stop_reason": "tool_use"},
             {"content": [{"type": "text", "text": "Started."}], "stop_reason": "end_turn"},
             {"content": [{"type": "text", "text": "Saw it."}], "stop_reason": "end_turn"},
         ])
@@ -74,15 +92,19 @@ def test_repl_on_a_terminal_announces_and_auto_resumes(tmp_path):
     args = [str(SCRIPT), "--script", str(script), "--mirror", "--auto-resume"]
     proc = subprocess.Popen(args, stdin=child, stdout=child, stderr=child, cwd=tmp_path, env=env)
     os.close(child)
+    terminal = Terminal(main)
     try:
-        assert "s08 >> " in read_until(main, "s08 >> ")
+        terminal.expect("s08 >> ")
         os.write(main, b"go\r")
-        assert "Started." in read_until(main, "Started.")
+        terminal.expect("Started.")
+        terminal.expect("s08 >> ")  # back at the prompt
         os.write(main, b"half-typed")
-        after = read_until(main, "Saw it.")
-        assert "completed" in after and "<background-results>" in after and "Saw it." in after
+        terminal.expect("half-typed")
+        release.touch()
+        after = terminal.expect("Saw it.")
+        assert "completed" in after and "<background-results>" in after
         os.write(main, b"\x15q\r")  # Ctrl-U clears the half-typed line, then q quits
-        assert proc.wait(timeout=20) == 0
+        assert proc.wait(timeout=60) == 0
     finally:
         proc.kill()
         os.close(main)

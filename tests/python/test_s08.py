@@ -16,7 +16,10 @@ LESSON_NAMES = [
 
 
 class FakeClient:
-    """Returns scripted responses and records every call, like the lesson's test doubles."""
+    """Returns scripted responses and records every call, like the lesson's test doubles.
+
+    A response may be a function, called at the moment of the call to give the response.
+    """
 
     def __init__(self, *responses):
         self.responses = list(responses)
@@ -25,7 +28,8 @@ class FakeClient:
 
     def create(self, **kwargs):
         self.calls.append(kwargs)
-        stop, blocks = self.responses.pop(0)
+        response = self.responses.pop(0)
+        stop, blocks = response() if callable(response) else response
         return types.SimpleNamespace(stop_reason=stop, content=blocks)
 
 
@@ -70,16 +74,22 @@ def test_tool_functions(lesson, tmp_path):
     assert lesson.run_bash("sudo true") == "Error: Dangerous command blocked"
 
 
-def test_agent_loop_injects_results_and_prints_tool_calls(lesson, capsys):
+def test_agent_loop_injects_results_and_prints_tool_calls(lesson, capsys, tmp_path):
+    # The task ends during the second model call: after the drain before it, before the next.
+    command = "until [ -e release ]; do sleep 0.01; done; echo hi"
+
+    def second_call():
+        (tmp_path / "release").touch()
+        task_id = lesson.BG.check().split(":")[0]
+        assert lesson.BG.wait(task_id, timeout=30).startswith("[completed]")
+        return "tool_use", [block(type="tool_use", id="t2", name="bash", input={"command": "true"})]
+
     fake = FakeClient(
         (
             "tool_use",
-            [block(type="tool_use", id="t1", name="background_run", input={"command": "echo hi"})],
+            [block(type="tool_use", id="t1", name="background_run", input={"command": command})],
         ),
-        (
-            "tool_use",
-            [block(type="tool_use", id="t2", name="bash", input={"command": "sleep 0.3"})],
-        ),
+        second_call,
         ("end_turn", [block(type="text", text="done")]),
     )
     lesson.client = fake
@@ -100,7 +110,7 @@ def test_agent_loop_injects_results_and_prints_tool_calls(lesson, capsys):
     out = capsys.readouterr().out
     assert (
         out
-        == f"> background_run:\nBackground task {task_id} started: echo hi\n> bash:\n(no output)\n"
+        == f"> background_run:\nBackground task {task_id} started: {command}\n> bash:\n(no output)\n"
     )
 
 
