@@ -340,3 +340,69 @@ fn ctrl_c_in_one_shot_stops_tools_and_exits_130() {
     assert_eq!(o.status.code(), Some(130));
     assert_eq!(common::processes_with(&mark), Vec::<String>::new());
 }
+
+#[test]
+fn sigterm_and_sighup_kill_every_task_and_exit_143_and_129() {
+    use nix::sys::signal::Signal::{SIGHUP, SIGTERM};
+    for (signal, code) in [(SIGTERM, 143), (SIGHUP, 129)] {
+        let dir = Dir::new();
+        let mark = common::marker();
+        let (bg, fg) = (format!("{mark}bg"), format!("{mark}fg"));
+        let server = MessagesServer::start(vec![msg(
+            json!([
+                tool_use(
+                    "t1",
+                    "background_run",
+                    json!({"command": format!("sh -c 'sleep 600; :' {bg}")})
+                ),
+                tool_use("t2", "bash", json!({"command": format!("sh -c 'sleep 600; :' {fg}; :")}))
+            ]),
+            "tool_use",
+        )]);
+        let mut child = bgagent(&dir, Some(&server.url()))
+            .args(["-p", "go"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until(&mut child, "the background and the bash command run", || {
+            !common::processes_with(&bg).is_empty() && !common::processes_with(&fg).is_empty()
+        });
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(code), "{signal}: {}", err(&o));
+        assert_eq!(common::processes_with(&mark), Vec::<String>::new(), "{signal}");
+    }
+}
+
+#[test]
+fn sigterm_at_the_repl_prompt_kills_the_tasks() {
+    let dir = Dir::new();
+    let mark = common::marker();
+    let server = MessagesServer::start(vec![
+        msg(
+            json!([tool_use(
+                "t1",
+                "background_run",
+                json!({"command": format!("sh -c 'sleep 600; :' {mark}")})
+            )]),
+            "tool_use",
+        ),
+        msg(json!([text("started")]), "end_turn"),
+    ]);
+    let mut cmd = bgagent(&dir, Some(&server.url()));
+    // Production mode would wait for the task at the end of the turn; the lesson's loop does not.
+    cmd.arg("--mirror").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"start it\n").unwrap();
+    wait_until(&mut child, "the task runs and the turn ended", || {
+        !common::processes_with(&mark).is_empty() && server.requests().len() == 2
+    });
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let o = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(o.status.code(), Some(143), "{}", err(&o));
+    assert_eq!(common::processes_with(&mark), Vec::<String>::new());
+}

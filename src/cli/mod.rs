@@ -3,6 +3,7 @@
 
 mod console;
 mod demo;
+mod ending;
 mod repl;
 
 use crate::agent::{Loop, LoopConfig, LoopPolicy};
@@ -89,7 +90,8 @@ fn install_signal_handlers() {
     }
 }
 
-/// Exit codes: 0 done, 1 the model call failed, 2 bad usage or configuration, 130 Ctrl-C.
+/// Exit codes: 0 done, 1 the model call failed, 2 bad usage or configuration, 130 Ctrl-C,
+/// 143 SIGTERM, 129 SIGHUP (a closed terminal).
 pub fn main(args: Vec<OsString>) -> i32 {
     // Like the lesson: `.env` in the working directory, overriding the environment.
     let _ = dotenvy::from_path_override(".env");
@@ -144,7 +146,9 @@ pub(crate) struct Session {
 impl Session {
     /// Runs the loop on `messages` until the model ends its turn (or Ctrl-C).
     fn turn(&self, messages: &mut Vec<Value>, events: &mut CliEvents) -> Result<(), Error> {
-        INTERRUPTED.store(false, Ordering::SeqCst);
+        let _running = ending::TurnRunning::start();
+        // A SIGTERM that came before the turn still ends it at once.
+        INTERRUPTED.store(ending::requested(), Ordering::SeqCst);
         let interrupted = || INTERRUPTED.load(Ordering::SeqCst);
         let ctx = self.config.policy.tool_context(&self.workdir, &self.manager, &interrupted);
         let mut tools = BuiltinTools { ctx };
@@ -240,6 +244,8 @@ fn run(args: Args) -> Result<(), Failure> {
         trace,
     };
 
+    let end_watch = ending::EndWatch::start(session.manager.clone())
+        .map_err(|e| Failure(2, format!("cannot watch for SIGTERM: {e}")))?;
     let result = if args.demo {
         run_demo(&session)
     } else if let Some(prompt) = &args.prompt {
@@ -247,6 +253,7 @@ fn run(args: Args) -> Result<(), Failure> {
     } else {
         repl::run(&session, args.auto_resume)
     };
+    drop(end_watch);
     session.manager.shutdown();
     drop(watcher); // records the last task ends
     drop(demo_dir);
