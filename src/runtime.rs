@@ -26,7 +26,9 @@ pub fn runtime() -> &'static Runtime {
 }
 
 /// Each running task holds a few descriptors (two pipes, a process handle), so the common soft
-/// limit of 1024 would cap us near 300 tasks. Raise it to the hard limit, as Go does.
+/// limit of 1024 would cap us near 300 tasks. Raise it to the hard limit, as Go does. (Tasks
+/// inherit the raised limit for now: giving them the user's back needs a step between fork
+/// and exec, which costs half the start rate; a supervisor that starts tasks can do it.)
 fn raise_open_file_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {

@@ -406,3 +406,39 @@ fn sigterm_at_the_repl_prompt_kills_the_tasks() {
     assert_eq!(o.status.code(), Some(143), "{}", err(&o));
     assert_eq!(common::processes_with(&mark), Vec::<String>::new());
 }
+
+#[test]
+fn sigkill_of_the_cli_leaves_no_task_behind() {
+    let dir = Dir::new();
+    let mark = common::marker();
+    let trace = dir.0.join("trace.jsonl");
+    let command = |n: u32| json!({"command": format!("sh -c 'sleep 600; :' {mark}{n}")});
+    let server = MessagesServer::start(vec![
+        msg(
+            json!([
+                tool_use("t1", "background_run", command(1)),
+                tool_use("t2", "background_run", command(2))
+            ]),
+            "tool_use",
+        ),
+        msg(json!([text("both run")]), "end_turn"),
+    ]);
+    let mut child = bgagent(&dir, Some(&server.url()))
+        .args(["-p", "go", "--trace"])
+        .arg(&trace)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A task is running (and its group known to the supervisor) once it is traced as such.
+    wait_until(&mut child, "both tasks run", || {
+        std::fs::read_to_string(&trace).unwrap_or_default().matches("\"task_running\"").count() == 2
+    });
+    child.kill().unwrap(); // SIGKILL: no handler, no destructor runs
+    assert_eq!(child.wait().unwrap().code(), None);
+    // The supervisor stops them: TERM, then KILL a second later.
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while !common::processes_with(&mark).is_empty() {
+        assert!(Instant::now() < give_up, "left running: {:?}", common::processes_with(&mark));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -6,6 +6,7 @@ finished task; `Agent` is an agent loop that drains that queue before each model
 """
 
 import atexit
+import sys
 
 from ._blocks import Block
 from ._core import (
@@ -24,6 +25,7 @@ from ._core import (
     PermissionDeniedError,
     RateLimitError,
     __version__,
+    _set_supervisor,
     _shutdown_all,
 )
 from .agent import Agent
@@ -51,3 +53,8 @@ __all__ = [
 # Tasks still running when the interpreter exits are killed with their process groups,
 # so nothing is left behind.
 atexit.register(_shutdown_all)
+
+# If this process dies without exiting (SIGKILL, a crashed kernel), a small supervisor
+# process (this interpreter again) stops whatever its tasks left running.
+if sys.executable:
+    _set_supervisor([sys.executable, "-c", "from bgagent import _core; _core._supervise()"])

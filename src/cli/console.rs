@@ -59,12 +59,15 @@ impl Trace {
         self.event_at(kind, fields, Instant::now());
     }
 
-    /// A task's start and end, at the time the manager recorded them.
+    /// A task's start, its process starting, and its end, at the times the manager recorded.
     pub fn task_event(&self, event: &TaskEvent) {
         let id = &event.task_id;
         match &event.kind {
             TaskEventKind::Queued { command } => {
                 self.event_at("task_start", json!({"task_id": id, "command": command}), event.at)
+            }
+            TaskEventKind::Started { pid } => {
+                self.event_at("task_running", json!({"task_id": id, "pid": pid}), event.at)
             }
             TaskEventKind::Finished { status, exit_code } => {
                 let fields =

@@ -7,7 +7,7 @@
 mod local;
 mod memory;
 
-pub use local::{LocalExecutor, LocalSettings, PIPE_GRACE};
+pub use local::{supervisor, LocalExecutor, LocalSettings, PIPE_GRACE};
 pub use memory::{MemoryExecutor, Scripted};
 
 use crate::runtime::Cancel;

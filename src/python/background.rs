@@ -38,6 +38,7 @@ fn info_dict<'py>(py: Python<'py>, t: &TaskRecord) -> PyResult<Bound<'py, PyDict
     d.set_item("result", t.result.as_deref())?;
     d.set_item("exit_code", t.exit_code)?;
     d.set_item("elapsed", t.elapsed().as_secs_f64())?;
+    d.set_item("pid", t.pid)?;
     let o = &t.output;
     d.set_item("stdout_bytes", o.stdout_bytes)?;
     d.set_item("stderr_bytes", o.stderr_bytes)?;

@@ -71,6 +71,25 @@ fn _shutdown_all(py: Python<'_>) {
     py.detach(crate::background::shutdown_all);
 }
 
+/// Names the supervisor's command: the package passes the interpreter, told to call
+/// [`_supervise`]. Tasks started before it is named have no supervisor.
+#[pyfunction]
+fn _set_supervisor(argv: Vec<std::ffi::OsString>) {
+    crate::exec::supervisor::set_command(argv);
+}
+
+/// The supervisor's life, in a process the package started for it; never returns.
+#[pyfunction]
+fn _supervise() -> PyResult<()> {
+    match std::env::var(crate::exec::supervisor::ENV) {
+        Ok(owner) => crate::exec::supervisor::run(&owner),
+        Err(_) => Err(PyValueError::new_err(format!(
+            "only a process started as bgagent's supervisor ({} set) can supervise",
+            crate::exec::supervisor::ENV
+        ))),
+    }
+}
+
 /// The `KEY=value` pairs of a `.env` file (empty when there is no such file). The package
 /// sets them through `os.environ`, so Python and Rust both see them.
 #[pyfunction]
@@ -100,6 +119,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<background::PyBackgroundManager>()?;
     m.add_class::<agent::PyClient>()?;
     m.add_function(wrap_pyfunction!(_shutdown_all, m)?)?;
+    m.add_function(wrap_pyfunction!(_set_supervisor, m)?)?;
+    m.add_function(wrap_pyfunction!(_supervise, m)?)?;
     m.add_function(wrap_pyfunction!(agent::run_loop, m)?)?;
     m.add_function(wrap_pyfunction!(agent::safe_path, m)?)?;
     m.add_function(wrap_pyfunction!(agent::run_bash, m)?)?;

@@ -21,9 +21,12 @@ pub struct Running {
     pub stderr: AsyncFd<File>,
 }
 
-/// Starts `sh -c command` in `workdir` as the leader of a new process group. Blocking (fork
-/// and exec): call it off the runtime's workers, but inside the runtime (the pipes register
-/// with its reactor).
+/// Starts `sh -c command` in `workdir` as the leader of a new process group, and tells the
+/// supervisor about the group. Blocking (fork and exec): call it off the runtime's workers,
+/// but inside the runtime (the pipes register with its reactor).
+///
+/// No `pre_exec` here: it would turn the vfork-like posix_spawn into a full fork, which halves
+/// the rate of task starts (measured: 1004 against 1991 `true` tasks a second).
 pub fn spawn(command: &str, workdir: &Path) -> io::Result<Running> {
     let mut child = Command::new("sh")
         .arg("-c")
@@ -35,6 +38,7 @@ pub fn spawn(command: &str, workdir: &Path) -> io::Result<Running> {
         .process_group(0)
         .spawn()?;
     let pgid = child.id().map(|p| p as i32).unwrap_or_default();
+    super::supervisor::track(pgid);
     let pipes = child.stdout.take().zip(child.stderr.take());
     let Some((stdout, stderr)) = pipes else {
         return Err(io::Error::other("the shell's output pipes were not created"));

@@ -5,6 +5,7 @@
 
 mod group;
 mod log;
+pub mod supervisor;
 
 use super::{Ended, EventSink, ExecEvent, Executor, Exit, Stream, TaskSpec};
 use crate::runtime::{runtime, Cancel};
@@ -67,6 +68,7 @@ impl LocalExecutor {
                 (dir.path().to_path_buf(), Some(dir))
             }
         };
+        supervisor::ensure_started();
         Ok(LocalExecutor { settings, log_dir, own_log_dir: Mutex::new(own) })
     }
 
@@ -250,6 +252,7 @@ async fn supervise(
     if signal_group(pgid, Signal::SIGKILL) {
         group::wait_until_gone(pgid, Duration::from_secs(1)).await;
     }
+    supervisor::untrack(pgid);
     let Sink { log, mut events } = sink.into_inner().unwrap_or_else(|p| p.into_inner());
     let code = exit.and_then(|s| s.code());
     let exit = Exit { code, ended: stopped.unwrap_or(Ended::Exited), log: log.close() };
