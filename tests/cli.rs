@@ -42,6 +42,12 @@ fn bgagent(dir: &Dir, url: Option<&str>) -> Command {
     cmd
 }
 
+/// `bgagent -p go` against `server`, its stderr captured.
+fn one_shot(dir: &Dir, server: &MessagesServer) -> Child {
+    let mut cmd = bgagent(dir, Some(&server.url()));
+    cmd.args(["-p", "go"]).stderr(Stdio::piped()).spawn().unwrap()
+}
+
 /// Starts `cmd` with `stdin` as its whole input (then closed), capturing its output.
 fn spawn_with_stdin(mut cmd: Command, stdin: &str) -> Child {
     let mut child =
@@ -323,11 +329,7 @@ fn ctrl_c_in_one_shot_stops_tools_and_exits_130() {
         )]),
         "tool_use",
     )]);
-    let mut child = bgagent(&dir, Some(&server.url()))
-        .args(["-p", "go"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = one_shot(&dir, &server);
     wait_until(&mut child, "the bash tool's command runs", || {
         !common::processes_with(&mark).is_empty()
     });
@@ -359,11 +361,7 @@ fn sigterm_and_sighup_kill_every_task_and_exit_143_and_129() {
             ]),
             "tool_use",
         )]);
-        let mut child = bgagent(&dir, Some(&server.url()))
-            .args(["-p", "go"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = one_shot(&dir, &server);
         wait_until(&mut child, "the background and the bash command run", || {
             !common::processes_with(&bg).is_empty() && !common::processes_with(&fg).is_empty()
         });
