@@ -1,4 +1,6 @@
-"""Shared fixtures: a fake Messages API server and a workspace."""
+"""Shared fixtures: a fake Messages API server, a workspace, Ctrl-C as KeyboardInterrupt."""
+
+import signal
 
 import bgagent
 import pytest
@@ -21,3 +23,12 @@ def agent(client, tmp_path):
     manager = bgagent.BackgroundManager(tmp_path, grace=0.3)
     yield bgagent.Agent(model="test-model", client=client, workdir=tmp_path, manager=manager)
     manager.shutdown()
+
+
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt during the test, even if pytest inherited it ignored (as
+    a command a shell starts in the background does)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

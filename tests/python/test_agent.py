@@ -220,7 +220,7 @@ def test_tool_errors_and_path_escapes_come_back_as_text(agent, server):
     ]
 
 
-def test_ctrl_c_during_a_tool_leaves_a_valid_conversation(agent, server):
+def test_ctrl_c_during_a_tool_leaves_a_valid_conversation(agent, server, sigint_raises):
     marker = new_marker()
     command = f"sleep 30; : {marker}"
     server.add(

@@ -184,7 +184,7 @@ def test_threads_share_a_manager_without_loss_or_duplicates(bg):
     assert len(received) == 200
 
 
-def test_ctrl_c_interrupts_a_wait_promptly(bg):
+def test_ctrl_c_interrupts_a_wait_promptly(bg, sigint_raises):
     bg.start("sleep 30")
     sender = sigint_once_blocked_in("bg.wait_for_notifications()")
     with pytest.raises(KeyboardInterrupt):
