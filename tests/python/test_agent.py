@@ -36,7 +36,7 @@ def test_a_background_result_reaches_the_next_model_call(agent, server):
 
     server.add(
         message([tool_use("background_run", {"command": "echo built"})], stop_reason="tool_use"),
-        # The task ends before this reply, so the call after this turn's bash call has it.
+        # Held until the task has ended: its result is queued before the next model call.
         after(task_ended, message([tool_use("bash", {"command": "true"})], stop_reason="tool_use")),
         message([text("all done")]),
     )
