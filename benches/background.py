@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -127,6 +128,60 @@ def child_many_sleeps(impl: str, n: int) -> dict:
     return {"peak_threads": max(peak_threads) - 1, "peak_kib": status("VmHWM:")}
 
 
+def with_marker(marker: str) -> list[int]:
+    """Pids of the task shells (`sh -c sleep ...`) whose command line holds `marker`."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                line = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in line and line.startswith("sh -c sleep"):
+            pids.append(int(pid))
+    return pids
+
+
+def owner_death(impl: str, n: int) -> int:
+    """Task processes still running 5 s after their owner, holding n running tasks, is killed
+    by SIGKILL (no atexit, no destructor)."""
+    marker = f"bgbench{os.getpid()}{impl}"
+    code = f"""
+import sys, time
+sys.path.insert(0, {str(HERE)!r})
+from background import manager
+m = manager({impl!r})
+ids = [m.start("sh -c 'sleep 600; :' {marker}") for _ in range({n})]
+# Ours reports a pid once the task runs (and its group is known to the supervisor).
+while {impl!r} == "ours" and not all(m.info(i)["pid"] for i in ids):
+    time.sleep(0.01)
+print("ready", flush=True)
+time.sleep(600)
+"""
+    # Its own session: whatever the peer's tasks leave in its group can be cleaned up below.
+    owner = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert owner.stdout.readline() == "ready\n"
+    deadline = time.monotonic() + 60
+    while len(with_marker(marker)) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 5
+    while with_marker(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = with_marker(marker)
+    # Leave the machine as it was: the peer's tasks share the dead owner's group, ours each
+    # lead their own.
+    for group in {owner.pid, *survivors}:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except OSError:
+            pass
+    return len(survivors)
+
+
 def in_child(scenario: str, impl: str, size: int) -> dict:
     cmd = [sys.executable, __file__, "--child", scenario, "--impl", impl, "--size", str(size)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=True)
@@ -215,6 +270,19 @@ def main() -> None:
             f"{many_peer['peak_threads'] / many_ours['peak_threads']:.0f}x fewer threads",
             "<= 64 threads, < 60 MiB",
             many_ours["peak_threads"] <= 64 and many_ours["peak_kib"] < 60 * 1024,
+        )
+    )
+
+    owned = 50
+    left_ours, left_peer = owner_death("ours", owned), owner_death("peer", owned)
+    rows.append(
+        (
+            f"owner of {owned} running tasks killed by SIGKILL: survivors after 5 s",
+            f"{left_ours}",
+            f"{left_peer}",
+            "",
+            "0",
+            left_ours == 0,
         )
     )
 
