@@ -6,6 +6,7 @@ finished task; `Agent` is an agent loop that drains that queue before each model
 """
 
 import atexit
+import os
 import sys
 
 from ._blocks import Block
@@ -55,6 +56,8 @@ __all__ = [
 atexit.register(_shutdown_all)
 
 # If this process dies without exiting (SIGKILL, a crashed kernel), a small supervisor
-# process (this interpreter again) stops whatever its tasks left running.
-if sys.executable:
+# process (this interpreter again) stops whatever its tasks left running. Only where
+# sys.executable really is an interpreter (not a frozen app or an embedding server).
+_interpreter = os.path.basename(sys.executable or "")
+if _interpreter.startswith("python") and not getattr(sys, "frozen", False):
     _set_supervisor([sys.executable, "-c", "from bgagent import _core; _core._supervise()"])
