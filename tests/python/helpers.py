@@ -92,17 +92,7 @@ def sigint_once_blocked_in(call: str, timeout: float = 30.0) -> threading.Thread
         time.sleep(0.01)
         return _main_thread_blocked_in(call)
 
-    def send() -> None:
-        try:
-            wait_until(blocked_twice, f"the main thread blocks in {call}", timeout)
-        except AssertionError as e:
-            print(e, file=sys.stderr)
-            return
-        os.kill(os.getpid(), signal.SIGINT)
-
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    return thread
+    return _sigint_once(blocked_twice, f"the main thread blocks in {call}", timeout)
 
 
 def sigint_once_running(marker: str, timeout: float = 30.0) -> threading.Thread:
@@ -111,9 +101,16 @@ def sigint_once_running(marker: str, timeout: float = 30.0) -> threading.Thread:
     Runs on its own thread; returns it.
     """
 
+    return _sigint_once(lambda: processes_with(marker), f"a process with {marker} runs", timeout)
+
+
+def _sigint_once(condition, what: str, timeout: float) -> threading.Thread:
+    """Sends SIGINT to this process from a thread of its own once `condition()` holds; if it
+    never does, says so on stderr (the test then fails waiting for the interrupt)."""
+
     def send() -> None:
         try:
-            wait_until(lambda: processes_with(marker), f"a process with {marker} runs", timeout)
+            wait_until(condition, what, timeout)
         except AssertionError as e:
             print(e, file=sys.stderr)
             return
