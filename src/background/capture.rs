@@ -6,7 +6,7 @@
 //! saying whether anything but whitespace came later. [`combine`] rebuilds the exact result.
 
 use super::record::{Outcome, OutputStats, Status};
-use crate::exec::{Ended, Exit, Stream};
+use crate::exec::{Ended, ExecEvent, Exit, Stream};
 use crate::text::{is_py_space, py_rstrip};
 use std::time::Duration;
 
@@ -180,7 +180,20 @@ impl Capture {
         Capture { out: StreamHead::new(limit), err: StreamHead::new(limit), limit, timeout }
     }
 
-    pub fn output(&mut self, stream: Stream, bytes: &[u8]) {
+    /// Takes one event of the run: `Some` with its status and outcome once the run has ended.
+    pub fn take(&mut self, event: ExecEvent<'_>) -> Option<(Status, Outcome)> {
+        match event {
+            ExecEvent::Started { .. } => None,
+            ExecEvent::Output { stream, bytes } => {
+                self.output(stream, bytes);
+                None
+            }
+            ExecEvent::Exited(exit) => Some(self.finish(exit)),
+            ExecEvent::Failed(message) => Some(Self::failed(&message)),
+        }
+    }
+
+    fn output(&mut self, stream: Stream, bytes: &[u8]) {
         match stream {
             Stream::Stdout => self.out.push(bytes),
             Stream::Stderr => self.err.push(bytes),
@@ -193,7 +206,7 @@ impl Capture {
     }
 
     /// The status and outcome of a run that ended.
-    pub fn finish(&mut self, exit: Exit) -> (Status, Outcome) {
+    fn finish(&mut self, exit: Exit) -> (Status, Outcome) {
         self.out.finish();
         self.err.finish();
         let (status, result) = match exit.ended {

@@ -476,22 +476,17 @@ impl TaskSink {
 
 impl EventSink for TaskSink {
     fn event(&mut self, event: ExecEvent<'_>) {
-        match event {
-            ExecEvent::Started { pid } => self.inner.started(&self.id, pid),
-            ExecEvent::Output { stream, bytes } => {
-                self.capture.output(stream, bytes);
-                if self.last_progress.elapsed() >= PROGRESS_EVERY {
-                    self.last_progress = Instant::now();
-                    let (stdout_bytes, stderr_bytes) = self.capture.bytes();
-                    let progress = TaskEventKind::Progress { stdout_bytes, stderr_bytes };
-                    self.inner.hub.publish(&self.id, progress);
-                }
-            }
-            ExecEvent::Exited(exit) => {
-                let end = self.capture.finish(exit);
-                self.finish(end);
-            }
-            ExecEvent::Failed(message) => self.finish(Capture::failed(&message)),
+        if let ExecEvent::Started { pid } = event {
+            return self.inner.started(&self.id, pid);
+        }
+        let output = matches!(event, ExecEvent::Output { .. });
+        if let Some(end) = self.capture.take(event) {
+            self.finish(end);
+        } else if output && self.last_progress.elapsed() >= PROGRESS_EVERY {
+            self.last_progress = Instant::now();
+            let (stdout_bytes, stderr_bytes) = self.capture.bytes();
+            let progress = TaskEventKind::Progress { stdout_bytes, stderr_bytes };
+            self.inner.hub.publish(&self.id, progress);
         }
     }
 }

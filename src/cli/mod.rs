@@ -20,7 +20,6 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -128,9 +127,11 @@ impl From<Error> for Failure {
     }
 }
 
-/// A flag's seconds, or exit 2 with one line naming the flag.
-fn seconds(checked: Result<Seconds, crate::runtime::BadSeconds>) -> Result<Duration, Failure> {
-    checked.map(Seconds::duration).map_err(|e| Failure(2, format!("--{e}")))
+/// A flag's seconds refused: exit 2 with one line naming the flag.
+impl From<crate::runtime::BadSeconds> for Failure {
+    fn from(e: crate::runtime::BadSeconds) -> Self {
+        Failure(2, format!("--{e}"))
+    }
 }
 
 /// Everything one session uses.
@@ -170,8 +171,8 @@ impl Session {
 
 fn run(args: Args) -> Result<(), Failure> {
     let style = Style::new(args.no_color);
-    let bg_timeout = seconds(Seconds::positive("bg-timeout", args.bg_timeout))?;
-    let max_wait = seconds(Seconds::non_negative("max-wait", args.max_wait))?;
+    let bg_timeout = Seconds::positive("bg-timeout", args.bg_timeout)?.duration();
+    let max_wait = Seconds::non_negative("max-wait", args.max_wait)?.duration();
     // The demo works in a fresh directory, removed when it ends.
     let demo_dir = match args.demo {
         true => Some(

@@ -7,7 +7,7 @@
 mod local;
 mod memory;
 
-pub use local::{supervisor, LocalExecutor, LocalSettings, PIPE_GRACE};
+pub use local::{supervisor, LocalExecutor, LocalSettings};
 pub use memory::{MemoryExecutor, Scripted};
 
 use crate::runtime::Cancel;

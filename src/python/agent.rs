@@ -6,7 +6,7 @@
 use super::background::PyBackgroundManager;
 use super::convert::{to_block, to_json, to_py};
 use super::errors::{core_error, model_error, ConfigError};
-use super::{seconds, Pending};
+use super::Pending;
 use crate::agent::{Conversation, Loop, LoopConfig, LoopEvents, LoopPolicy};
 use crate::error::{Error, Result};
 use crate::exec::{LocalExecutor, LocalSettings};
@@ -204,7 +204,7 @@ impl PyClient {
         max_retries: u32,
         stream: bool,
     ) -> PyResult<Self> {
-        let timeout = seconds(Seconds::positive("timeout", timeout))?;
+        let timeout = Seconds::positive("timeout", timeout)?.duration();
         let env = HttpConfig::from_env();
         let config = HttpConfig {
             base_url: base_url.filter(|u| !u.is_empty()).unwrap_or(env.base_url),
@@ -307,7 +307,7 @@ pub fn run_loop(
     max_tokens: u32,
     echo: bool,
 ) -> PyResult<()> {
-    let max_wait = seconds(Seconds::non_negative("max_wait", max_wait))?;
+    let max_wait = Seconds::non_negative("max_wait", max_wait)?.duration();
     let policy = if mirror { LoopPolicy::lesson() } else { LoopPolicy::production(max_wait) };
     let config = LoopConfig { model: model.unwrap_or_default(), system, max_tokens, policy };
     let pending = Pending::default();
@@ -371,7 +371,7 @@ pub fn safe_path(workdir: PathBuf, p: &str) -> PyResult<PathBuf> {
 #[pyfunction]
 #[pyo3(signature = (workdir, command, timeout=120.0))]
 pub fn run_bash(py: Python<'_>, workdir: PathBuf, command: &str, timeout: f64) -> PyResult<String> {
-    let timeout = seconds(Seconds::positive("timeout", timeout))?;
+    let timeout = Seconds::positive("timeout", timeout)?.duration();
     let pending = Pending::default();
     py.detach(|| {
         let interrupted = || pending.interrupted();

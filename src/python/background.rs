@@ -1,6 +1,6 @@
 //! `bgagent.BackgroundManager` for Python.
 
-use super::{seconds, wait_interruptibly};
+use super::wait_interruptibly;
 use crate::background::{BackgroundManager, Notification, Options, Status, TaskRecord};
 use crate::error::Error;
 use crate::runtime::Seconds;
@@ -78,10 +78,10 @@ impl PyBackgroundManager {
     ) -> PyResult<Self> {
         let options = Options {
             workdir,
-            timeout: seconds(Seconds::positive("timeout", timeout))?,
+            timeout: Seconds::positive("timeout", timeout)?.duration(),
             output_limit,
             preview_limit,
-            grace: seconds(Seconds::non_negative("grace", grace))?,
+            grace: Seconds::non_negative("grace", grace)?.duration(),
             log_dir,
             log_limit,
             executor: None,

@@ -45,9 +45,11 @@ impl Pending {
     }
 }
 
-/// A duration argument, checked by the core's one rule; ValueError names the parameter.
-pub(crate) fn seconds(checked: Result<Seconds, BadSeconds>) -> PyResult<Duration> {
-    checked.map(Seconds::duration).map_err(|e| PyValueError::new_err(e.to_string()))
+/// A duration argument the core's one rule refused: ValueError naming the parameter.
+impl From<BadSeconds> for PyErr {
+    fn from(e: BadSeconds) -> PyErr {
+        PyValueError::new_err(e.to_string())
+    }
 }
 
 /// Runs `step` without the GIL until it returns `Some` or `timeout` seconds pass (`None` or
@@ -57,9 +59,7 @@ pub(crate) fn wait_interruptibly<T: Send>(
     timeout: Option<f64>,
     step: impl FnMut(Duration) -> Option<T> + Send,
 ) -> PyResult<Option<T>> {
-    let limit = Seconds::limit("timeout", timeout)
-        .map_err(|e| PyValueError::new_err(e.to_string()))?
-        .map(Seconds::duration);
+    let limit = Seconds::limit("timeout", timeout)?.map(Seconds::duration);
     let pending = Pending::default();
     let interrupted = || pending.interrupted();
     py.detach(|| poll_until(&interrupted, limit, step)).map_err(|_| pending.interrupt_error())

@@ -2,7 +2,7 @@
 //! executor as background tasks (own process group, timeout with TERM then KILL, bounded
 //! output), stopped by Ctrl-C.
 
-use crate::background::{Capture, Outcome, Status};
+use crate::background::Capture;
 use crate::exec::{EventSink, ExecEvent, Executor, TaskSpec};
 use crate::runtime::{poll_until, Cancel, Interrupt, Interrupted};
 use std::path::Path;
@@ -65,24 +65,12 @@ struct Foreground {
     done: Option<Sender<String>>,
 }
 
-impl Foreground {
-    fn send(&mut self, (_, outcome): (Status, Outcome)) {
-        if let Some(done) = self.done.take() {
-            let _ = done.send(outcome.result);
-        }
-    }
-}
-
 impl EventSink for Foreground {
     fn event(&mut self, event: ExecEvent<'_>) {
-        match event {
-            ExecEvent::Started { .. } => {}
-            ExecEvent::Output { stream, bytes } => self.capture.output(stream, bytes),
-            ExecEvent::Exited(exit) => {
-                let end = self.capture.finish(exit);
-                self.send(end);
+        if let Some((_, outcome)) = self.capture.take(event) {
+            if let Some(done) = self.done.take() {
+                let _ = done.send(outcome.result);
             }
-            ExecEvent::Failed(message) => self.send(Capture::failed(&message)),
         }
     }
 }

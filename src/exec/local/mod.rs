@@ -71,18 +71,14 @@ impl LocalExecutor {
         supervisor::ensure_started();
         Ok(LocalExecutor { settings, log_dir, own_log_dir: Mutex::new(own) })
     }
-
-    pub fn settings(&self) -> &LocalSettings {
-        &self.settings
-    }
 }
 
 impl Executor for LocalExecutor {
     fn launch(&self, spec: TaskSpec, cancel: Cancel, mut events: Box<dyn EventSink>) {
         let settings = self.settings.clone();
         let log_path = spec.keep_log.then(|| self.log_dir.join(format!("{}.log", spec.id)));
-        // fork and exec block: they run on the blocking pool, so a burst of starts uses both
-        // cores and never holds up the workers that serve running tasks and HTTP calls.
+        // fork and exec block: they run on the blocking pool, never on the workers that serve
+        // running tasks and HTTP calls.
         runtime().spawn_blocking(move || match group::spawn(&spec.command, &spec.workdir) {
             Err(e) => events.event(ExecEvent::Failed(format!(
                 "cannot start sh in {}: {e}",

@@ -50,34 +50,42 @@ static LINK: Mutex<Option<Link>> = Mutex::new(None);
 /// that no task waits for it (a group started while the supervisor itself was starting
 /// could otherwise be missed by an owner that dies right then).
 pub fn ensure_started() {
-    let me = std::process::id();
-    let mut link = LINK.lock().unwrap_or_else(|p| p.into_inner());
-    let ours =
-        matches!(&*link, Some(Link::Up { owner, .. } | Link::Down { owner }) if *owner == me);
-    if !ours {
-        *link = Some(start(me));
-    }
+    current(&mut lock(), true);
 }
 
 /// A task's process group started: the supervisor stops it if the owner dies. (A group that
 /// starts in the instant before the owner's death, before this line is sent, can be missed.)
 pub fn track(pgid: i32) {
-    ensure_started();
-    send(&format!("+{pgid}\n"));
+    send(&format!("+{pgid}\n"), true);
 }
 
 /// The group is gone: its number may be reused by strangers, so it is forgotten.
 pub fn untrack(pgid: i32) {
-    send(&format!("-{pgid}\n"));
+    send(&format!("-{pgid}\n"), false);
 }
 
-fn send(line: &str) {
+fn lock() -> std::sync::MutexGuard<'static, Option<Link>> {
+    LINK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// This process's socket to its supervisor; with `start`, the supervisor is started first if
+/// this process has none yet (a forked child inherits its parent's link, not its supervisor).
+fn current(link: &mut Option<Link>, start_one: bool) -> Option<&UnixStream> {
     let me = std::process::id();
-    let link = LINK.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(Link::Up { socket, owner }) = &*link {
-        if *owner != me {
-            return;
-        }
+    let ours =
+        matches!(&*link, Some(Link::Up { owner, .. } | Link::Down { owner }) if *owner == me);
+    if !ours && start_one {
+        *link = Some(start(me));
+    }
+    match link {
+        Some(Link::Up { owner, socket }) if *owner == me => Some(socket),
+        _ => None,
+    }
+}
+
+fn send(line: &str, start_one: bool) {
+    let mut link = lock();
+    if let Some(socket) = current(&mut link, start_one) {
         // Never block and never raise SIGPIPE: a supervisor that died costs protection, not
         // the owner.
         // SAFETY: send(2) on a socket we own, with a valid buffer and length.
