@@ -26,16 +26,25 @@ pub fn runtime() -> &'static Runtime {
 }
 
 /// Each running task holds a few descriptors (two pipes, a process handle), so the common soft
-/// limit of 1024 would cap us near 300 tasks. Raise it to the hard limit, as Go does. (Tasks
-/// inherit the raised limit for now: giving them the user's back needs a step between fork
-/// and exec, which costs half the start rate; a supervisor that starts tasks can do it.)
+/// limit of 1024 would cap us near 300 tasks. Raise it to the hard limit, as Go does; tasks
+/// get the user's limit back (see [`user_open_file_limit`]).
 fn raise_open_file_limit() {
+    let _ = user_open_file_limit();
+}
+
+/// The soft open-file limit this process had before we raised it: what tasks should get.
+pub fn user_open_file_limit() -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    static USER: OnceLock<u64> = OnceLock::new();
+    *USER.get_or_init(|| match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) => {
+            if soft < hard {
+                let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+            }
+            soft
         }
-    }
+        Err(_) => 1024,
+    })
 }
 
 /// The user pressed Ctrl-C; whatever waited has stopped what it started.

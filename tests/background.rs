@@ -30,6 +30,7 @@ fn exited(pid: u32) -> bool {
 }
 
 fn manager(options: Options) -> BackgroundManager {
+    common::use_supervisor();
     BackgroundManager::new(options).expect("manager")
 }
 

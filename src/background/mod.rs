@@ -315,6 +315,8 @@ impl BackgroundManager {
 impl Drop for BackgroundManager {
     fn drop(&mut self) {
         self.shutdown();
+        // Now, not when the last task watcher lets go of `inner` a moment later.
+        self.inner.close_executor();
     }
 }
 

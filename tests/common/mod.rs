@@ -3,6 +3,12 @@
 
 pub mod messages_server;
 
+/// Starts tasks through a supervisor process, as the CLI and the Python package do (the
+/// `bgagent` binary is one). Without this, a test process starts its tasks itself.
+pub fn use_supervisor() {
+    _core::exec::supervisor::set_command(vec![env!("CARGO_BIN_EXE_bgagent").into()]);
+}
+
 /// A token no other process on the machine has in its command line.
 pub fn marker() -> String {
     format!("bgmark{}", uuid::Uuid::new_v4().simple())

@@ -1,13 +1,15 @@
 //! A shell as the leader of its own process group: starting it, signalling the group, and
 //! waiting until nothing of the group is left.
 
+use super::supervisor;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -15,19 +17,95 @@ use tokio::process::{Child, Command};
 
 /// A started command: the shell, its process group id and its two output pipes.
 pub struct Running {
-    pub child: Child,
+    pub leader: Leader,
     pub pgid: i32,
     pub stdout: AsyncFd<File>,
     pub stderr: AsyncFd<File>,
 }
 
-/// Starts `sh -c command` in `workdir` as the leader of a new process group, and tells the
-/// supervisor about the group. Blocking (fork and exec): call it off the runtime's workers,
-/// but inside the runtime (the pipes register with its reactor).
+/// Who started the shell, and so who learns how it ended.
+pub enum Leader {
+    /// The supervisor (its child); nothing of the task can outlive it.
+    Supervised(supervisor::Handle),
+    /// This process (no supervisor was named).
+    Direct(Child),
+}
+
+impl Leader {
+    /// Waits for the shell to exit; a wait that fails counts as a death by signal.
+    pub async fn wait(&mut self) -> ExitStatus {
+        let status = match self {
+            Leader::Supervised(handle) => handle.wait().await,
+            Leader::Direct(child) => child.wait().await,
+        };
+        status.unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL))
+    }
+
+    /// What signals the task's group from now on.
+    pub fn signaller(&self, pgid: i32) -> Signaller {
+        match self {
+            Leader::Supervised(handle) => Signaller::Supervisor(handle.signaller()),
+            Leader::Direct(_) => Signaller::Here(pgid),
+        }
+    }
+
+    /// After the task's end: SIGKILL whatever is left of the group (`cmd &` with its output
+    /// redirected) and wait, briefly, until it is really gone.
+    pub async fn finish(self, pgid: i32) {
+        match self {
+            Leader::Supervised(handle) => handle.release().await,
+            Leader::Direct(_) => {
+                if signal_group(pgid, Signal::SIGKILL) {
+                    wait_until_gone(pgid, Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Sends signals to a task's process group.
+#[derive(Clone)]
+pub enum Signaller {
+    /// Through the supervisor, which knows whether the group is still the task's.
+    Supervisor(supervisor::Signaller),
+    /// Directly (no supervisor).
+    Here(i32),
+}
+
+impl Signaller {
+    pub fn signal(&self, signal: Signal) {
+        match self {
+            Signaller::Supervisor(s) => s.signal(signal as i32),
+            Signaller::Here(pgid) => {
+                signal_group(*pgid, signal);
+            }
+        }
+    }
+}
+
+/// Starts `sh -c command` in `workdir` through the supervisor, as the leader of a new
+/// process group (and session). Runs inside the runtime (the pipes register with its reactor).
+pub async fn spawn_supervised(
+    supervisor: &supervisor::Supervisor,
+    command: &str,
+    workdir: &Path,
+) -> io::Result<Running> {
+    let started = supervisor.spawn(command, workdir).await?;
+    Ok(Running {
+        pgid: started.pid,
+        stdout: async_fd(started.stdout, true)?,
+        stderr: async_fd(started.stderr, true)?,
+        leader: Leader::Supervised(started.handle),
+    })
+}
+
+/// Starts `sh -c command` in `workdir` from this process, as the leader of a new process group
+/// (no supervisor was named). Blocking (fork and exec): call it off the runtime's workers,
+/// but inside the runtime.
 ///
 /// No `pre_exec` here: it would turn the vfork-like posix_spawn into a full fork, which halves
 /// the rate of task starts (measured: 1004 against 1991 `true` tasks a second).
-pub fn spawn(command: &str, workdir: &Path) -> io::Result<Running> {
+pub fn spawn_here(command: &str, workdir: &Path) -> io::Result<Running> {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)
@@ -38,7 +116,6 @@ pub fn spawn(command: &str, workdir: &Path) -> io::Result<Running> {
         .process_group(0)
         .spawn()?;
     let pgid = child.id().map(|p| p as i32).unwrap_or_default();
-    super::supervisor::track(pgid);
     let pipes = child.stdout.take().zip(child.stderr.take());
     let Some((stdout, stderr)) = pipes else {
         return Err(io::Error::other("the shell's output pipes were not created"));
@@ -47,7 +124,7 @@ pub fn spawn(command: &str, workdir: &Path) -> io::Result<Running> {
         pgid,
         stdout: async_fd(stdout.into_owned_fd()?, true)?,
         stderr: async_fd(stderr.into_owned_fd()?, true)?,
-        child,
+        leader: Leader::Direct(child),
     })
 }
 
@@ -70,28 +147,14 @@ fn async_fd(fd: OwnedFd, nonblocking: bool) -> io::Result<AsyncFd<File>> {
 }
 
 /// Sends `signal` to every process in the group; false if the group is already gone.
-pub fn signal_group(pgid: i32, signal: Signal) -> bool {
+fn signal_group(pgid: i32, signal: Signal) -> bool {
     pgid > 0 && killpg(Pid::from_raw(pgid), signal).is_ok()
 }
 
 /// Live (not zombie) members of the group. Zombies do not count: once killed, orphans wait
 /// for init to reap them, which can take seconds, and they run nothing meanwhile.
 fn live_members(pgid: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            // "pid (comm) state ppid pgrp ...": comm may hold spaces, so parse after the last ')'.
-            let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-            let state = fields.next()?;
-            let pgrp = fields.nth(1)?.parse::<i32>().ok()?;
-            (pgrp == pgid && !matches!(state, "Z" | "X")).then_some(pid)
-        })
-        .collect()
+    super::procs::all().into_iter().filter(|p| p.pgrp == pgid && !p.zombie).map(|p| p.pid).collect()
 }
 
 /// A pidfd becomes readable when its process exits, zombie or not.
@@ -109,7 +172,7 @@ fn pidfd(pid: i32) -> io::Result<AsyncFd<File>> {
 /// After a SIGKILL to the group, waits (at most `bound`) until none of it is alive: one scan
 /// of /proc (off the runtime's workers) finds the members, then each is awaited by pidfd.
 /// Nothing can join the group after the SIGKILL: a fork with that signal pending fails.
-pub async fn wait_until_gone(pgid: i32, bound: Duration) {
+async fn wait_until_gone(pgid: i32, bound: Duration) {
     let wait = async {
         let members = tokio::task::spawn_blocking(move || live_members(pgid)).await;
         let mut fallback = false;

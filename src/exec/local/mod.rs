@@ -5,11 +5,12 @@
 
 mod group;
 mod log;
+mod procs;
 pub mod supervisor;
 
 use super::{Ended, EventSink, ExecEvent, Executor, Exit, Stream, TaskSpec};
 use crate::runtime::{runtime, Cancel};
-use group::{signal_group, Running};
+use group::Running;
 use log::LogFile;
 use nix::sys::signal::Signal;
 use std::cell::RefCell;
@@ -77,19 +78,30 @@ impl Executor for LocalExecutor {
     fn launch(&self, spec: TaskSpec, cancel: Cancel, mut events: Box<dyn EventSink>) {
         let settings = self.settings.clone();
         let log_path = spec.keep_log.then(|| self.log_dir.join(format!("{}.log", spec.id)));
-        // fork and exec block: they run on the blocking pool, never on the workers that serve
-        // running tasks and HTTP calls.
-        runtime().spawn_blocking(move || match group::spawn(&spec.command, &spec.workdir) {
-            Err(e) => events.event(ExecEvent::Failed(format!(
-                "cannot start sh in {}: {e}",
-                spec.workdir.display()
-            ))),
-            Ok(running) => {
-                events.event(ExecEvent::Started { pid: running.pgid as u32 });
-                let log = LogFile::new(log_path, settings.log_limit);
-                runtime().spawn(supervise(running, spec.timeout, cancel, settings, log, events));
+        let log = LogFile::new(log_path, settings.log_limit);
+        match supervisor::current() {
+            // The supervisor forks and execs: here a start is a message and its answer.
+            Some(supervisor) => {
+                runtime().spawn(async move {
+                    let started =
+                        group::spawn_supervised(&supervisor, &spec.command, &spec.workdir).await;
+                    if let Some(running) = report_start(started, &spec, &mut events) {
+                        supervise(running, spec.timeout, cancel, settings, log, events).await;
+                    }
+                });
             }
-        });
+            // fork and exec block: they run on the blocking pool, never on the workers that
+            // serve running tasks and HTTP calls.
+            None => {
+                runtime().spawn_blocking(move || {
+                    let started = group::spawn_here(&spec.command, &spec.workdir);
+                    if let Some(running) = report_start(started, &spec, &mut events) {
+                        let watch = supervise(running, spec.timeout, cancel, settings, log, events);
+                        runtime().spawn(watch);
+                    }
+                });
+            }
+        }
     }
 
     fn stop_bound(&self) -> Duration {
@@ -112,6 +124,25 @@ impl Executor for LocalExecutor {
 impl Drop for LocalExecutor {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// Reports how a start went; the running command if it did start.
+fn report_start(
+    started: io::Result<Running>,
+    spec: &TaskSpec,
+    events: &mut Box<dyn EventSink>,
+) -> Option<Running> {
+    match started {
+        Err(e) => {
+            let workdir = spec.workdir.display();
+            events.event(ExecEvent::Failed(format!("cannot start sh in {workdir}: {e}")));
+            None
+        }
+        Ok(running) => {
+            events.event(ExecEvent::Started { pid: running.pgid as u32 });
+            Some(running)
+        }
     }
 }
 
@@ -184,7 +215,8 @@ async fn supervise(
     events: Box<dyn EventSink>,
 ) {
     let sink = Mutex::new(Sink { log, events });
-    let Running { mut child, pgid, stdout, stderr } = running;
+    let Running { mut leader, pgid, stdout, stderr } = running;
+    let group = leader.signaller(pgid);
     let mut out = Pipe { fd: Some(stdout), stream: Stream::Stdout };
     let mut err = Pipe { fd: Some(stderr), stream: Stream::Stderr };
 
@@ -208,9 +240,8 @@ async fn supervise(
         tokio::select! {
             () = out.read_some(&sink), if out.open() => {}
             () = err.read_some(&sink), if err.open() => {}
-            status = child.wait(), if exit.is_none() => {
-                // A failed wait means the child is gone already; treat it as a signal death.
-                exit = Some(status.unwrap_or_else(|_| signal_exit_status()));
+            status = leader.wait(), if exit.is_none() => {
+                exit = Some(status);
                 // Pipes still open now are held by leftovers: give them a moment, then kill.
                 let deadline = Instant::now() + limits.pipe_grace;
                 kill_at = Some(kill_at.map_or(deadline, |k| k.min(deadline)));
@@ -218,7 +249,7 @@ async fn supervise(
             // Also after the shell's exit: leftovers may still hold its pipes.
             () = cancel.cancelled(), if stopped.is_none() => {
                 stopped = Some(Ended::Cancelled);
-                signal_group(pgid, Signal::SIGTERM);
+                group.signal(Signal::SIGTERM);
                 let deadline = Instant::now() + limits.grace;
                 kill_at = Some(kill_at.map_or(deadline, |k| k.min(deadline)));
             }
@@ -226,11 +257,11 @@ async fn supervise(
                 let now = Instant::now();
                 if stopped.is_none() && exit.is_none() && now >= timeout_at {
                     stopped = Some(Ended::TimedOut);
-                    signal_group(pgid, Signal::SIGTERM);
+                    group.signal(Signal::SIGTERM);
                     kill_at = Some(now + limits.grace);
                 }
                 if kill_at.is_some_and(|k| now >= k) {
-                    signal_group(pgid, Signal::SIGKILL);
+                    group.signal(Signal::SIGKILL);
                     kill_at = None;
                     // A process that left the group could still hold a pipe: stop waiting soon.
                     give_up_at = Some(now + Duration::from_millis(500));
@@ -244,18 +275,9 @@ async fn supervise(
         }
     }
     // Whatever is left of the group (`cmd &` with its output redirected) ends with the task.
-    // SIGKILL takes effect asynchronously: wait (briefly) until the group is really gone.
-    if signal_group(pgid, Signal::SIGKILL) {
-        group::wait_until_gone(pgid, Duration::from_secs(1)).await;
-    }
-    supervisor::untrack(pgid);
+    leader.finish(pgid).await;
     let Sink { log, mut events } = sink.into_inner().unwrap_or_else(|p| p.into_inner());
     let code = exit.and_then(|s| s.code());
     let exit = Exit { code, ended: stopped.unwrap_or(Ended::Exited), log: log.close() };
     events.event(ExecEvent::Exited(exit));
-}
-
-fn signal_exit_status() -> std::process::ExitStatus {
-    use std::os::unix::process::ExitStatusExt;
-    std::process::ExitStatus::from_raw(libc::SIGKILL)
 }

@@ -1,0 +1,74 @@
+//! What /proc says about the processes on the machine: enough to find a group's members and
+//! a process's descendants.
+
+/// One process, from `/proc/PID/stat`.
+#[derive(Clone, Copy, Debug)]
+pub struct Proc {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgrp: i32,
+    pub session: i32,
+    /// Dead and waiting to be reaped: it runs nothing.
+    pub zombie: bool,
+}
+
+/// Every process that can be read now.
+pub fn all() -> Vec<Proc> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            parse_stat(pid, &stat)
+        })
+        .collect()
+}
+
+/// "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so the fields are
+/// read after the last ')'.
+fn parse_stat(pid: i32, stat: &str) -> Option<Proc> {
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    let session = fields.next()?.parse().ok()?;
+    Some(Proc { pid, ppid, pgrp, session, zombie: matches!(state, "Z" | "X") })
+}
+
+/// The pids of every descendant of `root` in `procs` (not `root` itself).
+pub fn descendants(procs: &[Proc], root: i32) -> Vec<i32> {
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(procs.iter().filter(|p| p.ppid == parent && p.pid != parent).map(|p| p.pid));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_with_odd_command_names_parse() {
+        let p = parse_stat(42, "42 (a) b (c) S 7 42 40 0 -1").unwrap();
+        assert_eq!((p.pid, p.ppid, p.pgrp, p.session, p.zombie), (42, 7, 42, 40, false));
+        assert!(parse_stat(43, "43 (sh) Z 1 43 43 0").unwrap().zombie);
+        assert!(parse_stat(44, "garbage").is_none());
+    }
+
+    #[test]
+    fn descendants_follow_the_parent_links() {
+        let p = |pid, ppid| Proc { pid, ppid, pgrp: pid, session: pid, zombie: false };
+        let procs = [p(1, 0), p(10, 1), p(11, 10), p(12, 11), p(20, 1), p(13, 10)];
+        let mut found = descendants(&procs, 10);
+        found.sort();
+        assert_eq!(found, vec![11, 12, 13]);
+    }
+}

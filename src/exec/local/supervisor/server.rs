@@ -1,0 +1,558 @@
+//! The supervisor process: it starts every task of one owner, so every process a task starts
+//! descends from it, and it is a child subreaper, so whatever a task leaves behind comes back
+//! to it. It waits on one epoll set for the owner's orders, the owner's death, each task
+//! shell's exit (a pidfd each) and SIGCHLD (a signalfd, for adopted orphans).
+//!
+//! A task's shell is a subreaper too, so while it lives its orphans go to it; an orphan that
+//! reaches the supervisor therefore belongs to a task whose shell has exited, and is killed.
+//! Only the supervisor signals a task's group, and only while something of the group is
+//! unreaped (the shell until it exits, then the dead of what it left), so the group's number
+//! cannot have been reused by a stranger.
+
+use super::protocol::{Order, Report, Start};
+use super::spawn::{Plan, Spawner};
+use crate::exec::local::procs;
+use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+/// The socket to the owner is our standard input.
+const SOCKET: RawFd = 0;
+/// Epoll keys of the three fixed sources; task keys are the owner's tokens.
+const KEY_SOCKET: u64 = u64::MAX;
+const KEY_OWNER: u64 = u64::MAX - 1;
+const KEY_SIGNALS: u64 = u64::MAX - 2;
+/// The largest order we read (a command with its environment).
+pub const MAX_ORDER: usize = 1 << 20;
+/// Sweeps for orphans at most this often while tasks end in a burst.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+/// A release whose group will not empty is answered anyway after this long.
+const RELEASE_BOUND: Duration = Duration::from_secs(3);
+
+#[derive(PartialEq, Eq)]
+enum State {
+    Running,
+    /// The shell exited, leaving processes in its group; the owner has not released it.
+    Exited,
+    /// The owner is done: the group is being emptied and reaped.
+    Releasing(Instant),
+}
+
+struct Task {
+    pid: i32,
+    pidfd: OwnedFd,
+    state: State,
+}
+
+struct Server {
+    epoll: OwnedFd,
+    signals: OwnedFd,
+    devnull: OwnedFd,
+    spawner: Spawner,
+    tasks: HashMap<u64, Task>,
+    /// The pids of the tasks' shells.
+    shells: HashSet<i32>,
+    /// Tokens of the tasks in `State::Releasing`, so each wake-up looks only at those.
+    releasing: HashSet<u64>,
+    buf: Vec<u8>,
+    last_sweep: Option<Instant>,
+    sweep_at: Option<Instant>,
+}
+
+/// The supervisor's whole life. Returns when the owner is gone and every task is stopped.
+pub fn serve(owner: i32) {
+    let Ok(mut server) = Server::new(owner) else {
+        return;
+    };
+    server.run();
+    server.stop_everything();
+}
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor just created, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+impl Server {
+    fn new(owner: i32) -> io::Result<Server> {
+        // SAFETY: plain system calls on descriptors we create and own; the signal mask and
+        // dispositions are set before anything else runs in this process.
+        unsafe {
+            for sig in [libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
+                libc::signal(sig, libc::SIG_IGN);
+            }
+            cvt(libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))?;
+            let mut chld: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut chld);
+            libc::sigaddset(&mut chld, libc::SIGCHLD);
+            libc::sigprocmask(libc::SIG_BLOCK, &chld, std::ptr::null_mut());
+            let signals = OwnedFd::from_raw_fd(cvt(libc::signalfd(
+                -1,
+                &chld,
+                libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
+            ))?);
+            let epoll = OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?);
+            let devnull = OwnedFd::from_raw_fd(cvt(libc::open(
+                c"/dev/null".as_ptr(),
+                libc::O_RDWR | libc::O_CLOEXEC,
+            ))?);
+            let server = Server {
+                epoll,
+                signals,
+                devnull,
+                spawner: Spawner::new(),
+                tasks: HashMap::new(),
+                shells: HashSet::new(),
+                releasing: HashSet::new(),
+                buf: vec![0; MAX_ORDER + 64],
+                last_sweep: None,
+                sweep_at: None,
+            };
+            server.watch(SOCKET, KEY_SOCKET)?;
+            server.watch(server.signals.as_raw_fd(), KEY_SIGNALS)?;
+            // The owner's pidfd stays open for our whole life: leak it into the epoll set.
+            match pidfd_open(owner) {
+                Ok(fd) => server.watch(std::mem::ManuallyDrop::new(fd).as_raw_fd(), KEY_OWNER)?,
+                // Already gone: there is nothing to supervise, and nothing was started.
+                Err(_) => return Err(io::Error::from_raw_os_error(libc::ESRCH)),
+            }
+            Ok(server)
+        }
+    }
+
+    fn watch(&self, fd: RawFd, key: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: key };
+        // SAFETY: epoll_ctl with descriptors we hold and a valid event.
+        cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) })
+            .map(drop)
+    }
+
+    /// Serves orders until the owner is gone.
+    fn run(&mut self) {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        loop {
+            let wait_ms = self.next_wake().map_or(-1, |at| {
+                let left = at.saturating_duration_since(Instant::now());
+                left.as_millis().min(1000) as libc::c_int
+            });
+            // SAFETY: epoll_wait into a buffer of the given length.
+            let n = unsafe {
+                libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), 64, wait_ms)
+            };
+            for event in &events[..n.max(0) as usize] {
+                match event.u64 {
+                    KEY_OWNER => return,
+                    KEY_SOCKET => {
+                        if !self.read_orders() {
+                            return;
+                        }
+                    }
+                    KEY_SIGNALS => self.take_signals(),
+                    token => self.shell_exited(token),
+                }
+            }
+            self.progress_releases();
+            if self.sweep_at.is_some_and(|at| Instant::now() >= at) {
+                self.sweep();
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let releasing =
+            (!self.releasing.is_empty()).then(|| Instant::now() + Duration::from_millis(10));
+        releasing.into_iter().chain(self.sweep_at).min()
+    }
+
+    /// Reads every order waiting in the socket; false once the owner closed it.
+    fn read_orders(&mut self) -> bool {
+        loop {
+            let mut fds = Vec::new();
+            match recv_order(&mut self.buf, &mut fds) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    let order = Order::decode(&self.buf[..n]);
+                    match order {
+                        Some(Order::Start(start)) => self.start(start, fds),
+                        Some(Order::Release(token)) => self.release(token),
+                        Some(Order::Signal { token, signal }) => self.signal(token, signal),
+                        None => {}
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn start(&mut self, start: Start, fds: Vec<OwnedFd>) {
+        let token = start.token;
+        let report = match self.spawn(&start, &fds) {
+            Ok(pid) => Report::Started { token, pid },
+            Err(errno) => Report::Failed { token, errno },
+        };
+        drop(fds); // the task holds its own copies now
+        send(&report);
+    }
+
+    fn spawn(&mut self, start: &Start, fds: &[OwnedFd]) -> Result<i32, i32> {
+        let [stdout, stderr] = fds else {
+            return Err(libc::EBADF);
+        };
+        let plan = Plan {
+            program: c"/bin/sh".into(),
+            argv: vec![
+                c"sh".into(),
+                c"-c".into(),
+                CString::new(start.command.as_bytes()).map_err(|_| libc::EINVAL)?,
+            ],
+            env: start.env_strings(),
+            workdir: CString::new(start.workdir.as_os_str().as_bytes())
+                .map_err(|_| libc::EINVAL)?,
+            stdin: self.devnull.as_raw_fd(),
+            stdout: stdout.as_raw_fd(),
+            stderr: stderr.as_raw_fd(),
+            nofile: start.nofile,
+        };
+        let pid = self.spawner.spawn(&plan)?;
+        // Our unreaped child: its pid cannot be reused, so this pidfd is surely its.
+        let pidfd = match pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(e) => {
+                kill_and_reap(pid);
+                return Err(e.raw_os_error().unwrap_or(libc::EIO));
+            }
+        };
+        if let Err(e) = self.watch(pidfd.as_raw_fd(), start.token) {
+            kill_and_reap(pid);
+            return Err(e.raw_os_error().unwrap_or(libc::EIO));
+        }
+        self.tasks.insert(start.token, Task { pid, pidfd, state: State::Running });
+        self.shells.insert(pid);
+        Ok(pid)
+    }
+
+    /// A task's shell exited: reap it and report its status. When nothing else is left of its
+    /// group, the task is over here; otherwise what is left keeps the group's number taken
+    /// (its dead are not reaped) until the owner releases the task.
+    fn shell_exited(&mut self, token: u64) {
+        let Some(task) = self.tasks.get_mut(&token) else {
+            return;
+        };
+        if task.state != State::Running {
+            return;
+        }
+        // SAFETY: epoll_ctl on descriptors we hold; the pidfd stays readable from now on.
+        unsafe {
+            let (epoll, fd) = (self.epoll.as_raw_fd(), task.pidfd.as_raw_fd());
+            libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut());
+        }
+        let status = reap_status(&task.pidfd).unwrap_or(libc::SIGKILL);
+        // Signal 0 asks whether any process of the group is left. (Were the number reused in
+        // this instant, the answer would only send us the slow way, through a release.)
+        // SAFETY: kill with signal 0 delivers nothing.
+        let gone = unsafe { libc::kill(-task.pid, 0) } < 0;
+        task.state = State::Exited;
+        if gone {
+            self.forget(token);
+            self.ended();
+        }
+        send(&Report::Exited { token, status, gone });
+    }
+
+    fn forget(&mut self, token: u64) {
+        self.releasing.remove(&token);
+        if let Some(task) = self.tasks.remove(&token) {
+            self.shells.remove(&task.pid);
+        }
+    }
+
+    /// A task is over: whatever it left outside its group has come to us. Find it now, unless
+    /// a sweep ran a moment ago (then soon), so a burst of ends costs few sweeps.
+    fn ended(&mut self) {
+        if self.last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
+            self.sweep();
+        } else {
+            self.sweep_soon(SWEEP_EVERY);
+        }
+    }
+
+    fn signal(&self, token: u64, signal: i32) {
+        if let Some(task) = self.tasks.get(&token) {
+            if !matches!(task.state, State::Releasing(_)) {
+                // SAFETY: the group is still ours: its leader or the dead of it are unreaped.
+                unsafe { libc::kill(-task.pid, signal) };
+            }
+        }
+    }
+
+    fn release(&mut self, token: u64) {
+        let Some(task) = self.tasks.get_mut(&token) else {
+            return send(&Report::Released { token });
+        };
+        if task.state == State::Running {
+            // Released before its exit was seen (the owner gave up on it): it ends now.
+            // SAFETY: epoll_ctl on descriptors we hold.
+            unsafe {
+                let (epoll, fd) = (self.epoll.as_raw_fd(), task.pidfd.as_raw_fd());
+                libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut());
+            }
+        }
+        task.state = State::Releasing(Instant::now());
+        self.releasing.insert(token);
+        // SAFETY: the group cannot be a stranger's: what is left of it is unreaped.
+        unsafe { libc::kill(-task.pid, libc::SIGKILL) };
+        self.progress_releases();
+    }
+
+    /// Reaps what has died of each releasing group; a group that is empty is answered.
+    fn progress_releases(&mut self) {
+        let mut done = Vec::new();
+        let mut stuck = false;
+        for &token in &self.releasing {
+            let Some(task) = self.tasks.get(&token) else {
+                continue;
+            };
+            let State::Releasing(since) = task.state else {
+                continue;
+            };
+            reap_group(task.pid);
+            // SAFETY: signal 0 only asks whether any process of the group is left.
+            let empty = unsafe { libc::kill(-task.pid, 0) } < 0;
+            if empty || since.elapsed() >= RELEASE_BOUND {
+                done.push(token);
+            } else if since.elapsed() >= Duration::from_millis(50) {
+                // A member whose parent left the group holds it: sweeping kills that parent.
+                stuck = true;
+            }
+        }
+        if stuck {
+            self.sweep_soon(Duration::ZERO);
+        }
+        if done.is_empty() {
+            return;
+        }
+        for token in &done {
+            self.forget(*token);
+        }
+        self.ended();
+        for token in done {
+            send(&Report::Released { token });
+        }
+    }
+
+    /// SIGCHLD: a child that is not a task's shell changed state, so an orphan is ours.
+    fn take_signals(&mut self) {
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        let mut orphan = false;
+        // SAFETY: reading whole signalfd_siginfo records into one.
+        while unsafe {
+            libc::read(
+                self.signals.as_raw_fd(),
+                (&mut info as *mut libc::signalfd_siginfo).cast(),
+                size,
+            )
+        } == size as isize
+        {
+            let pid = info.ssi_pid as i32;
+            orphan |= !self.shells.contains(&pid);
+        }
+        if orphan {
+            self.sweep_soon(Duration::from_millis(20));
+        }
+    }
+
+    fn sweep_soon(&mut self, after: Duration) {
+        let at = Instant::now() + after;
+        self.sweep_at = Some(self.sweep_at.map_or(at, |s| s.min(at)));
+    }
+
+    /// Kills every child of ours that is not a task's shell (an orphan of a task whose shell
+    /// has exited) with everything it started, and reaps the dead ones. Orphans still in the
+    /// group or session of a task that is not released are spared: that task may still be
+    /// reading their output, and its release ends them.
+    fn sweep(&mut self) {
+        self.last_sweep = Some(Instant::now());
+        self.sweep_at = None;
+        let me = std::process::id() as i32;
+        let shells = &self.shells;
+        let live_tasks: HashSet<i32> = self
+            .tasks
+            .values()
+            .filter(|t| !matches!(t.state, State::Releasing(_)))
+            .map(|t| t.pid)
+            .collect();
+        let all = procs::all();
+        let mut killed = false;
+        for orphan in all.iter().filter(|p| p.ppid == me && !shells.contains(&p.pid)) {
+            let spared = live_tasks.contains(&orphan.pgrp) || live_tasks.contains(&orphan.session);
+            if !orphan.zombie && !spared {
+                for pid in std::iter::once(orphan.pid).chain(procs::descendants(&all, orphan.pid)) {
+                    // SAFETY: our child or its descendant: alive (or a zombie) right now.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                killed = true;
+            }
+            // The dead of a live task's group keep its number taken until it is released.
+            if orphan.zombie && !spared {
+                reap(orphan.pid);
+            }
+        }
+        if killed {
+            // Reap them once dead, and catch what they leave behind.
+            self.sweep_soon(Duration::from_millis(20));
+        }
+    }
+
+    /// The owner is gone: SIGTERM to every task group, SIGKILL to what is left a second later,
+    /// then kill every descendant (escaped ones included) until none is left.
+    fn stop_everything(&mut self) {
+        let groups: Vec<i32> = self.tasks.values().map(|t| t.pid).collect();
+        let signal_all =
+            |sig| groups.iter().filter(|&&g| unsafe { libc::kill(-g, sig) } == 0).count();
+        signal_all(libc::SIGTERM);
+        let me = std::process::id() as i32;
+        let give_up = Instant::now() + Duration::from_secs(1);
+        // Nothing is reaped before the SIGKILL below, so no group number can be reused.
+        while Instant::now() < give_up {
+            let live = procs::all();
+            let left = live.iter().any(|p| !p.zombie && groups.contains(&p.pgrp));
+            if !left {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal_all(libc::SIGKILL);
+        let give_up = Instant::now() + Duration::from_secs(2);
+        loop {
+            reap_all();
+            let all = procs::all();
+            let live: Vec<i32> = procs::descendants(&all, me)
+                .into_iter()
+                .filter(|pid| all.iter().any(|p| p.pid == *pid && !p.zombie))
+                .collect();
+            if live.is_empty() || Instant::now() >= give_up {
+                break;
+            }
+            for pid in live {
+                // SAFETY: our descendant, alive right now.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Receives one order with any descriptors it carries (close-on-exec).
+fn recv_order(buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
+    let msg = recvmsg::<()>(SOCKET, &mut iov, Some(&mut space), flags).map_err(io::Error::from)?;
+    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            // SAFETY: descriptors the kernel just installed for us.
+            fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
+    }
+    if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+        return Ok(1); // too long to read: decodes as nothing
+    }
+    Ok(msg.bytes)
+}
+
+/// Sends a report; waits while the owner's side is full, unless the owner is gone.
+fn send(report: &Report) {
+    let bytes = report.encode();
+    loop {
+        // SAFETY: send(2) on our socket with a valid buffer.
+        let sent = unsafe {
+            libc::send(
+                SOCKET,
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        if sent >= 0 {
+            return;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
+            return; // the owner is gone
+        }
+        let mut pfd = libc::pollfd { fd: SOCKET, events: libc::POLLOUT, revents: 0 };
+        // SAFETY: poll on our socket.
+        unsafe { libc::poll(&mut pfd, 1, 100) };
+    }
+}
+
+/// Reaps an exited child; returns its wait status.
+fn reap_status(pidfd: &OwnedFd) -> Option<i32> {
+    // SAFETY: waitid into a zeroed siginfo for the child behind our pidfd.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WEXITED;
+        cvt(libc::waitid(libc::P_PIDFD, pidfd.as_raw_fd() as libc::id_t, &mut info, flags)).ok()?;
+        let status = info.si_status();
+        Some(match info.si_code {
+            libc::CLD_EXITED => (status & 0xff) << 8,
+            libc::CLD_DUMPED => status | 0x80,
+            _ => status,
+        })
+    }
+}
+
+/// Reaps every dead child of ours in the group.
+fn reap_group(pgid: i32) {
+    // SAFETY: waitid into a zeroed siginfo; WNOHANG never blocks.
+    unsafe {
+        loop {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let flags = libc::WEXITED | libc::WNOHANG;
+            if libc::waitid(libc::P_PGID, pgid as libc::id_t, &mut info, flags) < 0
+                || info.si_pid() == 0
+            {
+                return;
+            }
+        }
+    }
+}
+
+fn reap(pid: i32) {
+    // SAFETY: a non-blocking wait for one child of ours.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+}
+
+fn reap_all() {
+    // SAFETY: non-blocking waits for any child of ours.
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+}
+
+/// Kills and reaps a child that was never reported to the owner.
+fn kill_and_reap(pid: i32) {
+    // SAFETY: our own unreaped child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+}
