@@ -2,27 +2,43 @@
 //! runtime, the interrupt (Ctrl-C) with the one helper that polls for it, the cancel handle
 //! that stops a running task, and `Seconds`, a duration checked once where it enters.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::Notify;
 
 /// The process-wide runtime: two workers watch every task and every HTTP call, so a thousand
-/// tasks cost a thousand futures, not a thousand threads. Blocking work (starting a shell)
-/// goes to its small blocking pool, never to the two workers.
+/// tasks cost a thousand futures, not a thousand threads. Blocking work goes to its small
+/// blocking pool, never to the two workers.
+///
+/// A `fork()`ed child has none of its parent's threads, so it gets a runtime of its own; the
+/// parent's copy is forgotten, never dropped (dropping it would wait for threads that are
+/// not there).
 pub fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
+    static CURRENT: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mut());
+    static OWNER: AtomicU32 = AtomicU32::new(0);
+    static CREATING: Mutex<()> = Mutex::new(());
+    let me = std::process::id();
+    if OWNER.load(Ordering::Acquire) == me {
+        // SAFETY: set below before OWNER, from a leaked Box: valid for the process's life.
+        return unsafe { &*CURRENT.load(Ordering::Acquire) };
+    }
+    let _one_at_a_time = CREATING.lock().unwrap_or_else(|p| p.into_inner());
+    if OWNER.load(Ordering::Acquire) != me {
         raise_open_file_limit();
-        Builder::new_multi_thread()
+        let runtime = Builder::new_multi_thread()
             .worker_threads(2)
             .max_blocking_threads(4)
             .thread_name("bgagent-worker")
             .enable_all()
             .build()
-            .expect("cannot start the bgagent runtime threads")
-    })
+            .expect("cannot start the bgagent runtime threads");
+        CURRENT.store(Box::into_raw(Box::new(runtime)), Ordering::Release);
+        OWNER.store(me, Ordering::Release);
+    }
+    // SAFETY: as above.
+    unsafe { &*CURRENT.load(Ordering::Acquire) }
 }
 
 /// Each running task holds a few descriptors (two pipes, a process handle), so the common soft

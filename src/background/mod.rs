@@ -21,6 +21,7 @@ use crate::text::prefix;
 use events::Hub;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,8 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     changed: Condvar,
     hub: Hub,
+    /// The process whose tasks these are (see [`Inner::lock`]).
+    owner: AtomicU32,
 }
 
 /// Runs commands in the background. Dropping it stops every task it still runs.
@@ -146,6 +149,7 @@ impl BackgroundManager {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             hub: Hub::default(),
+            owner: AtomicU32::new(std::process::id()),
         });
         registry::register(&inner);
         Ok(BackgroundManager { inner })
@@ -324,7 +328,13 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere must not make the queue unreadable: the data is still consistent,
         // since every update is a single step under the lock.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let me = std::process::id();
+        let owner = self.owner.swap(me, Ordering::Relaxed);
+        if owner != me {
+            leave_to_parent(&mut state, owner);
+        }
+        state
     }
 
     /// Waits on the condition variable while `busy` holds, at most `timeout`.
@@ -443,6 +453,19 @@ impl Inner {
         self.hub.publish(id, TaskEventKind::Finished { status, exit_code });
         drop(state);
         self.changed.notify_all();
+    }
+}
+
+/// In a `fork()`ed child, the tasks that were running belong to the parent: they run there,
+/// and no thread here watches them. They end here, without a notification (the parent gets
+/// the real one), so nothing here waits for them forever; new tasks run as usual.
+fn leave_to_parent(state: &mut State, parent: u32) {
+    let message =
+        format!("Error: started by process {parent}, which forked this one; it runs there");
+    for task in state.tasks.values_mut().filter(|t| t.status == Status::Running) {
+        let outcome = Outcome { result: message.clone(), ..Outcome::default() };
+        task.finish(Status::Error, outcome);
+        state.running -= 1;
     }
 }
 

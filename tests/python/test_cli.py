@@ -109,3 +109,37 @@ def test_repl_on_a_terminal_announces_and_auto_resumes(tmp_path):
         proc.kill()
         os.close(main)
     assert (tmp_path / "bgagent" / "history").read_text().splitlines()[-2:] == ["go", "q"]
+
+
+def test_a_closed_terminal_ends_the_cli_like_sighup_and_kills_every_task(tmp_path):
+    from helpers import new_marker, processes_with, wait_until
+
+    marker = new_marker()
+    background = f"sh -c 'sleep 600; :' {marker}bg"
+    foreground = f"sh -c 'sleep 600; :' {marker}fg"
+    script = tmp_path / "script.json"
+    script.write_text(
+        json.dumps([
+            {"content": [{"type": "tool_use", "id": "a", "name": "background_run",
+                          "input": {"command": background}}], "stop_reason": "tool_use"},
+            {"content": [{"type": "tool_use", "id": "b", "name": "bash",
+                          "input": {"command": foreground}}], "stop_reason": "tool_use"},
+            {"content": [{"type": "text", "text": "never reached"}], "stop_reason": "end_turn"},
+        ])
+    )  # fmt: skip
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "NO_COLOR": "1"}
+    # pty.fork makes the terminal the CLI's controlling terminal, so closing it hangs it up.
+    pid, main = pty.fork()
+    if pid == 0:
+        os.chdir(tmp_path)
+        os.execve(str(SCRIPT), [str(SCRIPT), "--script", str(script)], env)
+    terminal = Terminal(main)
+    try:
+        terminal.expect("s08 >> ")
+        os.write(main, b"go\r")
+        wait_until(lambda: len(processes_with(marker)) >= 4, "both commands run")
+    finally:
+        os.close(main)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 129
+    wait_until(lambda: not processes_with(marker), "every task is gone", timeout=10)

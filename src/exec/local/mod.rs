@@ -54,6 +54,8 @@ pub struct LocalExecutor {
     log_dir: PathBuf,
     /// Our own temporary log directory, until it is removed.
     own_log_dir: Mutex<Option<tempfile::TempDir>>,
+    /// Only this process removes it (a forked child shares it).
+    owner: u32,
 }
 
 impl LocalExecutor {
@@ -70,7 +72,8 @@ impl LocalExecutor {
             }
         };
         supervisor::ensure_started();
-        Ok(LocalExecutor { settings, log_dir, own_log_dir: Mutex::new(own) })
+        let owner = std::process::id();
+        Ok(LocalExecutor { settings, log_dir, own_log_dir: Mutex::new(own), owner })
     }
 }
 
@@ -115,8 +118,11 @@ impl Executor for LocalExecutor {
 
     fn close(&self) {
         let own = self.own_log_dir.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(dir) = own {
-            let _ = dir.close();
+        match own {
+            Some(dir) if self.owner == std::process::id() => drop(dir.close()),
+            // A forked child: the directory is its parent's to remove.
+            Some(dir) => drop(dir.keep()),
+            None => {}
         }
     }
 }

@@ -62,6 +62,9 @@ static LINK: Mutex<Option<Link>> = Mutex::new(None);
 
 /// What the owner's threads share about one supervisor.
 struct Shared {
+    /// The process that started this supervisor: only it may give orders (a forked child
+    /// inherits the socket, but not the tasks).
+    owner: u32,
     socket: OwnedFd,
     alive: AtomicBool,
     next_token: AtomicU64,
@@ -130,6 +133,7 @@ fn start_supervisor() -> Option<Arc<Shared>> {
         .spawn()
         .ok()?; // never waited for: it outlives us, or ends as we exit
     let link = Arc::new(Shared {
+        owner,
         socket: ours,
         alive: AtomicBool::new(true),
         next_token: AtomicU64::new(1),
@@ -227,6 +231,11 @@ impl Shared {
 
     /// Sends an order without blocking; false if it cannot go now.
     fn try_send(&self, bytes: &[u8]) -> io::Result<()> {
+        if self.owner != std::process::id() {
+            return Err(io::Error::other(
+                "a forked child cannot give the parent's supervisor orders",
+            ));
+        }
         // SAFETY: send(2) on our socket with a valid buffer; no SIGPIPE if the peer is gone.
         let sent = unsafe {
             libc::send(
