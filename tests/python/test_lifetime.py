@@ -269,3 +269,48 @@ def test_tasks_get_the_owners_open_file_limit_not_the_raised_one():
     task_limit, own_limit = proc.stdout.split()
     assert task_limit == "512"
     assert own_limit == str(hard) if hard != resource.RLIM_INFINITY else own_limit != "512"
+
+
+def test_an_owner_killed_right_after_starting_tasks_leaves_none():
+    # No waiting for the tasks to run: the supervisor starts them, so it knows each one, even
+    # one it starts after the owner is already dead.
+    marker = new_marker()
+    proc = owner(f"""
+        import os, signal, bgagent
+        bg = bgagent.BackgroundManager()
+        for i in range(20):
+            bg.start("sh -c 'sleep 600; :' {marker}" + str(i))
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    wait_until(lambda: not processes_with(marker), "no task is left", timeout=30)
+
+
+def test_a_killed_supervisor_ends_its_tasks_and_later_tasks_still_run():
+    marker = new_marker()
+    proc = owner(f"""
+        import os, signal, time, bgagent
+        bg = bgagent.BackgroundManager()
+        task = bg.start("sh -c 'sleep 600; :' {marker}")
+        while not bg.info(task)["pid"]:
+            time.sleep(0.01)
+        me = str(os.getpid())
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{{pid}}/cmdline", "rb") as f:
+                    supervisor = b"_supervise" in f.read()
+                with open(f"/proc/{{pid}}/stat") as f:
+                    parent = f.read().rsplit(")", 1)[1].split()[1]
+            except OSError:
+                continue
+            if supervisor and parent == me:
+                os.kill(int(pid), signal.SIGKILL)
+        print(bg.wait(task, timeout=60).splitlines()[0].split()[0], flush=True)
+        print(bg.wait(bg.start("echo still works"), timeout=60), flush=True)
+    """)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    ended, *rest = out.splitlines()
+    assert ended != "[running]"
+    assert rest == ["[completed] echo still works", "still works"]
+    wait_until(lambda: not processes_with(marker), "the task's processes are gone", timeout=30)

@@ -73,6 +73,8 @@ struct Shared {
 
 /// Who waits for a task's reports.
 struct Waiting {
+    /// The shell's pid (and group), once started.
+    pid: Option<i32>,
     started: Option<oneshot::Sender<Result<i32, i32>>>,
     exited: Option<oneshot::Sender<(i32, bool)>>,
     released: Option<oneshot::Sender<()>>,
@@ -197,8 +199,16 @@ async fn read_reports(link: Arc<Shared>) {
             }
         }
     }
+    // The supervisor is gone (someone killed it): new tasks are started here from now on, and
+    // the groups it left are stopped here, as its own cleanup would have (what left them is
+    // out of reach now).
     link.alive.store(false, Ordering::Release);
-    link.waiting.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    let orphaned: Vec<Waiting> =
+        link.waiting.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, w)| w).collect();
+    for pid in orphaned.iter().filter_map(|w| w.pid) {
+        let _ =
+            nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    }
 }
 
 impl Shared {
@@ -210,6 +220,7 @@ impl Shared {
         };
         match report {
             Report::Started { pid, .. } => {
+                w.pid = Some(pid);
                 w.started.take().map(|s| s.send(Ok(pid)));
             }
             Report::Failed { errno, .. } => {
@@ -375,6 +386,7 @@ impl Supervisor {
         let (exited_tx, exited_rx) = oneshot::channel();
         let (released_tx, released_rx) = oneshot::channel();
         let waiting = Waiting {
+            pid: None,
             started: Some(started_tx),
             exited: Some(exited_tx),
             released: Some(released_tx),

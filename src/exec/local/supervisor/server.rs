@@ -27,7 +27,8 @@ const KEY_OWNER: u64 = u64::MAX - 1;
 const KEY_SIGNALS: u64 = u64::MAX - 2;
 /// The largest order we read (a command with its environment).
 pub const MAX_ORDER: usize = 1 << 20;
-/// Sweeps for orphans at most this often while tasks end in a burst.
+/// Sweeps for orphans at most this often while tasks end in a burst (or less often, when a
+/// sweep itself takes long: it reads every process on the machine).
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// A release whose group will not empty is answered anyway after this long.
 const RELEASE_BOUND: Duration = Duration::from_secs(3);
@@ -59,6 +60,8 @@ struct Server {
     releasing: HashSet<u64>,
     buf: Vec<u8>,
     last_sweep: Option<Instant>,
+    /// At least [`SWEEP_EVERY`], and ten times what the last sweep took.
+    sweep_every: Duration,
     sweep_at: Option<Instant>,
 }
 
@@ -122,6 +125,7 @@ impl Server {
                 releasing: HashSet::new(),
                 buf: vec![0; MAX_ORDER + 64],
                 last_sweep: None,
+                sweep_every: SWEEP_EVERY,
                 sweep_at: None,
             };
             server.watch(SOCKET, KEY_SOCKET)?;
@@ -259,11 +263,7 @@ impl Server {
         if task.state != State::Running {
             return;
         }
-        // SAFETY: epoll_ctl on descriptors we hold; the pidfd stays readable from now on.
-        unsafe {
-            let (epoll, fd) = (self.epoll.as_raw_fd(), task.pidfd.as_raw_fd());
-            libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut());
-        }
+        unwatch(&self.epoll, &task.pidfd); // it stays readable from now on
         let status = reap_status(&task.pidfd).unwrap_or(libc::SIGKILL);
         // Signal 0 asks whether any process of the group is left. (Were the number reused in
         // this instant, the answer would only send us the slow way, through a release.)
@@ -287,10 +287,10 @@ impl Server {
     /// A task is over: whatever it left outside its group has come to us. Find it now, unless
     /// a sweep ran a moment ago (then soon), so a burst of ends costs few sweeps.
     fn ended(&mut self) {
-        if self.last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
+        if self.last_sweep.is_none_or(|at| at.elapsed() >= self.sweep_every) {
             self.sweep();
         } else {
-            self.sweep_soon(SWEEP_EVERY);
+            self.sweep_soon(self.sweep_every);
         }
     }
 
@@ -309,11 +309,7 @@ impl Server {
         };
         if task.state == State::Running {
             // Released before its exit was seen (the owner gave up on it): it ends now.
-            // SAFETY: epoll_ctl on descriptors we hold.
-            unsafe {
-                let (epoll, fd) = (self.epoll.as_raw_fd(), task.pidfd.as_raw_fd());
-                libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut());
-            }
+            unwatch(&self.epoll, &task.pidfd);
         }
         task.state = State::Releasing(Instant::now());
         self.releasing.insert(token);
@@ -390,7 +386,8 @@ impl Server {
     /// group or session of a task that is not released are spared: that task may still be
     /// reading their output, and its release ends them.
     fn sweep(&mut self) {
-        self.last_sweep = Some(Instant::now());
+        let began = Instant::now();
+        self.last_sweep = Some(began);
         self.sweep_at = None;
         let me = std::process::id() as i32;
         let shells = &self.shells;
@@ -416,6 +413,7 @@ impl Server {
                 reap(orphan.pid);
             }
         }
+        self.sweep_every = SWEEP_EVERY.max(began.elapsed() * 10);
         if killed {
             // Reap them once dead, and catch what they leave behind.
             self.sweep_soon(Duration::from_millis(20));
@@ -458,6 +456,14 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+fn unwatch(epoll: &OwnedFd, fd: &OwnedFd) {
+    // SAFETY: epoll_ctl on descriptors we hold.
+    unsafe {
+        let (epoll, fd) = (epoll.as_raw_fd(), fd.as_raw_fd());
+        libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut());
     }
 }
 
