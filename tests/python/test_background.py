@@ -285,3 +285,17 @@ def test_the_default_log_dir_goes_away_with_the_manager():
     assert (log_dir / f"{bg.tasks.popitem()[0]}.log").read_text() == "logged\n"
     del bg
     wait_until(lambda: not log_dir.exists(), f"{log_dir} is removed")
+
+
+def test_each_task_gets_the_environment_as_it_is_when_it_starts(bg, monkeypatch):
+    # Tasks are started by the supervisor, a process of its own: the environment goes with
+    # each start (os.environ may change after the supervisor began).
+    results = []
+    for value in ["first", "second", "second", None]:
+        if value is None:
+            monkeypatch.delenv("BGAGENT_TEST_VALUE", raising=False)
+        else:
+            monkeypatch.setenv("BGAGENT_TEST_VALUE", value)
+        task = bg.start('echo "[${BGAGENT_TEST_VALUE-unset}]"')
+        results.append(bg.wait(task, timeout=60).splitlines()[-1])
+    assert results == ["[first]", "[second]", "[second]", "[unset]"]

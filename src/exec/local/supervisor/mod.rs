@@ -68,6 +68,8 @@ struct Shared {
     socket: OwnedFd,
     alive: AtomicBool,
     next_token: AtomicU64,
+    /// The environment the supervisor has from the latest start that sent one.
+    last_env: Mutex<Option<Vec<(OsString, OsString)>>>,
     waiting: Mutex<HashMap<u64, Waiting>>,
 }
 
@@ -139,6 +141,7 @@ fn start_supervisor() -> Option<Arc<Shared>> {
         socket: ours,
         alive: AtomicBool::new(true),
         next_token: AtomicU64::new(1),
+        last_env: Mutex::new(None),
         waiting: Mutex::new(HashMap::new()),
     });
     crate::runtime::runtime().spawn(read_reports(link.clone()));
@@ -173,7 +176,7 @@ async fn read_reports(link: Arc<Shared>) {
         .map_err(io::Error::from)
     });
     if let Ok(readable) = registered {
-        let mut buf = [0u8; 64];
+        let mut buf = vec![0u8; protocol::REPORT_SIZE * 4096];
         'read: loop {
             let Ok(mut ready) = readable.readable().await else {
                 break;
@@ -184,9 +187,7 @@ async fn read_reports(link: Arc<Shared>) {
                     libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
                 };
                 if n > 0 {
-                    if let Some(report) = Report::decode(&buf[..n as usize]) {
-                        link.deliver(report);
-                    }
+                    Report::decode_all(&buf[..n as usize]).for_each(|r| link.deliver(r));
                     continue;
                 }
                 let e = io::Error::last_os_error();
@@ -367,17 +368,16 @@ impl Supervisor {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
         }
         let token = link.next_token.fetch_add(1, Ordering::Relaxed);
-        let order = Order::Start(Start {
+        let start = Start {
             token,
             nofile: crate::runtime::user_open_file_limit(),
             workdir: workdir.to_path_buf(),
             command: command.to_string(),
-            env: std::env::vars_os().collect(),
-        })
-        .encode();
-        if order.len() > server::MAX_ORDER {
-            let message =
-                format!("the command and environment take {} bytes (at most 1 MiB)", order.len());
+            env: Some(std::env::vars_os().collect()),
+        };
+        let size = Order::Start(start.clone()).encode().len();
+        if size > server::MAX_ORDER {
+            let message = format!("the command and environment take {size} bytes (at most 1 MiB)");
             return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
         }
         let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC);
@@ -399,7 +399,7 @@ impl Supervisor {
             released: Some(released_rx),
         };
         let fds = [out_write.as_raw_fd(), err_write.as_raw_fd()];
-        if let Err(e) = send_with_fds(link, &order, &fds).await {
+        if let Err(e) = send_start(link, start, &fds).await {
             link.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
             handle.abandon();
             return Err(e);
@@ -427,15 +427,29 @@ impl Handle {
     }
 }
 
-/// One order with descriptors attached; waits while the socket is full.
-async fn send_with_fds(link: &Shared, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
+/// A start with its two pipes attached; waits while the socket is full. The environment goes
+/// only when it differs from the one sent last; deciding that and sending happen under one
+/// lock, so the supervisor sees the starts in the order the decisions were made.
+async fn send_start(link: &Shared, mut start: Start, fds: &[RawFd]) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-    let iov = [io::IoSlice::new(bytes)];
     let cmsgs = [ControlMessage::ScmRights(fds)];
     let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
     let give_up = tokio::time::Instant::now() + START_BOUND;
+    let env = start.env.take();
     loop {
-        match sendmsg::<()>(link.socket.as_raw_fd(), &iov, &cmsgs, flags, None) {
+        let sent = {
+            let mut last = link.last_env.lock().unwrap_or_else(|p| p.into_inner());
+            let same = *last == env;
+            start.env = if same { None } else { env.clone() };
+            let order = Order::Start(start.clone()).encode();
+            let iov = [io::IoSlice::new(&order)];
+            let sent = sendmsg::<()>(link.socket.as_raw_fd(), &iov, &cmsgs, flags, None);
+            if sent.is_ok() && !same {
+                *last = env.clone();
+            }
+            sent
+        };
+        match sent {
             Ok(_) => return Ok(()),
             Err(nix::errno::Errno::EINTR) => {}
             Err(nix::errno::Errno::EAGAIN) if tokio::time::Instant::now() < give_up => {

@@ -6,14 +6,15 @@ use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
-/// What to start: `sh -c command` in `workdir`, with `env`, and this soft open-file limit.
+/// What to start: `sh -c command` in `workdir`, with `env` (`None`: the same as the previous
+/// start's, which it nearly always is), and this soft open-file limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Start {
     pub token: u64,
     pub nofile: u64,
     pub workdir: PathBuf,
     pub command: String,
-    pub env: Vec<(OsString, OsString)>,
+    pub env: Option<Vec<(OsString, OsString)>>,
 }
 
 /// Owner -> supervisor.
@@ -65,13 +66,13 @@ impl Order {
                 out
             }
             Order::Start(s) => {
-                let mut out = head(b'S', s.token);
+                let mut out = head(if s.env.is_some() { b'S' } else { b'T' }, s.token);
                 out.extend_from_slice(&s.nofile.to_le_bytes());
                 for field in [s.workdir.as_os_str(), OsStr::new(&s.command)] {
                     out.extend_from_slice(field.as_bytes());
                     out.push(0);
                 }
-                for (key, value) in &s.env {
+                for (key, value) in s.env.iter().flatten() {
                     out.extend_from_slice(key.as_bytes());
                     out.push(b'=');
                     out.extend_from_slice(value.as_bytes());
@@ -90,7 +91,7 @@ impl Order {
                 let signal = i32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
                 Some(Order::Signal { token, signal })
             }
-            b'S' => {
+            b'S' | b'T' => {
                 let nofile = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
                 let mut fields = rest[8..].split(|&b| b == 0);
                 let workdir = PathBuf::from(OsStr::from_bytes(fields.next()?));
@@ -105,6 +106,7 @@ impl Order {
                         ))
                     })
                     .collect();
+                let env = (kind == b'S').then_some(env);
                 Some(Order::Start(Start { token, nofile, workdir, command, env }))
             }
             _ => None,
@@ -114,8 +116,9 @@ impl Order {
 
 impl Start {
     /// `KEY=value` strings for execve.
-    pub fn env_strings(&self) -> Vec<CString> {
-        self.env
+    pub fn env_strings(&self) -> Option<Vec<CString>> {
+        let env = self.env.as_ref()?;
+        let strings = env
             .iter()
             .filter_map(|(k, v)| {
                 let mut kv = k.as_bytes().to_vec();
@@ -123,11 +126,20 @@ impl Start {
                 kv.extend_from_slice(v.as_bytes());
                 CString::new(kv).ok()
             })
-            .collect()
+            .collect();
+        Some(strings)
     }
 }
 
+/// Reports travel in batches: one packet holds any number of them, each this long.
+pub const REPORT_SIZE: usize = 13;
+
 impl Report {
+    /// Every report in a packet.
+    pub fn decode_all(packet: &[u8]) -> impl Iterator<Item = Report> + '_ {
+        packet.chunks_exact(REPORT_SIZE).filter_map(Report::decode)
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let (kind, token, value) = match *self {
             Report::Started { token, pid } => (b's', token, pid),
@@ -187,21 +199,32 @@ mod tests {
             nofile: 1024,
             workdir: PathBuf::from("/tmp/a b"),
             command: "echo 'x=y' && printf 'ü'".into(),
-            env: vec![("A".into(), "1=2".into()), ("EMPTY".into(), "".into())],
+            env: Some(vec![("A".into(), "1=2".into()), ("EMPTY".into(), "".into())]),
+        });
+        let same_env = Order::Start(Start {
+            token: 8,
+            nofile: 1024,
+            workdir: PathBuf::from("/"),
+            command: "true".into(),
+            env: None,
         });
         let signal = Order::Signal { token: 3, signal: libc::SIGTERM };
-        for order in [start, signal, Order::Release(u64::MAX - 9)] {
+        for order in [start, same_env, signal, Order::Release(u64::MAX - 9)] {
             assert_eq!(Order::decode(&order.encode()), Some(order));
         }
-        for report in [
+        let all = [
             Report::Started { token: 1, pid: 4242 },
             Report::Failed { token: 2, errno: libc::ENOENT },
             Report::Exited { token: 3, status: 9, gone: false },
             Report::Exited { token: 3, status: 256, gone: true },
             Report::Released { token: 4 },
-        ] {
+        ];
+        for report in all {
+            assert_eq!(report.encode().len(), REPORT_SIZE);
             assert_eq!(Report::decode(&report.encode()), Some(report));
         }
+        let packet: Vec<u8> = all.iter().flat_map(Report::encode).collect();
+        assert_eq!(Report::decode_all(&packet).collect::<Vec<_>>(), all);
     }
 
     #[test]

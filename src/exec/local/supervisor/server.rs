@@ -9,7 +9,7 @@
 //! unreaped (the shell until it exits, then the dead of what it left), so the group's number
 //! cannot have been reused by a stranger.
 
-use super::protocol::{Order, Report, Start};
+use super::protocol::{Order, Report, Start, REPORT_SIZE};
 use super::spawn::{Plan, Spawner};
 use crate::exec::local::procs;
 use std::collections::{HashMap, HashSet};
@@ -29,7 +29,7 @@ const KEY_SIGNALS: u64 = u64::MAX - 2;
 pub const MAX_ORDER: usize = 1 << 20;
 /// Sweeps for orphans at most this often while tasks end in a burst (or less often, when a
 /// sweep itself takes long: it reads every process on the machine).
-const SWEEP_EVERY: Duration = Duration::from_millis(100);
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// A release whose group will not empty is answered anyway after this long.
 const RELEASE_BOUND: Duration = Duration::from_secs(3);
 
@@ -59,8 +59,12 @@ struct Server {
     /// Tokens of the tasks in `State::Releasing`, so each wake-up looks only at those.
     releasing: HashSet<u64>,
     buf: Vec<u8>,
+    /// The environment of the latest start that sent one.
+    env: Vec<CString>,
+    /// Reports not sent yet: all of one wake-up go in one packet.
+    outbox: Vec<u8>,
     last_sweep: Option<Instant>,
-    /// At least [`SWEEP_EVERY`], and ten times what the last sweep took.
+    /// At least [`SWEEP_EVERY`], and twenty times what the last sweep took.
     sweep_every: Duration,
     sweep_at: Option<Instant>,
 }
@@ -124,6 +128,8 @@ impl Server {
                 shells: HashSet::new(),
                 releasing: HashSet::new(),
                 buf: vec![0; MAX_ORDER + 64],
+                outbox: Vec::new(),
+                env: Vec::new(),
                 last_sweep: None,
                 sweep_every: SWEEP_EVERY,
                 sweep_at: None,
@@ -175,7 +181,21 @@ impl Server {
             if self.sweep_at.is_some_and(|at| Instant::now() >= at) {
                 self.sweep();
             }
+            self.flush();
         }
+    }
+
+    fn send(&mut self, report: &Report) {
+        self.outbox.extend_from_slice(&report.encode());
+    }
+
+    /// Sends the waiting reports, in packets of whole reports.
+    fn flush(&mut self) {
+        const MOST: usize = REPORT_SIZE * 4096;
+        for packet in self.outbox.chunks(MOST) {
+            send_packet(packet);
+        }
+        self.outbox.clear();
     }
 
     fn next_wake(&self) -> Option<Instant> {
@@ -213,10 +233,13 @@ impl Server {
             Err(errno) => Report::Failed { token, errno },
         };
         drop(fds); // the task holds its own copies now
-        send(&report);
+        self.send(&report);
     }
 
     fn spawn(&mut self, start: &Start, fds: &[OwnedFd]) -> Result<i32, i32> {
+        if let Some(env) = start.env_strings() {
+            self.env = env; // kept for the starts that say "the same environment"
+        }
         let [stdout, stderr] = fds else {
             return Err(libc::EBADF);
         };
@@ -227,7 +250,7 @@ impl Server {
                 c"-c".into(),
                 CString::new(start.command.as_bytes()).map_err(|_| libc::EINVAL)?,
             ],
-            env: start.env_strings(),
+            env: &self.env,
             workdir: CString::new(start.workdir.as_os_str().as_bytes())
                 .map_err(|_| libc::EINVAL)?,
             stdin: self.devnull.as_raw_fd(),
@@ -274,7 +297,7 @@ impl Server {
             self.forget(token);
             self.ended();
         }
-        send(&Report::Exited { token, status, gone });
+        self.send(&Report::Exited { token, status, gone });
     }
 
     fn forget(&mut self, token: u64) {
@@ -305,7 +328,7 @@ impl Server {
 
     fn release(&mut self, token: u64) {
         let Some(task) = self.tasks.get_mut(&token) else {
-            return send(&Report::Released { token });
+            return self.send(&Report::Released { token });
         };
         if task.state == State::Running {
             // Released before its exit was seen (the owner gave up on it): it ends now.
@@ -350,7 +373,7 @@ impl Server {
         }
         self.ended();
         for token in done {
-            send(&Report::Released { token });
+            self.send(&Report::Released { token });
         }
     }
 
@@ -413,7 +436,7 @@ impl Server {
                 reap(orphan.pid);
             }
         }
-        self.sweep_every = SWEEP_EVERY.max(began.elapsed() * 10);
+        self.sweep_every = SWEEP_EVERY.max(began.elapsed() * 20);
         if killed {
             // Reap them once dead, and catch what they leave behind.
             self.sweep_soon(Duration::from_millis(20));
@@ -486,9 +509,8 @@ fn recv_order(buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
     Ok(msg.bytes)
 }
 
-/// Sends a report; waits while the owner's side is full, unless the owner is gone.
-fn send(report: &Report) {
-    let bytes = report.encode();
+/// Sends a packet; waits while the owner's side is full, unless the owner is gone.
+fn send_packet(bytes: &[u8]) {
     loop {
         // SAFETY: send(2) on our socket with a valid buffer.
         let sent = unsafe {

@@ -12,10 +12,10 @@ use std::ptr;
 const STACK_SIZE: usize = 64 * 1024;
 
 /// Everything the child needs, prepared before the clone (the child must not allocate).
-pub struct Plan {
+pub struct Plan<'a> {
     pub program: CString,
     pub argv: Vec<CString>,
-    pub env: Vec<CString>,
+    pub env: &'a [CString],
     pub workdir: CString,
     pub stdin: RawFd,
     pub stdout: RawFd,
