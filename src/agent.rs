@@ -171,8 +171,13 @@ impl Loop<'_> {
                 self.inject(messages, &notes)?;
             }
             let response = self.call_model(messages)?;
-            messages.push_assistant(&response)?;
-            if response.stop_reason.as_deref() != Some("tool_use") {
+            // The API refuses an empty assistant message, so an empty reply is not kept; and a
+            // `tool_use` stop with no tool_use block ends the turn (there is nothing to answer).
+            if !response.content.is_empty() {
+                messages.push_assistant(&response)?;
+            }
+            let calls_tools = response.content.iter().any(|b| b["type"] == "tool_use");
+            if response.stop_reason.as_deref() != Some("tool_use") || !calls_tools {
                 if self.config.policy.answer_cut_off_calls {
                     self.answer_cut_off_calls(messages, &response)?;
                 }

@@ -246,3 +246,28 @@ fn tool_calls_cut_off_by_max_tokens_get_results_in_production() {
     run_loop(&setup, &http(&server), false, &mut messages, None).0.unwrap();
     assert_eq!(server.requests()[1].body["messages"][2]["content"][0]["type"], "tool_result");
 }
+
+#[test]
+fn empty_replies_are_not_kept_and_a_tool_use_stop_without_calls_ends_the_turn() {
+    // The test server refuses what the API refuses (empty content, unanswered tool calls), so
+    // a second turn fails if the first left the conversation invalid.
+    for mirror in [true, false] {
+        let ws = Workspace::new();
+        let server = MessagesServer::start(vec![
+            msg(json!([]), "end_turn"),
+            msg(json!([text("no calls after all")]), "tool_use"),
+            msg(json!([text("still fine")]), "end_turn"),
+        ]);
+        let model = http(&server);
+        let mut messages = vec![json!({"role": "user", "content": "one"})];
+        run_loop(&ws, &model, mirror, &mut messages, None).0.unwrap();
+        assert_eq!(messages.len(), 1, "the empty reply is not kept (mirror {mirror})");
+        messages.push(json!({"role": "user", "content": "two"}));
+        run_loop(&ws, &model, mirror, &mut messages, None).0.unwrap();
+        assert_eq!(messages.last().unwrap()["content"][0]["text"], "no calls after all");
+        messages.push(json!({"role": "user", "content": "three"}));
+        run_loop(&ws, &model, mirror, &mut messages, None).0.unwrap();
+        assert_eq!(messages.last().unwrap()["content"][0]["text"], "still fine");
+        assert_eq!(server.requests().len(), 3);
+    }
+}

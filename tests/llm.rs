@@ -4,7 +4,7 @@ mod common;
 
 use _core::llm::{CallContext, HttpClient, HttpConfig, Model, ModelError, Request, Response};
 use common::messages_server::{error, message, text, tool_use, MessagesServer, Reply};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 fn config(url: &str) -> HttpConfig {
@@ -212,4 +212,95 @@ fn a_stream_cut_off_after_text_was_shown_is_not_retried() {
     assert!(matches!(result, Err(ModelError::Connection { .. })), "{result:?}");
     assert_eq!(pieces.concat(), "partial answer", "shown once, not again by a retry");
     assert_eq!(server.requests().len(), 1);
+}
+
+/// A streamed reply made of these `(event, data)` pairs, sent as raw bytes.
+fn raw_stream(events: &[(&str, String)]) -> Reply {
+    let body: String = events.iter().map(|(e, d)| format!("event: {e}\ndata: {d}\n\n")).collect();
+    Reply::Raw { status: 200, content_type: "text/event-stream".into(), body: body.into_bytes() }
+}
+
+fn stream_config(url: &str) -> HttpConfig {
+    HttpConfig { stream: true, max_retries: 0, ..config(url) }
+}
+
+fn start_event() -> (&'static str, String) {
+    let message = json!({"id": "m", "type": "message", "role": "assistant", "content": []});
+    ("message_start", json!({"type": "message_start", "message": message}).to_string())
+}
+
+fn invalid_reason(result: Result<Response, ModelError>) -> String {
+    match result {
+        Err(ModelError::InvalidResponse { reason, .. }) => reason,
+        other => panic!("expected an invalid response, got {other:?}"),
+    }
+}
+
+#[test]
+fn block_indexes_from_the_server_are_checked_not_trusted() {
+    let block = |index: &str, block: Value| {
+        let data =
+            format!(r#"{{"type":"content_block_start","index":{index},"content_block":{block}}}"#);
+        ("content_block_start", data)
+    };
+    let text_block = json!({"type": "text", "text": ""});
+    let cases = [
+        (block("1e15", text_block.clone()), "has no block index: 1000000000000000.0"),
+        (block("1000000000000000", text_block.clone()), "started after only 0"),
+        (block("3", text_block.clone()), "content block 3 started after only 0"),
+        (block("0", json!("just a string")), "content block 0 is not an object"),
+    ];
+    for ((event, data), want) in cases {
+        let server = MessagesServer::start(vec![raw_stream(&[start_event(), (event, data)])]);
+        let reason = invalid_reason(call(stream_config(&server.url())).0);
+        assert!(reason.contains(want), "{reason}");
+    }
+}
+
+#[test]
+fn a_16_mib_event_streams_and_an_oversized_one_is_refused() {
+    let big = "x".repeat(16 << 20);
+    let events = |piece: &str| {
+        let delta = json!({"type": "content_block_delta", "index": 0,
+                           "delta": {"type": "text_delta", "text": piece}});
+        let block = json!({"type": "content_block_start", "index": 0,
+                           "content_block": {"type": "text", "text": ""}});
+        let stop = json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}});
+        vec![
+            start_event(),
+            ("content_block_start", block.to_string()),
+            ("content_block_delta", delta.to_string()),
+            ("content_block_stop", json!({"type": "content_block_stop", "index": 0}).to_string()),
+            ("message_delta", stop.to_string()),
+            ("message_stop", json!({"type": "message_stop"}).to_string()),
+        ]
+    };
+    let server = MessagesServer::start(vec![raw_stream(&events(&big))]);
+    let (result, pieces) = call(stream_config(&server.url()));
+    assert_eq!(result.unwrap().text().len(), 16 << 20);
+    assert_eq!(pieces.concat().len(), 16 << 20);
+
+    let huge = "x".repeat(65 << 20);
+    let server = MessagesServer::start(vec![raw_stream(&events(&huge))]);
+    let reason = invalid_reason(call(stream_config(&server.url())).0);
+    assert_eq!(reason, "a server-sent event is larger than 64 MiB");
+}
+
+#[test]
+fn a_huge_error_page_leaves_a_short_message_with_status_and_request_id() {
+    let page = format!("<html><body>{}</body></html>", "<p>bad gateway</p>".repeat(300_000));
+    let reply =
+        Reply::Raw { status: 502, content_type: "text/html".into(), body: page.into_bytes() };
+    let server = MessagesServer::start(vec![reply]);
+    let (result, _) = call(HttpConfig { max_retries: 0, ..config(&server.url()) });
+    match result {
+        Err(ModelError::Status { status, message, request_id, .. }) => {
+            assert_eq!(status, 502);
+            assert!(message.starts_with("<html><body><p>bad gateway</p>"), "{message}");
+            assert!(message.ends_with("... (cut; the body was longer)"), "{message}");
+            assert!(message.len() < 5000, "{} bytes", message.len());
+            assert!(request_id.is_some_and(|id| id.starts_with("req")));
+        }
+        other => panic!("expected a status error, got {other:?}"),
+    }
 }

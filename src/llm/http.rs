@@ -2,15 +2,23 @@
 //! backoff that honour `retry-after`, a request timeout, and streaming (SSE).
 
 use super::sse::{stream_error, StreamAssembler};
+use super::sse_lines::SseParser;
 use super::{CallContext, Model, ModelError, Request, Response};
 use crate::runtime::{poll_until, runtime, Interrupted, Seconds};
-use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+
+/// The most a response may take, streamed or not; and the most one streamed event may take.
+/// (Real replies are far smaller: these only stop a broken server from eating memory.)
+pub const MAX_BODY: usize = 256 << 20;
+pub const MAX_EVENT: usize = 64 << 20;
+/// How much of an error body is read, and how much of it goes into the error's message.
+const ERROR_BODY: usize = 64 << 10;
+const ERROR_TEXT: usize = 4096;
 
 #[derive(Clone)]
 pub struct HttpConfig {
@@ -224,50 +232,84 @@ async fn attempt_once(
         let wait = retry_after(response.headers());
         let request_id =
             response.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let text = response.text().await.unwrap_or_default();
-        let parsed: Value = serde_json::from_str(&text).unwrap_or_default();
+        // An error body can be anything (a proxy's 5 MB HTML page): keep the start of it.
+        let (body, cut) = read_body(response, ERROR_BODY).await.unwrap_or_default();
+        let parsed: Value = serde_json::from_slice(&body).unwrap_or_default();
         let error_type = parsed["error"]["type"].as_str().unwrap_or("api_error").to_string();
-        let message = parsed["error"]["message"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| if text.is_empty() { "(empty body)".into() } else { text.clone() });
+        let message = match parsed["error"]["message"].as_str() {
+            Some(m) => error_text(m.as_bytes(), false),
+            None if body.is_empty() => "(empty body)".into(),
+            None => error_text(&body, cut),
+        };
         let retry = matches!(status, 408 | 409 | 429) || status >= 500;
         let error = ModelError::Status { status, error_type, message, request_id };
         return Err(Failure { error, retry, retry_after: wait });
     }
 
     if body.get("stream") == Some(&Value::Bool(true)) {
-        let mut events = response.bytes_stream().eventsource();
+        let mut chunks = response.bytes_stream();
+        let mut parser = SseParser::new(MAX_EVENT);
         let mut assembler = StreamAssembler::default();
         let mut shown = false; // text already printed must not be printed again by a retry
-        while let Some(event) = events.next().await {
-            let event = event.map_err(|e| match e {
-                eventsource_stream::EventStreamError::Transport(t) => {
-                    Failure { retry: !shown, ..transport(t) }
-                }
-                other => invalid(other.to_string()),
-            })?;
-            if event.event == "error" {
-                return Err(Failure {
-                    error: stream_error(&event.data),
-                    retry: false,
-                    retry_after: None,
-                });
+        let mut received = 0usize;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| Failure { retry: !shown, ..transport(e) })?;
+            received += chunk.len();
+            if received > MAX_BODY {
+                return Err(invalid(format!("the stream is longer than {} MiB", MAX_BODY >> 20)));
             }
-            let mut on_text = |piece: &str| {
-                shown = true;
-                let _ = progress.send(Progress::Text(piece.to_string()));
-            };
-            assembler.event(&event.event, &event.data, &mut on_text).map_err(invalid)?;
+            for event in parser.push(&chunk).map_err(invalid)? {
+                if event.event == "error" {
+                    let error = stream_error(&event.data);
+                    return Err(Failure { error, retry: false, retry_after: None });
+                }
+                let mut on_text = |piece: &str| {
+                    shown = true;
+                    let _ = progress.send(Progress::Text(piece.to_string()));
+                };
+                assembler.event(&event.event, &event.data, &mut on_text).map_err(invalid)?;
+            }
         }
         return assembler.finish().map_err(invalid);
     }
 
-    let bytes = response.bytes().await.map_err(transport)?;
+    let (bytes, cut) = read_body(response, MAX_BODY).await.map_err(transport)?;
+    if cut {
+        return Err(invalid(format!("the body is longer than {} MiB", MAX_BODY >> 20)));
+    }
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| invalid(format!("the body is not JSON ({e})")))?;
     if !value["content"].is_array() {
         return Err(invalid("the body has no content list".into()));
     }
     serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+}
+
+/// The body, up to `limit` bytes; true if there was more (the rest is not read).
+async fn read_body(
+    response: reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut chunks = response.bytes_stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > limit {
+            body.extend_from_slice(&chunk[..limit - body.len()]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
+}
+
+/// The start of an error body (cut at a character boundary), saying whether more was left out.
+fn error_text(body: &[u8], cut: bool) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(ERROR_TEXT)]);
+    let text = text.trim_end_matches('\u{FFFD}');
+    if cut || body.len() > ERROR_TEXT {
+        format!("{text}... (cut; the body was longer)")
+    } else {
+        text.to_string()
+    }
 }

@@ -8,6 +8,7 @@
 mod http;
 mod scripted;
 mod sse;
+mod sse_lines;
 
 pub use http::{HttpClient, HttpConfig};
 pub use scripted::ScriptedModel;

@@ -40,7 +40,11 @@ impl StreamAssembler {
         }
         let data: Value =
             serde_json::from_str(data).map_err(|e| format!("bad JSON in '{name}' event: {e}"))?;
-        let index = data["index"].as_u64().unwrap_or(0) as usize;
+        // An index from the server is trusted only as far as the blocks seen so far.
+        let index = || match data["index"].as_u64() {
+            Some(i) => Ok(i.min(usize::MAX as u64) as usize),
+            None => Err(format!("'{name}' has no block index: {}", data["index"])),
+        };
         match name {
             "message_start" => {
                 let message = serde_json::from_value(data["message"].clone())
@@ -48,13 +52,23 @@ impl StreamAssembler {
                 self.message = Some(message);
             }
             "content_block_start" => {
-                if self.blocks.len() <= index {
-                    self.blocks.resize(index + 1, Value::Null);
-                    self.partial_json.resize(index + 1, String::new());
+                let index = index()?;
+                let block = &data["content_block"];
+                if !block.is_object() {
+                    return Err(format!("content block {index} is not an object: {block}"));
                 }
-                self.blocks[index] = data["content_block"].clone();
+                if index > self.blocks.len() {
+                    let seen = self.blocks.len();
+                    return Err(format!("content block {index} started after only {seen}"));
+                }
+                if index == self.blocks.len() {
+                    self.blocks.push(Value::Null);
+                    self.partial_json.push(String::new());
+                }
+                self.blocks[index] = block.clone();
             }
             "content_block_delta" => {
+                let index = index()?;
                 let block = self.blocks.get_mut(index).ok_or("delta for an unknown block")?;
                 let delta = &data["delta"];
                 match delta["type"].as_str() {
@@ -75,6 +89,7 @@ impl StreamAssembler {
                 }
             }
             "content_block_stop" => {
+                let index = index()?;
                 let json = self.partial_json.get(index).map(String::as_str).unwrap_or_default();
                 if !json.is_empty() {
                     let input: Value = serde_json::from_str(json)
@@ -92,6 +107,9 @@ impl StreamAssembler {
                 }
                 if let Some(usage) = data["usage"].as_object() {
                     let total = message.rest.entry("usage").or_insert_with(|| json!({}));
+                    if !total.is_object() {
+                        *total = json!({});
+                    }
                     for (k, v) in usage {
                         total[k] = v.clone();
                     }

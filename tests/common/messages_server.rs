@@ -30,6 +30,12 @@ pub enum Reply {
     Malformed,
     /// A stream that breaks off after the content (a promised length never arrives).
     CutStream(Value),
+    /// Any status, content type and body bytes (streams included: a body sent whole).
+    Raw {
+        status: u16,
+        content_type: String,
+        body: Vec<u8>,
+    },
     /// Holds the reply until the gate opens (at most a minute): lets a test order what the
     /// loop sees without sleeping.
     After(Gate, Box<Reply>),
@@ -197,9 +203,13 @@ fn serve(out: &TcpStream, shared: &Shared) -> io::Result<()> {
                 respond(out, 200, "text/plain", &[], b"ok")?;
                 continue;
             }
-            ("POST", "/v1/messages") => lock(&shared.replies)
-                .pop_front()
-                .unwrap_or_else(|| error(500, "no scripted reply left")),
+            ("POST", "/v1/messages") => match conversation_problem(&req.body["messages"]) {
+                // Refused as the real API refuses it, so every test checks the conversation.
+                Some(problem) => error(400, &problem),
+                None => lock(&shared.replies)
+                    .pop_front()
+                    .unwrap_or_else(|| error(500, "no scripted reply left")),
+            },
             _ => error(404, &format!("no route for {} {}", req.method, req.path)),
         };
         let mut reply = reply;
@@ -233,12 +243,51 @@ fn serve(out: &TcpStream, shared: &Shared) -> io::Result<()> {
             Reply::Malformed => {
                 respond(out, 200, "application/json", &[], b"{\"id\": \"msg_trunc")?
             }
+            Reply::Raw { status, content_type, body } => {
+                respond(out, status, &content_type, &[], &body)?
+            }
         }
         if req.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
             break;
         }
     }
     Ok(())
+}
+
+/// What the real API would refuse in a conversation: an empty message, a tool_use without a
+/// tool_result right after it, a tool_result without its tool_use just before.
+pub fn conversation_problem(messages: &Value) -> Option<String> {
+    let Some(messages) = messages.as_array() else {
+        return Some("messages: a list is required".into());
+    };
+    let ids = |message: &Value, kind: &str, key: &str| -> Vec<String> {
+        let blocks = message["content"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let of_kind = blocks.iter().filter(|b| b["type"] == kind);
+        of_kind.map(|b| b[key].as_str().unwrap_or_default().to_string()).collect()
+    };
+    for (i, message) in messages.iter().enumerate() {
+        let content = &message["content"];
+        if content.as_array().is_some_and(Vec::is_empty) || content.as_str() == Some("") {
+            return Some(format!("messages.{i}: all messages must have non-empty content"));
+        }
+        let results = ids(message, "tool_result", "tool_use_id");
+        let before = if i > 0 { ids(&messages[i - 1], "tool_use", "id") } else { Vec::new() };
+        if let Some(orphan) = results.iter().find(|id| !before.contains(id)) {
+            return Some(format!(
+                "messages.{i}: tool_result for {orphan} has no tool_use before it"
+            ));
+        }
+        let calls = ids(message, "tool_use", "id");
+        let after = messages.get(i + 1).map(|m| ids(m, "tool_result", "tool_use_id"));
+        if let Some(unanswered) =
+            calls.iter().find(|id| !after.as_ref().is_some_and(|a| a.contains(id)))
+        {
+            return Some(format!(
+                "messages.{i}: tool_use {unanswered} has no tool_result after it"
+            ));
+        }
+    }
+    None
 }
 
 /// Request line, headers and a Content-Length body; `None` when the client closed.

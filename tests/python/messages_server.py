@@ -200,6 +200,32 @@ def _sse_events(msg: dict) -> list[tuple[str, dict]]:
 # --- server ----------------------------------------------------------------------------------
 
 
+def conversation_problem(messages: Any) -> str | None:
+    """What the real API would refuse in a conversation: an empty message, a tool_use without a
+    tool_result right after it, a tool_result without its tool_use just before."""
+    if not isinstance(messages, list):
+        return "messages: a list is required"
+
+    def ids(message: Any, kind: str, key: str) -> list:
+        content = message.get("content") if isinstance(message, dict) else None
+        blocks = content if isinstance(content, list) else []
+        return [b.get(key) for b in blocks if isinstance(b, dict) and b.get("type") == kind]
+
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if content in ([], ""):
+            return f"messages.{i}: all messages must have non-empty content"
+        before = ids(messages[i - 1], "tool_use", "id") if i else []
+        for result in ids(message, "tool_result", "tool_use_id"):
+            if result not in before:
+                return f"messages.{i}: tool_result for {result} has no tool_use before it"
+        after = ids(messages[i + 1], "tool_result", "tool_use_id") if i + 1 < len(messages) else []
+        for call in ids(message, "tool_use", "id"):
+            if call not in after:
+                return f"messages.{i}: tool_use {call} has no tool_result after it"
+    return None
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stalled handler must never keep the process alive
     owner: MessagesServer
@@ -239,6 +265,12 @@ class _Handler(BaseHTTPRequestHandler):
         if urlsplit(self.path).path != "/v1/messages":
             self._send_special(error(404, f"Not found: {self.path}"))
             return
+        body = request.body if isinstance(request.body, dict) else {}
+        problem = conversation_problem(body.get("messages"))
+        if problem:
+            # Refused as the real API refuses it, so every test checks the conversation.
+            self._send_special(error(400, problem, "invalid_request_error"))
+            return
         reply = self.server.owner._next_reply()
         if isinstance(reply, _After):
             try:
@@ -250,7 +282,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_special(reply)
             return
         msg = dict(reply)
-        body = request.body if isinstance(request.body, dict) else {}
         if not msg.get("model"):
             msg["model"] = body.get("model", "claude-test")
         if body.get("stream") is True:
