@@ -301,13 +301,14 @@ impl Handle {
         Signaller { link: self.link.clone(), token: self.token }
     }
 
-    /// Tells the supervisor the task is over (it kills what is left of the group) and waits,
-    /// boundedly, until the group is gone.
+    /// Tells the supervisor the task is over (it kills what is left of the group) and waits
+    /// until the group is gone. The supervisor answers within seconds even when busy; the
+    /// bound only covers a supervisor that stopped answering.
     pub async fn release(mut self) {
         let Some(released) = self.released.take() else {
             return; // nothing was left of the group when the shell exited
         };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + START_BOUND;
         if send_soon(&self.link, &Order::Release(self.token).encode(), deadline).await.is_ok() {
             let _ = tokio::time::timeout_at(deadline, released).await;
         }

@@ -12,7 +12,7 @@
 use super::protocol::{Order, Report, Start, REPORT_SIZE};
 use super::spawn::{Plan, Spawner};
 use crate::exec::local::procs;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -30,6 +30,8 @@ pub const MAX_ORDER: usize = 1 << 20;
 /// Sweeps for orphans at most this often while tasks end in a burst (or less often, when a
 /// sweep itself takes long: it reads every process on the machine).
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// Starts made between two looks at everything else.
+const STARTS_PER_WAKE: usize = 8;
 /// A release whose group will not empty is answered anyway after this long.
 const RELEASE_BOUND: Duration = Duration::from_secs(3);
 
@@ -59,6 +61,8 @@ struct Server {
     /// Tokens of the tasks in `State::Releasing`, so each wake-up looks only at those.
     releasing: HashSet<u64>,
     buf: Vec<u8>,
+    /// Starts read but not made yet.
+    starts: VecDeque<(Start, Vec<OwnedFd>)>,
     /// The environment of the latest start that sent one.
     env: Vec<CString>,
     /// Reports not sent yet: all of one wake-up go in one packet.
@@ -128,6 +132,7 @@ impl Server {
                 shells: HashSet::new(),
                 releasing: HashSet::new(),
                 buf: vec![0; MAX_ORDER + 64],
+                starts: VecDeque::new(),
                 outbox: Vec::new(),
                 env: Vec::new(),
                 last_sweep: None,
@@ -177,6 +182,10 @@ impl Server {
                     token => self.shell_exited(token),
                 }
             }
+            for _ in 0..STARTS_PER_WAKE {
+                let Some((start, fds)) = self.starts.pop_front() else { break };
+                self.start(start, fds);
+            }
             self.progress_releases();
             if self.sweep_at.is_some_and(|at| Instant::now() >= at) {
                 self.sweep();
@@ -199,6 +208,9 @@ impl Server {
     }
 
     fn next_wake(&self) -> Option<Instant> {
+        if !self.starts.is_empty() {
+            return Some(Instant::now());
+        }
         let releasing =
             (!self.releasing.is_empty()).then(|| Instant::now() + Duration::from_millis(10));
         releasing.into_iter().chain(self.sweep_at).min()
@@ -213,7 +225,9 @@ impl Server {
                 Ok(n) => {
                     let order = Order::decode(&self.buf[..n]);
                     match order {
-                        Some(Order::Start(start)) => self.start(start, fds),
+                        // Started a few at a time (below), so that a burst of starts does not
+                        // hold up signals, releases and exits behind it.
+                        Some(Order::Start(start)) => self.starts.push_back((start, fds)),
                         Some(Order::Release(token)) => self.release(token),
                         Some(Order::Signal { token, signal }) => self.signal(token, signal),
                         None => {}
