@@ -27,6 +27,8 @@ pub fn py_strip(s: &str) -> &str {
 }
 
 /// Python's `str.splitlines()`: splits on every line boundary Python knows, drops the breaks.
+/// (read_file streams its own; this one is the reference its tests compare with.)
+#[cfg(test)]
 pub fn py_splitlines(s: &str) -> Vec<&str> {
     let is_break = |c: char| {
         matches!(c, '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}'..='\u{1e}' | '\u{85}')

@@ -226,3 +226,80 @@ fn lesson_mode_does_not_know_the_production_tools() {
         "Unknown tool: kill_background"
     );
 }
+
+#[test]
+fn only_regular_files_are_read_and_a_fifo_does_not_block() {
+    let ws = Workspace::new();
+    let fifo = std::ffi::CString::new(ws.path("pipe").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let want = format!("Error: {}: is not a regular file", ws.path("pipe").display());
+    assert_eq!(ws.call("read_file", json!({"path": "pipe"})), want);
+    let edit = json!({"path": "pipe", "old_text": "a", "new_text": "b"});
+    assert_eq!(ws.call("edit_file", edit), want);
+    std::os::unix::net::UnixListener::bind(ws.path("sock")).unwrap();
+    let out = ws.call("read_file", json!({"path": "sock"}));
+    assert!(out.starts_with("Error: ") && out.contains("sock"), "{out}");
+    let out = ws.call("read_file", json!({"path": "."}));
+    assert!(out.starts_with("Error: ") && out.contains("Is a directory"), "{out}");
+}
+
+#[test]
+fn an_absolute_symlink_that_stays_inside_still_works() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.path("a")).unwrap();
+    std::fs::write(ws.path("a/file.txt"), "inside\n").unwrap();
+    std::os::unix::fs::symlink(ws.path("a"), ws.path("abs")).unwrap();
+    assert_eq!(ws.call("read_file", json!({"path": "abs/file.txt"})), "inside");
+    let written = ws.call("write_file", json!({"path": "abs/new/x.txt", "content": "hi"}));
+    assert_eq!(written, "Wrote 2 bytes");
+    assert_eq!(std::fs::read_to_string(ws.path("a/new/x.txt")).unwrap(), "hi");
+}
+
+#[test]
+fn a_directory_swapped_for_a_symlink_never_leads_outside() {
+    // A task swaps a directory for a symlink to outside, again and again, while the file
+    // tools run: checking a path and then opening it by name would leak now and then.
+    let ws = Workspace::new();
+    let outside = ws.root.with_extension("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("f.txt"), "OUTSIDE\n").unwrap();
+    std::fs::create_dir_all(ws.path("d")).unwrap();
+    std::fs::write(ws.path("d/f.txt"), "inside\n").unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (root, outside, stop) = (ws.root.clone(), outside.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = std::fs::rename(root.join("d"), root.join("d.real"));
+                let _ = std::os::unix::fs::symlink(&outside, root.join("d"));
+                let _ = std::fs::remove_file(root.join("d"));
+                let _ = std::fs::rename(root.join("d.real"), root.join("d"));
+            }
+        })
+    };
+    let mut leaks = 0;
+    for i in 0..20_000 {
+        let read = ws.call("read_file", json!({"path": "d/f.txt"}));
+        leaks += usize::from(read.contains("OUTSIDE"));
+        if i % 50 == 0 {
+            let write = json!({"path": "d/f.txt", "content": "inside\n"});
+            ws.call("write_file", write);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert_eq!(leaks, 0);
+    assert_eq!(std::fs::read_to_string(outside.join("f.txt")).unwrap(), "OUTSIDE\n");
+    std::fs::remove_dir_all(outside).unwrap();
+}
+
+#[test]
+fn a_relative_workspace_refuses_every_path() {
+    for p in ["x.txt", "/etc/hostname", "sub/x.txt"] {
+        assert_eq!(
+            _core::tools::safe_path(Path::new("sub"), p),
+            Err(format!("Path escapes workspace: {p}"))
+        );
+    }
+}

@@ -355,8 +355,12 @@ fn workspace_err(e: String) -> PyErr {
     PyValueError::new_err(e)
 }
 
-/// The workspace root as the tools compare against it (symlinks resolved).
+/// The workspace root as the tools compare against it (symlinks resolved). A relative one
+/// stays relative, so every path is refused, as in the lesson.
 fn workspace(workdir: &std::path::Path) -> PyResult<PathBuf> {
+    if workdir.is_relative() {
+        return Ok(workdir.to_path_buf());
+    }
     tools::resolve(workdir)
         .ok_or_else(|| PyValueError::new_err(format!("too many symlinks in {}", workdir.display())))
 }
@@ -392,18 +396,33 @@ fn local_executor() -> PyResult<&'static LocalExecutor> {
 
 #[pyfunction]
 #[pyo3(signature = (workdir, path, limit=None))]
-pub fn run_read(workdir: PathBuf, path: &str, limit: Option<i64>) -> PyResult<String> {
-    Ok(tools::read(&workspace(&workdir)?, path, limit))
+pub fn run_read(
+    py: Python<'_>,
+    workdir: PathBuf,
+    path: &str,
+    limit: Option<i64>,
+) -> PyResult<String> {
+    let root = workspace(&workdir)?;
+    // Files can be slow (a network mount, a huge file): never hold the GIL meanwhile.
+    Ok(py.detach(|| tools::read(&root, path, limit)))
 }
 
 #[pyfunction]
-pub fn run_write(workdir: PathBuf, path: &str, content: &str) -> PyResult<String> {
-    Ok(tools::write(&workspace(&workdir)?, path, content))
+pub fn run_write(py: Python<'_>, workdir: PathBuf, path: &str, content: &str) -> PyResult<String> {
+    let root = workspace(&workdir)?;
+    Ok(py.detach(|| tools::write(&root, path, content)))
 }
 
 #[pyfunction]
-pub fn run_edit(workdir: PathBuf, path: &str, old_text: &str, new_text: &str) -> PyResult<String> {
-    Ok(tools::edit(&workspace(&workdir)?, path, old_text, new_text))
+pub fn run_edit(
+    py: Python<'_>,
+    workdir: PathBuf,
+    path: &str,
+    old_text: &str,
+    new_text: &str,
+) -> PyResult<String> {
+    let root = workspace(&workdir)?;
+    Ok(py.detach(|| tools::edit(&root, path, old_text, new_text)))
 }
 
 /// The lesson's six tool schemas (with `extended`, production's eight).

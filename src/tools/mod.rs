@@ -5,6 +5,7 @@
 //! The only thing that escapes is an interrupt (Ctrl-C), which the loop must see.
 
 mod bash;
+mod beneath;
 mod files;
 mod path;
 

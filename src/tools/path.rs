@@ -5,7 +5,12 @@ use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
 /// `(root / p).resolve()` must stay under `root`, or the tool refuses with the lesson's text.
+/// A relative root refuses every path, as the lesson's check does (an absolute resolved path
+/// is never relative to a relative root), instead of being taken from `/`.
 pub fn safe_path(root: &Path, p: &str) -> Result<PathBuf, String> {
+    if !root.is_absolute() {
+        return Err(format!("Path escapes workspace: {p}"));
+    }
     match resolve(&root.join(p)) {
         Some(path) if path.starts_with(root) => Ok(path),
         // A path with too many links cannot be checked, so it is refused too.
