@@ -27,6 +27,9 @@ pub struct LoopPolicy {
     pub answer_cut_off_calls: bool,
     /// Offer wait_background and kill_background besides the lesson's six tools.
     pub extended_tools: bool,
+    /// The bash tool's commands do not get the API credentials, and tool outputs have their
+    /// values redacted.
+    pub hide_secrets: bool,
 }
 
 impl LoopPolicy {
@@ -37,6 +40,7 @@ impl LoopPolicy {
             wait_at_end_turn: None,
             answer_cut_off_calls: false,
             extended_tools: false,
+            hide_secrets: false,
         }
     }
 
@@ -47,6 +51,7 @@ impl LoopPolicy {
             wait_at_end_turn: Some(max_wait),
             answer_cut_off_calls: true,
             extended_tools: true,
+            hide_secrets: true,
         }
     }
 
@@ -63,6 +68,7 @@ impl LoopPolicy {
             extended: self.extended_tools,
             max_wait: self.wait_at_end_turn.unwrap_or(Duration::ZERO),
             bash_timeout: BASH_TIMEOUT,
+            hide_secrets: self.hide_secrets,
             interrupted,
         }
     }

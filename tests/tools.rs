@@ -23,6 +23,7 @@ impl Tools for Workspace {
             extended: true,
             max_wait: Duration::from_secs(30),
             bash_timeout: BASH_TIMEOUT,
+            hide_secrets: true,
             interrupted,
         }
     }
@@ -302,4 +303,13 @@ fn a_relative_workspace_refuses_every_path() {
             Err(format!("Path escapes workspace: {p}"))
         );
     }
+}
+
+#[test]
+fn production_bash_may_write_to_dev_null_and_the_lesson_may_not() {
+    let ws = Workspace::new();
+    let command = json!({"command": "echo hidden > /dev/null; echo shown"});
+    assert_eq!(ws.call("bash", command.clone()), "shown");
+    let lesson = ToolContext { extended: false, ..ws.ctx(&|| false) };
+    assert_eq!(call(&lesson, "bash", &command).unwrap(), "Error: Dangerous command blocked");
 }

@@ -16,6 +16,8 @@ class Agent:
     Unlike the lesson's loop it waits, at the end of a turn, for tasks still running (at most
     `max_wait` seconds) so their results reach the model, and offers two more tools,
     wait_background and kill_background. `mirror=True` gives the lesson's loop exactly.
+    Commands do not get ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN and their values are
+    redacted from tool outputs, unless `pass_api_key=True` (or `mirror=True`).
     """
 
     def __init__(
@@ -30,11 +32,15 @@ class Agent:
         *,
         max_tokens: int = 8000,
         echo: bool = True,
+        pass_api_key: bool = False,
     ) -> None:
         self.workdir = Path(workdir if workdir is not None else os.getcwd()).resolve()
         self.model = model if model is not None else os.environ.get("MODEL_ID")
         self.client = client if client is not None else _core.Client()
-        self.manager = manager if manager is not None else BackgroundManager(self.workdir)
+        self.pass_api_key = pass_api_key or mirror
+        if manager is None:
+            manager = BackgroundManager(self.workdir, pass_api_key=self.pass_api_key)
+        self.manager = manager
         self.system = system if system is not None else _core.lesson_system(self.workdir)
         self.mirror = mirror
         self.max_wait = max_wait
@@ -55,6 +61,7 @@ class Agent:
             max_wait=self.max_wait,
             max_tokens=self.max_tokens,
             echo=self.echo,
+            pass_api_key=self.pass_api_key,
         )
 
     def run(self, prompt: str) -> str:

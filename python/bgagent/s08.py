@@ -29,7 +29,7 @@ MODEL = os.environ.get("MODEL_ID")
 
 SYSTEM = f"You are a coding agent at {WORKDIR}. Use background_run for long-running commands."
 
-BG = BackgroundManager(WORKDIR)
+BG = BackgroundManager(WORKDIR, pass_api_key=True)  # the lesson passes the environment on
 
 
 def safe_path(p: str) -> Path:

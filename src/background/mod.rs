@@ -44,6 +44,9 @@ pub struct Options {
     pub log_limit: u64,
     /// Runs the commands; `None` builds a [`LocalExecutor`] from the three settings above.
     pub executor: Option<Arc<dyn Executor>>,
+    /// Tasks do not get the API credentials, and their values are redacted from results
+    /// (production's default; the lesson passes everything on).
+    pub hide_secrets: bool,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             log_dir: None,
             log_limit: local.log_limit,
             executor: None,
+            hide_secrets: false,
         }
     }
 }
@@ -84,6 +88,7 @@ pub(crate) struct Inner {
     output_limit: usize,
     preview_limit: usize,
     executor: Arc<dyn Executor>,
+    hide_secrets: bool,
     /// The executor was built here, so it is closed here.
     owns_executor: bool,
     state: Mutex<State>,
@@ -145,6 +150,7 @@ impl BackgroundManager {
             output_limit: options.output_limit,
             preview_limit: options.preview_limit,
             executor,
+            hide_secrets: options.hide_secrets,
             owns_executor,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -403,6 +409,7 @@ impl Inner {
             workdir: self.workdir.clone(),
             timeout: self.timeout,
             keep_log: true,
+            hide_secrets: self.hide_secrets,
         };
         let sink = TaskSink {
             inner: Arc::clone(self),
@@ -433,7 +440,10 @@ impl Inner {
     }
 
     /// Records the end of a task and queues its one notification, in one step under the lock.
-    fn finish(&self, id: &str, status: Status, outcome: record::Outcome) {
+    fn finish(&self, id: &str, status: Status, mut outcome: record::Outcome) {
+        if self.hide_secrets {
+            outcome.result = crate::text::redact(&outcome.result).into_owned();
+        }
         let mut state = self.lock();
         let Some(task) = state.tasks.get_mut(id) else {
             return;

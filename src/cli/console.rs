@@ -48,11 +48,19 @@ pub fn say(text: &str) {
 pub struct Trace {
     file: Mutex<File>,
     start: Instant,
+    path: std::path::PathBuf,
+    /// A write failed (a full disk): said once on stderr, then the trace goes quiet.
+    failed: AtomicBool,
 }
 
 impl Trace {
     pub fn create(path: &std::path::Path) -> std::io::Result<Arc<Trace>> {
-        Ok(Arc::new(Trace { file: Mutex::new(File::create(path)?), start: Instant::now() }))
+        Ok(Arc::new(Trace {
+            file: Mutex::new(File::create(path)?),
+            start: Instant::now(),
+            path: path.to_path_buf(),
+            failed: AtomicBool::new(false),
+        }))
     }
 
     pub fn event(&self, kind: &str, fields: Value) {
@@ -82,9 +90,15 @@ impl Trace {
     pub fn event_at(&self, kind: &str, mut fields: Value, at: Instant) {
         fields["t"] = json!(at.saturating_duration_since(self.start).as_secs_f64());
         fields["event"] = json!(kind);
+        // The API credentials never reach the trace.
+        let line = crate::text::redact(&fields.to_string()).into_owned();
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(file, "{fields}");
-        let _ = file.flush();
+        let written = writeln!(file, "{line}").and_then(|()| file.flush());
+        if let Err(e) = written {
+            if !self.failed.swap(true, Ordering::Relaxed) {
+                eprintln!("bgagent: cannot write the trace to {}: {e}", self.path.display());
+            }
+        }
     }
 }
 

@@ -50,6 +50,10 @@ struct Args {
     /// Exactly the lesson's loop and six tools
     #[arg(long)]
     mirror: bool,
+    /// Let commands see ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN (hidden in production, and
+    /// their values redacted from outputs and the trace)
+    #[arg(long)]
+    pass_api_key: bool,
     /// One turn: send TEXT (`-` reads it from stdin), print the final answer, exit
     #[arg(short = 'p', long, value_name = "TEXT")]
     prompt: Option<String>,
@@ -213,8 +217,13 @@ fn run(args: Args) -> Result<(), Failure> {
         }
         Box::new(HttpClient::new(http).map_err(|e| Failure(2, e.to_string()))?)
     };
-    let options =
-        Options { workdir: Some(workdir.clone()), timeout: bg_timeout, ..Options::default() };
+    let hide_secrets = !args.mirror && !args.pass_api_key;
+    let options = Options {
+        workdir: Some(workdir.clone()),
+        timeout: bg_timeout,
+        hide_secrets,
+        ..Options::default()
+    };
     let manager = Arc::new(BackgroundManager::new(options).map_err(|e| Failure(2, e.to_string()))?);
     let trace = match &args.trace {
         Some(path) => Some(
@@ -235,7 +244,7 @@ fn run(args: Args) -> Result<(), Failure> {
             policy: if args.mirror {
                 LoopPolicy::lesson()
             } else {
-                LoopPolicy::production(max_wait)
+                LoopPolicy { hide_secrets, ..LoopPolicy::production(max_wait) }
             },
         },
         model,

@@ -26,6 +26,8 @@ pub struct TaskSpec {
     pub timeout: Duration,
     /// Keep the full output in a log file (background tasks do; the bash tool does not).
     pub keep_log: bool,
+    /// Leave the API credentials ([`crate::text::SECRET_VARS`]) out of the environment.
+    pub hide_secrets: bool,
 }
 
 /// Which output stream bytes came from.

@@ -290,7 +290,7 @@ fn message_object<'py>(py: Python<'py>, response: &Response) -> PyResult<Bound<'
 /// Runs the agent loop on `messages` (a list, mutated in place).
 #[pyfunction]
 #[pyo3(signature = (messages, *, client, model, system, manager, workdir, tools=None, handlers=None,
-                    mirror=false, max_wait=300.0, max_tokens=8000, echo=true))]
+                    mirror=false, max_wait=300.0, max_tokens=8000, echo=true, pass_api_key=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_loop(
     py: Python<'_>,
@@ -306,9 +306,13 @@ pub fn run_loop(
     max_wait: f64,
     max_tokens: u32,
     echo: bool,
+    pass_api_key: bool,
 ) -> PyResult<()> {
     let max_wait = Seconds::non_negative("max_wait", max_wait)?.duration();
-    let policy = if mirror { LoopPolicy::lesson() } else { LoopPolicy::production(max_wait) };
+    let policy = match mirror {
+        true => LoopPolicy::lesson(),
+        false => LoopPolicy { hide_secrets: !pass_api_key, ..LoopPolicy::production(max_wait) },
+    };
     let config = LoopConfig { model: model.unwrap_or_default(), system, max_tokens, policy };
     let pending = Pending::default();
     let native = client.cast::<PyClient>().ok().map(|c| c.get().http.clone());
@@ -379,7 +383,9 @@ pub fn run_bash(py: Python<'_>, workdir: PathBuf, command: &str, timeout: f64) -
     let pending = Pending::default();
     py.detach(|| {
         let interrupted = || pending.interrupted();
-        tools::bash(local_executor()?, &workdir, command, timeout, &interrupted)
+        // The lesson's module: the lesson's blocklist, and the environment passed on whole.
+        let guard = tools::Guard::Lesson;
+        tools::bash(local_executor()?, &workdir, command, timeout, &interrupted, guard, false)
             .map_err(|Interrupted| pending.interrupt_error())
     })
 }

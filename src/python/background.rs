@@ -65,7 +65,7 @@ impl PyBackgroundManager {
 impl PyBackgroundManager {
     #[new]
     #[pyo3(signature = (workdir=None, *, timeout=300.0, output_limit=50_000, preview_limit=500,
-                        grace=2.0, log_dir=None, log_limit=64 * 1024 * 1024))]
+                        grace=2.0, log_dir=None, log_limit=64 * 1024 * 1024, pass_api_key=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         workdir: Option<PathBuf>,
@@ -75,6 +75,7 @@ impl PyBackgroundManager {
         grace: f64,
         log_dir: Option<PathBuf>,
         log_limit: u64,
+        pass_api_key: bool,
     ) -> PyResult<Self> {
         let options = Options {
             workdir,
@@ -85,6 +86,7 @@ impl PyBackgroundManager {
             log_dir,
             log_limit,
             executor: None,
+            hide_secrets: !pass_api_key,
         };
         Ok(PyBackgroundManager { manager: BackgroundManager::new(options).map_err(to_py_err)? })
     }

@@ -15,11 +15,45 @@ pub const BASH_TIMEOUT: Duration = Duration::from_secs(120);
 /// Characters of output the tool returns, as in the lesson.
 const OUTPUT_LIMIT: usize = 50_000;
 
-/// Commands the lesson refuses to run, by substring.
+/// Commands the lesson refuses to run, by substring. (A substring check, not a security
+/// boundary: `su\do` or `rm -fr /` pass it.)
 const DANGEROUS: [&str; 5] = ["rm -rf /", "sudo", "shutdown", "reboot", "> /dev/"];
 
-pub fn is_dangerous(command: &str) -> bool {
+/// Redirections production lets through, though the lesson's `> /dev/` refuses them.
+const HARMLESS: [&str; 3] = ["> /dev/null", "> /dev/stdout", "> /dev/stderr"];
+
+/// Which blocklist the tools use: the lesson's exactly, or production's (the same list, but
+/// writing to /dev/null, /dev/stdout or /dev/stderr is allowed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guard {
+    Lesson,
+    Production,
+}
+
+pub fn is_dangerous(command: &str, guard: Guard) -> bool {
+    let command = match guard {
+        Guard::Lesson => std::borrow::Cow::Borrowed(command),
+        Guard::Production => std::borrow::Cow::Owned(without_harmless_redirections(command)),
+    };
     DANGEROUS.iter().any(|d| command.contains(d))
+}
+
+/// `command` with each harmless redirection cut out, when a word boundary follows it.
+fn without_harmless_redirections(command: &str) -> String {
+    let mut out = command.to_string();
+    for target in HARMLESS {
+        let mut from = 0;
+        while let Some(at) = out[from..].find(target).map(|i| i + from) {
+            let end = at + target.len();
+            let boundary = out[end..].chars().next().is_none_or(|c| " \t\n;|&)".contains(c));
+            if boundary {
+                out.replace_range(at..end, " ");
+            } else {
+                from = end;
+            }
+        }
+    }
+    out
 }
 
 /// Runs `command` in `workdir` to its end (or its timeout, or Ctrl-C) and returns its output.
@@ -29,8 +63,10 @@ pub fn bash(
     command: &str,
     timeout: Duration,
     interrupted: Interrupt<'_>,
+    guard: Guard,
+    hide_secrets: bool,
 ) -> Result<String, Interrupted> {
-    if is_dangerous(command) {
+    if is_dangerous(command, guard) {
         return Ok("Error: Dangerous command blocked".into());
     }
     let (send, done) = channel();
@@ -41,6 +77,7 @@ pub fn bash(
         workdir: workdir.into(),
         timeout,
         keep_log: false,
+        hide_secrets,
     };
     let sink = Foreground { capture: Capture::new(OUTPUT_LIMIT, timeout), done: Some(send) };
     executor.launch(spec, cancel.clone(), Box::new(sink));
@@ -71,6 +108,26 @@ impl EventSink for Foreground {
             if let Some(done) = self.done.take() {
                 let _ = done.send(outcome.result);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_lets_harmless_redirections_through_and_nothing_else() {
+        let lesson = Guard::Lesson;
+        let production = Guard::Production;
+        for ok in
+            ["ls > /dev/null", "make 2> /dev/null; echo", "a > /dev/stderr && b > /dev/stdout"]
+        {
+            assert!(is_dangerous(ok, lesson), "{ok}");
+            assert!(!is_dangerous(ok, production), "{ok}");
+        }
+        for bad in ["dd if=x > /dev/sda", "x > /dev/null > /dev/sda", "x > /dev/nullx", "sudo ls"] {
+            assert!(is_dangerous(bad, lesson) && is_dangerous(bad, production), "{bad}");
         }
     }
 }

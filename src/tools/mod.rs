@@ -10,7 +10,7 @@ mod files;
 mod path;
 
 pub use crate::runtime::Interrupted;
-pub use bash::{bash, is_dangerous, BASH_TIMEOUT};
+pub use bash::{bash, is_dangerous, Guard, BASH_TIMEOUT};
 pub use files::{edit, read, write};
 pub use path::{resolve, safe_path};
 
@@ -37,8 +37,21 @@ pub struct ToolContext<'a> {
     pub max_wait: Duration,
     /// The blocking bash tool's timeout ([`BASH_TIMEOUT`] in the lesson).
     pub bash_timeout: Duration,
+    /// Commands do not get the API credentials; outputs have their values redacted.
+    pub hide_secrets: bool,
     /// Polled while a tool waits; true means Ctrl-C was pressed.
     pub interrupted: Interrupt<'a>,
+}
+
+impl ToolContext<'_> {
+    /// Production's tools (the extended set) come with production's guard.
+    pub fn guard(&self) -> Guard {
+        if self.extended {
+            Guard::Production
+        } else {
+            Guard::Lesson
+        }
+    }
 }
 
 /// The lesson's tool list, string for string.
@@ -127,7 +140,7 @@ pub fn call(ctx: &ToolContext, name: &str, input: &Value) -> Result<String, Inte
             Ok(files::edit(ctx.workdir, p, args.string("old_text")?, args.string("new_text")?))
         }),
         "background_run" => args.string("command").map(|command| {
-            if is_dangerous(command) {
+            if is_dangerous(command, ctx.guard()) {
                 "Error: Dangerous command blocked".to_string()
             } else {
                 ctx.manager.run(command)
@@ -152,7 +165,8 @@ pub fn call(ctx: &ToolContext, name: &str, input: &Value) -> Result<String, Inte
 /// The blocking `bash` tool, through the manager's executor.
 pub fn run_bash(ctx: &ToolContext, command: &str) -> Result<String, Interrupted> {
     let executor = ctx.manager.executor().as_ref();
-    bash(executor, ctx.workdir, command, ctx.bash_timeout, ctx.interrupted)
+    let guard = ctx.guard();
+    bash(executor, ctx.workdir, command, ctx.bash_timeout, ctx.interrupted, guard, ctx.hide_secrets)
 }
 
 fn wait_background(
@@ -229,6 +243,8 @@ impl ToolRunner for BuiltinTools<'_> {
     }
 
     fn run(&mut self, name: &str, input: &Value) -> Result<String, Interrupted> {
-        call(&self.ctx, name, input)
+        let output = call(&self.ctx, name, input)?;
+        // In production a tool's output never carries the API credentials (`cat .env`).
+        Ok(if self.ctx.hide_secrets { crate::text::redact(&output).into_owned() } else { output })
     }
 }

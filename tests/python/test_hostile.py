@@ -45,3 +45,57 @@ def test_a_relative_workdir_refuses_every_path_like_the_lesson(tmp_path, monkeyp
         assert s08.run_write("x.txt", "data") == "Error: Path escapes workspace: x.txt"
     assert not Path("/sub/x.txt").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+SECRET = "sk-test-0123456789abcdef"
+
+
+def in_child(code: str, **env: str) -> str:
+    """Runs `code` in a fresh interpreter with ANTHROPIC_API_KEY set; returns its stdout."""
+    full = {**os.environ, "ANTHROPIC_API_KEY": SECRET, **env}
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return out.stdout
+
+
+def test_production_tasks_do_not_get_the_api_key_and_its_value_is_redacted(tmp_path):
+    (tmp_path / "key.txt").write_text(SECRET)
+    out = in_child(f"""
+        import bgagent
+        see = 'echo "[${{ANTHROPIC_API_KEY-unset}}]"; cat key.txt'
+        for bg in [bgagent.BackgroundManager({str(tmp_path)!r}),
+                   bgagent.BackgroundManager({str(tmp_path)!r}, pass_api_key=True)]:
+            print(bg.wait(bg.start(see), timeout=60).splitlines()[1:])
+    """)
+    production, opted_in = out.splitlines()
+    assert production == "['[unset]', '[redacted]']"
+    assert opted_in == f"['[{SECRET}]', '{SECRET}']"
+
+
+def test_the_cli_hides_the_key_from_commands_outputs_and_the_trace(tmp_path):
+    (tmp_path / "key.txt").write_text(SECRET)
+    script = tmp_path / "script.json"
+    command = 'echo "[${ANTHROPIC_API_KEY-unset}]"; cat key.txt'
+    script.write_text(
+        json.dumps([
+            {"content": [{"type": "tool_use", "id": "a", "name": "bash",
+                          "input": {"command": command}}], "stop_reason": "tool_use"},
+            {"content": [{"type": "text", "text": "done"}], "stop_reason": "end_turn"},
+        ])
+    )  # fmt: skip
+    cli = Path(sys.executable).parent / "bgagent"
+    env = {**os.environ, "ANTHROPIC_API_KEY": SECRET, "NO_COLOR": "1"}
+    args = [str(cli), "--script", str(script), "-p", "go", "--trace", "trace.jsonl"]
+    proc = subprocess.run(
+        args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "[unset]\n[redacted]" in proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr
+    assert SECRET not in (tmp_path / "trace.jsonl").read_text()

@@ -86,8 +86,7 @@ impl Executor for LocalExecutor {
             // The supervisor forks and execs: here a start is a message and its answer.
             Some(supervisor) => {
                 runtime().spawn(async move {
-                    let started =
-                        group::spawn_supervised(&supervisor, &spec.command, &spec.workdir).await;
+                    let started = group::spawn_supervised(&supervisor, &spec).await;
                     if let Some(running) = report_start(started, &spec, &mut events) {
                         supervise(running, spec.timeout, cancel, settings, log, events).await;
                     }
@@ -97,7 +96,7 @@ impl Executor for LocalExecutor {
             // serve running tasks and HTTP calls.
             None => {
                 runtime().spawn_blocking(move || {
-                    let started = group::spawn_here(&spec.command, &spec.workdir);
+                    let started = group::spawn_here(&spec);
                     if let Some(running) = report_start(started, &spec, &mut events) {
                         let watch = supervise(running, spec.timeout, cancel, settings, log, events);
                         runtime().spawn(watch);

@@ -362,7 +362,12 @@ impl Drop for Handle {
 impl Supervisor {
     /// Starts `sh -c command` in `workdir` with the current environment and the user's
     /// open-file limit; returns once the supervisor has started it.
-    pub async fn spawn(&self, command: &str, workdir: &Path) -> io::Result<Supervised> {
+    pub async fn spawn(
+        &self,
+        command: &str,
+        workdir: &Path,
+        hide_secrets: bool,
+    ) -> io::Result<Supervised> {
         let link = &self.0;
         if command.contains('\0') {
             let message = "the command contains a NUL byte";
@@ -374,7 +379,13 @@ impl Supervisor {
             nofile: crate::runtime::user_open_file_limit(),
             workdir: workdir.to_path_buf(),
             command: command.to_string(),
-            env: Some(std::env::vars_os().collect()),
+            env: Some(
+                std::env::vars_os()
+                    .filter(|(k, _)| {
+                        !hide_secrets || !crate::text::SECRET_VARS.iter().any(|s| k == s)
+                    })
+                    .collect(),
+            ),
         };
         let size = Order::Start(start.clone()).encode().len();
         if size > server::MAX_ORDER {
