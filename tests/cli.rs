@@ -440,3 +440,20 @@ fn sigkill_of_the_cli_leaves_no_task_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_line_that_is_not_utf8_is_read_lossily_and_the_repl_goes_on() {
+    let dir = Dir::new();
+    let script = dir.0.join("script.json");
+    let reply =
+        |t: &str| json!({"content": [{"type": "text", "text": t}], "stop_reason": "end_turn"});
+    std::fs::write(&script, json!([reply("first"), reply("second")]).to_string()).unwrap();
+    let mut cmd = bgagent(&dir, None);
+    cmd.arg("--script").arg(&script);
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"caf\xe9\nhello\nq\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    assert!(text.contains("first") && text.contains("second"), "{text}");
+}

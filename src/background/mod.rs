@@ -131,6 +131,11 @@ impl BackgroundManager {
                 if options.log_limit == 0 {
                     return Err(Error::InvalidArgument("log_limit must be positive".into()));
                 }
+                // An empty path would put the log files in the current directory.
+                if options.log_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+                    let message = "log_dir must name a directory (None for a temporary one)";
+                    return Err(Error::InvalidArgument(message.into()));
+                }
                 let settings = LocalSettings {
                     grace: options.grace,
                     log_dir: options.log_dir.clone(),

@@ -71,11 +71,21 @@ fn handle(session: &Session, messages: &mut Vec<Value>, line: &str) -> Flow {
 /// Piped input: the same REPL without line editing, one request per line.
 fn piped(session: &Session) -> Result<(), Failure> {
     let mut messages = Vec::new();
-    let mut lines = std::io::stdin().lock().lines();
+    let mut stdin = std::io::stdin().lock();
+    let mut raw = Vec::new();
     loop {
         say(&session.style.prompt());
-        let Some(Ok(line)) = lines.next() else { return Ok(()) };
-        if let Flow::Quit = handle(session, &mut messages, &line) {
+        raw.clear();
+        match stdin.read_until(b'\n', &mut raw) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(Failure(1, format!("cannot read stdin: {e}"))),
+        }
+        // A line that is not UTF-8 (Latin-1, say) is read with replacement characters.
+        let text = String::from_utf8_lossy(&raw);
+        let line = text.strip_suffix('\n').unwrap_or(&text);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if let Flow::Quit = handle(session, &mut messages, line) {
             return Ok(());
         }
     }
@@ -205,6 +215,12 @@ fn terminal(session: &Session, auto_resume: bool) -> Result<(), Failure> {
                 let _ = go.send(());
             }
             Input::Read(Err(ReadlineError::Interrupted | ReadlineError::Eof)) => break Ok(()),
+            Input::Read(Err(ReadlineError::Io(e)))
+                if e.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                say("(that line was not UTF-8 text; type it again)\n");
+                let _ = go.send(());
+            }
             Input::Read(Err(e)) => break Err(Failure(1, format!("cannot read the terminal: {e}"))),
         }
     };

@@ -142,6 +142,8 @@ def test_wrong_types_and_values_are_refused(tmp_path):
         bgagent.BackgroundManager(timeout=-1.5)
     with pytest.raises(TypeError):
         bgagent.BackgroundManager(timeout="soon")
+    with pytest.raises(ValueError, match="log_dir must name a directory"):
+        bgagent.BackgroundManager(log_dir="")
 
 
 def test_commands_run_in_the_given_workdir(tmp_path):

@@ -38,8 +38,24 @@ impl LogFile {
         let room = self.cap - self.written;
         let take = (bytes.len() as u64).min(room) as usize;
         let file = self.file.as_mut().expect("file opened above");
-        let mut result = file.write_all(&bytes[..take]);
-        self.written += take as u64;
+        // Count only what reached the file (a full disk takes part of a write, or none).
+        let mut done = 0;
+        let mut result = Ok(());
+        while done < take {
+            match file.write(&bytes[done..take]) {
+                Ok(0) => {
+                    result = Err(std::io::ErrorKind::WriteZero.into());
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.written += done as u64;
         if take < bytes.len() {
             self.cut = true;
             let marker = format!(
@@ -80,5 +96,15 @@ mod tests {
         assert!(text.starts_with("12345678ab\n[bgagent: log cut at 10 bytes"));
         assert_eq!((summary.bytes, summary.cut), (10, true));
         assert_eq!(summary.path, Some(dir.path().join("t.log")));
+    }
+
+    #[test]
+    fn bytes_that_never_reached_a_full_disk_are_not_counted() {
+        let mut log = LogFile::new(Some("/dev/full".into()), 1 << 20);
+        log.write(&[b'x'; 65536]);
+        log.write(&[b'y'; 65536]);
+        let summary = log.close();
+        assert_eq!(summary.bytes, 0);
+        assert!(summary.error.unwrap().contains("No space left on device"));
     }
 }
