@@ -212,6 +212,7 @@ impl Loop<'_> {
             messages: messages.to_json()?,
             tools: self.tools.schemas()?,
             max_tokens: self.config.max_tokens,
+            extra: Default::default(),
         };
         self.events.model_call();
         let events = &mut *self.events;

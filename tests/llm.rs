@@ -25,6 +25,7 @@ fn request() -> Request {
         messages: vec![json!({"role": "user", "content": "hi"})],
         tools: vec![json!({"name": "bash", "input_schema": {"type": "object"}})],
         max_tokens: 100,
+        extra: Default::default(),
     }
 }
 

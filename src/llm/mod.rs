@@ -25,6 +25,10 @@ pub struct Request {
     pub messages: Vec<Value>,
     pub tools: Vec<Value>,
     pub max_tokens: u32,
+    /// Any other Messages API field (`temperature`, `tool_choice`, `thinking`, ...), sent as
+    /// given: the server decides what it accepts.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
 }
 
 /// The model's answer: the fields the loop reads, plus everything else kept as it came.

@@ -229,8 +229,10 @@ impl PyClient {
         self.http.config().base_url.clone()
     }
 
-    /// One Messages API call; returns the message (attribute and key access both work).
-    #[pyo3(signature = (*, model, messages, max_tokens, system=None, tools=None, **_other))]
+    /// One Messages API call; returns the message (attribute and key access both work). Every
+    /// other keyword (`temperature`, `tool_choice`, `thinking`, `stop_sequences`, `metadata`,
+    /// ...) goes into the request as given.
+    #[pyo3(signature = (*, model, messages, max_tokens, system=None, tools=None, **other))]
     #[allow(clippy::too_many_arguments)]
     fn create<'py>(
         &self,
@@ -240,7 +242,7 @@ impl PyClient {
         max_tokens: u32,
         system: Option<String>,
         tools: Option<&Bound<'py, PyAny>>,
-        _other: Option<&Bound<'py, PyDict>>,
+        other: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let model = model.filter(|m| !m.is_empty()).ok_or_else(|| {
             ConfigError::new_err("no model name: set MODEL_ID (or pass model=...)")
@@ -254,8 +256,12 @@ impl PyClient {
             None | Some(Value::Null) => Vec::new(),
             Some(_) => return Err(PyValueError::new_err("tools must be a list")),
         };
-        let request =
-            Request { model, system: system.unwrap_or_default(), messages, tools, max_tokens };
+        let extra = match other.map(|o| to_json(o.as_any())).transpose()? {
+            Some(Value::Object(map)) => map,
+            _ => Default::default(),
+        };
+        let system = system.unwrap_or_default();
+        let request = Request { model, system, messages, tools, max_tokens, extra };
         let pending = Pending::default();
         let response = py.detach(|| {
             let mut ignore = |_: &str| {};

@@ -99,3 +99,25 @@ def test_the_cli_hides_the_key_from_commands_outputs_and_the_trace(tmp_path):
     assert "[unset]\n[redacted]" in proc.stderr
     assert SECRET not in proc.stdout + proc.stderr
     assert SECRET not in (tmp_path / "trace.jsonl").read_text()
+
+
+def test_every_messages_api_field_reaches_the_server(client, server):
+    from messages_server import message, text
+
+    server.add(message([text("hi")]))
+    extra = {
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "top_k": 5,
+        "tool_choice": {"type": "auto"},
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "stop_sequences": ["END"],
+        "metadata": {"user_id": "u1"},
+        "a_field_from_the_future": [1, 2],
+    }
+    reply = client.messages.create(
+        model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}], **extra
+    )
+    assert reply.content[0].text == "hi"
+    body = server.requests[-1].body
+    assert {k: body[k] for k in extra} == extra
