@@ -78,6 +78,19 @@ class BackgroundManager:
 
 def _shutdown_all() -> None: ...
 
+class MessageStream:
+    """A streamed reply in progress, shaped like the SDK's: iterate `text_stream`, then call
+    `get_final_message()`."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
+    @property
+    def text_stream(self) -> Self: ...
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> str: ...
+    def get_final_message(self) -> Any: ...
+    def until_done(self) -> None: ...
+
 class Client:
     """The built-in Messages API client; `client.messages.create(**kwargs)` works like the SDK's."""
 
@@ -105,6 +118,16 @@ class Client:
         tools: list[Any] | None = None,
         **other: Any,
     ) -> Block: ...
+    def stream(
+        self,
+        *,
+        model: str | None,
+        messages: list[Any],
+        max_tokens: int,
+        system: str | None = None,
+        tools: list[Any] | None = None,
+        **other: Any,
+    ) -> MessageStream: ...
 
 def run_loop(
     messages: list[Any],

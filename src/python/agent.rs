@@ -244,24 +244,7 @@ impl PyClient {
         tools: Option<&Bound<'py, PyAny>>,
         other: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let model = model.filter(|m| !m.is_empty()).ok_or_else(|| {
-            ConfigError::new_err("no model name: set MODEL_ID (or pass model=...)")
-        })?;
-        let messages = match to_json(messages)? {
-            Value::Array(list) => list,
-            _ => return Err(PyValueError::new_err("messages must be a list")),
-        };
-        let tools = match tools.map(to_json).transpose()? {
-            Some(Value::Array(list)) => list,
-            None | Some(Value::Null) => Vec::new(),
-            Some(_) => return Err(PyValueError::new_err("tools must be a list")),
-        };
-        let extra = match other.map(|o| to_json(o.as_any())).transpose()? {
-            Some(Value::Object(map)) => map,
-            _ => Default::default(),
-        };
-        let system = system.unwrap_or_default();
-        let request = Request { model, system, messages, tools, max_tokens, extra };
+        let request = build_request(model, messages, max_tokens, system, tools, other)?;
         let pending = Pending::default();
         let response = py.detach(|| {
             let mut ignore = |_: &str| {};
@@ -274,13 +257,63 @@ impl PyClient {
         message_object(py, &response)
     }
 
+    /// Like the SDK's `client.messages.stream(...)`: a context manager whose `text_stream`
+    /// yields the text as it arrives, and `get_final_message()` the whole message.
+    #[pyo3(signature = (*, model, messages, max_tokens, system=None, tools=None, **other))]
+    #[allow(clippy::too_many_arguments)]
+    fn stream(
+        &self,
+        model: Option<String>,
+        messages: &Bound<'_, PyAny>,
+        max_tokens: u32,
+        system: Option<String>,
+        tools: Option<&Bound<'_, PyAny>>,
+        other: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<super::stream::PyMessageStream> {
+        let mut request = build_request(model, messages, max_tokens, system, tools, other)?;
+        request.extra.insert("stream".into(), Value::Bool(true));
+        Ok(super::stream::PyMessageStream::start(self.http.clone(), request))
+    }
+
     fn __repr__(&self) -> String {
         format!("<bgagent.Client base_url={:?}>", self.http.config().base_url)
     }
 }
 
+/// A request from `create`'s and `stream`'s keywords.
+fn build_request(
+    model: Option<String>,
+    messages: &Bound<'_, PyAny>,
+    max_tokens: u32,
+    system: Option<String>,
+    tools: Option<&Bound<'_, PyAny>>,
+    other: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Request> {
+    let model = model
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ConfigError::new_err("no model name: set MODEL_ID (or pass model=...)"))?;
+    let messages = match to_json(messages)? {
+        Value::Array(list) => list,
+        _ => return Err(PyValueError::new_err("messages must be a list")),
+    };
+    let tools = match tools.map(to_json).transpose()? {
+        Some(Value::Array(list)) => list,
+        None | Some(Value::Null) => Vec::new(),
+        Some(_) => return Err(PyValueError::new_err("tools must be a list")),
+    };
+    let extra = match other.map(|o| to_json(o.as_any())).transpose()? {
+        Some(Value::Object(map)) => map,
+        _ => Default::default(),
+    };
+    let system = system.unwrap_or_default();
+    Ok(Request { model, system, messages, tools, max_tokens, extra })
+}
+
 /// A response as a `Block` whose `content` is a list of `Block`s.
-fn message_object<'py>(py: Python<'py>, response: &Response) -> PyResult<Bound<'py, PyAny>> {
+pub(super) fn message_object<'py>(
+    py: Python<'py>,
+    response: &Response,
+) -> PyResult<Bound<'py, PyAny>> {
     let mut whole =
         serde_json::to_value(response).map_err(|e| PyValueError::new_err(e.to_string()))?;
     whole["content"] = Value::Null;

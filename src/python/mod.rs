@@ -5,6 +5,7 @@ mod agent;
 mod background;
 mod convert;
 mod errors;
+mod stream;
 
 use crate::runtime::{poll_until, BadSeconds, Seconds};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
@@ -118,6 +119,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<background::PyBackgroundManager>()?;
     m.add_class::<agent::PyClient>()?;
+    m.add_class::<stream::PyMessageStream>()?;
     m.add_function(wrap_pyfunction!(_shutdown_all, m)?)?;
     m.add_function(wrap_pyfunction!(_set_supervisor, m)?)?;
     m.add_function(wrap_pyfunction!(_supervise, m)?)?;

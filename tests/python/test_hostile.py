@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import bgagent
+import pytest
 from bgagent import s08
 
 
@@ -121,3 +123,19 @@ def test_every_messages_api_field_reaches_the_server(client, server):
     assert reply.content[0].text == "hi"
     body = server.requests[-1].body
     assert {k: body[k] for k in extra} == extra
+
+
+def test_a_streamed_reply_reaches_the_caller_piece_by_piece(client, server):
+    from messages_server import error, message, text
+
+    server.add(message([text("one two three four")]), error(400, "bad request"))
+    kwargs = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+    with client.messages.stream(**kwargs) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert len(pieces) > 1, pieces
+    assert "".join(pieces) == "one two three four" == final.content[0].text
+    assert server.requests[-1].body["stream"] is True
+    failing = client.messages.stream(**kwargs)
+    with failing, pytest.raises(bgagent.BadRequestError, match="bad request"):
+        failing.get_final_message()
