@@ -457,3 +457,20 @@ fn a_line_that_is_not_utf8_is_read_lossily_and_the_repl_goes_on() {
     let text = out(&o);
     assert!(text.contains("first") && text.contains("second"), "{text}");
 }
+
+#[test]
+fn a_trace_that_cannot_be_written_is_said_once() {
+    let dir = Dir::new();
+    let script = dir.0.join("script.json");
+    let reply = json!({"content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn"});
+    std::fs::write(&script, json!([reply]).to_string()).unwrap();
+    let o = bgagent(&dir, None)
+        .args(["-p", "hi", "--trace", "/dev/full", "--script"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "hi\n");
+    let warning = "bgagent: cannot write the trace to /dev/full: No space left on device";
+    assert_eq!(err(&o).matches(warning).count(), 1, "{}", err(&o));
+}
