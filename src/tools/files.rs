@@ -115,6 +115,9 @@ impl Lines {
     }
 
     fn feed(&mut self, text: &str) {
+        if !self.room() && self.current_kept == 0 {
+            return self.count_only(text.as_bytes());
+        }
         for c in text.chars() {
             if std::mem::take(&mut self.after_cr) && c == '\n' {
                 continue;
@@ -130,6 +133,34 @@ impl Lines {
                     self.current.push(c);
                     self.current_kept += 1;
                 }
+            }
+        }
+    }
+
+    /// Past what the answer can show, lines are only counted: byte by byte (the text is valid
+    /// UTF-8, so the three-byte breaks U+2028/9 and the two-byte U+0085 are whole here).
+    fn count_only(&mut self, bytes: &[u8]) {
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if std::mem::take(&mut self.after_cr) && b == b'\n' {
+                i += 1;
+                continue;
+            }
+            let next = |k: usize| bytes.get(i + k).copied();
+            let brk = match b {
+                b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1e => 1,
+                0xC2 if next(1) == Some(0x85) => 2,
+                0xE2 if next(1) == Some(0x80) && matches!(next(2), Some(0xA8 | 0xA9)) => 3,
+                _ => 0,
+            };
+            if brk == 0 {
+                self.current_chars += 1;
+                i += 1;
+            } else {
+                self.end_line();
+                self.after_cr = b == b'\r';
+                i += brk;
             }
         }
     }
@@ -208,6 +239,32 @@ mod tests {
                 }
                 let (kept, count) = lines.finish();
                 assert_eq!((kept, count), (want.clone(), want.len() as u64), "{text:?} by {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn counting_only_agrees_with_python_splitlines() {
+        let texts = [
+            "",
+            "a",
+            "a\n",
+            "\n\n",
+            "a\r\nb\rc\n\rd",
+            "x\u{2028}y\u{85}z\x0b\x0c\x1c",
+            "é\r",
+            "\r",
+            "\r\n",
+        ];
+        for text in texts {
+            for size in 1..4 {
+                let mut lines = Lines::new(0); // keeps nothing: counts only
+                let chars: Vec<char> = text.chars().collect();
+                for piece in chars.chunks(size) {
+                    lines.feed(&piece.iter().collect::<String>());
+                }
+                let want = py_splitlines(text).len() as u64;
+                assert_eq!(lines.finish(), (Vec::new(), want), "{text:?} by {size}");
             }
         }
     }
