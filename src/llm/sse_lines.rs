@@ -38,6 +38,9 @@ impl SseParser {
 
     /// Takes the next chunk of the stream; returns the events it completed.
     pub fn push(&mut self, mut chunk: &[u8]) -> Result<Vec<SseEvent>, String> {
+        if chunk.is_empty() {
+            return Ok(Vec::new()); // a `\r` at the end of the last chunk still waits for its `\n`
+        }
         if self.after_cr && chunk.first() == Some(&b'\n') {
             chunk = &chunk[1..];
         }
@@ -141,6 +144,8 @@ mod tests {
         for size in 1..8 {
             let chunks: Vec<&[u8]> = stream.chunks(size).collect();
             assert_eq!(parse(&chunks), want, "in chunks of {size}");
+            let with_empty: Vec<&[u8]> = chunks.iter().flat_map(|c| [*c, &b""[..]]).collect();
+            assert_eq!(parse(&with_empty), want, "in chunks of {size} with empty ones between");
         }
     }
 

@@ -314,3 +314,36 @@ def test_a_killed_supervisor_ends_its_tasks_and_later_tasks_still_run():
     assert ended != "[running]"
     assert rest == ["[completed] echo still works", "still works"]
     wait_until(lambda: not processes_with(marker), "the task's processes are gone", timeout=30)
+
+
+def test_many_queued_starts_under_a_low_open_file_limit_all_run():
+    # The owner's soft limit is low; the supervisor (started with it) must not run out of
+    # descriptors for the pipes of queued starts and the pidfds of running tasks.
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"the hard open-file limit ({hard}) leaves no room above 256")
+    code = """
+        import bgagent
+        bg = bgagent.BackgroundManager()
+        ids = [bg.start("sleep 1") for _ in range(600)]
+        notes = []
+        while len(notes) < 600:
+            got = bg.wait_for_notifications(timeout=120)
+            assert got, "no notification within 120 s"
+            notes += got
+        print(sum(n["status"] == "completed" for n in notes))
+    """
+
+    def lower() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        preexec_fn=lower,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["600"]

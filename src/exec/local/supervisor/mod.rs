@@ -66,6 +66,9 @@ struct Shared {
     /// inherits the socket, but not the tasks).
     owner: u32,
     socket: OwnedFd,
+    /// The longest order the socket takes in one packet (its send buffer, which the system
+    /// may have granted smaller than asked).
+    max_order: usize,
     alive: AtomicBool,
     next_token: AtomicU64,
     /// The environment the supervisor has from the latest start that sent one.
@@ -136,8 +139,10 @@ fn start_supervisor() -> Option<Arc<Shared>> {
         .process_group(0)
         .spawn()
         .ok()?; // never waited for: it outlives us, or ends as we exit
+    let max_order = send_buffer(ours.as_raw_fd()).saturating_sub(8 << 10).min(server::MAX_ORDER);
     let link = Arc::new(Shared {
         owner,
+        max_order,
         socket: ours,
         alive: AtomicBool::new(true),
         next_token: AtomicU64::new(1),
@@ -158,6 +163,20 @@ fn set_buffer(fd: RawFd, option: libc::c_int, size: libc::c_int) {
             (&size as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
+    }
+}
+
+/// The socket's send buffer as granted.
+fn send_buffer(fd: RawFd) -> usize {
+    let mut size: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let out = (&mut size as *mut libc::c_int).cast();
+    // SAFETY: getsockopt into an int on a socket we own.
+    let ok = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, out, &mut len) };
+    if ok == 0 {
+        size.max(0) as usize
+    } else {
+        0
     }
 }
 
@@ -369,8 +388,8 @@ impl Supervisor {
         hide_secrets: bool,
     ) -> io::Result<Supervised> {
         let link = &self.0;
-        if command.contains('\0') {
-            let message = "the command contains a NUL byte";
+        if command.contains('\0') || workdir.as_os_str().as_encoded_bytes().contains(&0) {
+            let message = "the command or its directory contains a NUL byte";
             return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
         }
         let token = link.next_token.fetch_add(1, Ordering::Relaxed);
@@ -388,8 +407,10 @@ impl Supervisor {
             ),
         };
         let size = Order::Start(start.clone()).encode().len();
-        if size > server::MAX_ORDER {
-            let message = format!("the command and environment take {size} bytes (at most 1 MiB)");
+        if size > link.max_order {
+            let most = link.max_order;
+            let message =
+                format!("the command and environment take {size} bytes (at most {most} here)");
             return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
         }
         let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC);

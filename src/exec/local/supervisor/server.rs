@@ -32,6 +32,8 @@ pub const MAX_ORDER: usize = 1 << 20;
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// Starts made between two looks at everything else.
 const STARTS_PER_WAKE: usize = 8;
+/// Starts read ahead from the socket at most (each holds two pipes).
+const MAX_QUEUED_STARTS: usize = 256;
 /// A release whose group will not empty is answered anyway after this long.
 const RELEASE_BOUND: Duration = Duration::from_secs(3);
 
@@ -109,6 +111,13 @@ impl Server {
                 libc::signal(sig, libc::SIG_IGN);
             }
             cvt(libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))?;
+            // Each task holds a pidfd here, and each queued start two pipes: the soft limit
+            // goes up to the hard one (tasks get the user's back).
+            let mut limit: libc::rlimit = std::mem::zeroed();
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            }
             let mut chld: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut chld);
             libc::sigaddset(&mut chld, libc::SIGCHLD);
@@ -216,9 +225,10 @@ impl Server {
         releasing.into_iter().chain(self.sweep_at).min()
     }
 
-    /// Reads every order waiting in the socket; false once the owner closed it.
+    /// Reads the orders waiting in the socket (while the queue of starts is short: the rest
+    /// waits in the socket); false once the owner closed it.
     fn read_orders(&mut self) -> bool {
-        loop {
+        while self.starts.len() < MAX_QUEUED_STARTS {
             let mut fds = Vec::new();
             match recv_order(&mut self.buf, &mut fds) {
                 Ok(0) => return false,
@@ -235,9 +245,12 @@ impl Server {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return false,
+                // Anything else is one bad packet, not the owner leaving.
+                Err(_) => {}
             }
         }
+        true
     }
 
     fn start(&mut self, start: Start, fds: Vec<OwnedFd>) {
@@ -341,6 +354,12 @@ impl Server {
     }
 
     fn release(&mut self, token: u64) {
+        // Released before it was started (the owner gave up waiting): it never starts.
+        if let Some(queued) = self.starts.iter().position(|(s, _)| s.token == token) {
+            self.starts.remove(queued);
+            self.send(&Report::Failed { token, errno: libc::ECANCELED });
+            return self.send(&Report::Released { token });
+        }
         let Some(task) = self.tasks.get_mut(&token) else {
             return self.send(&Report::Released { token });
         };
@@ -377,7 +396,10 @@ impl Server {
             }
         }
         if stuck {
-            self.sweep_soon(Duration::ZERO);
+            let next = self
+                .last_sweep
+                .map_or(Duration::ZERO, |at| self.sweep_every.saturating_sub(at.elapsed()));
+            self.sweep_soon(next);
         }
         if done.is_empty() {
             return;
@@ -511,11 +533,16 @@ fn recv_order(buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
     let mut iov = [io::IoSliceMut::new(buf)];
     let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
     let msg = recvmsg::<()>(SOCKET, &mut iov, Some(&mut space), flags).map_err(io::Error::from)?;
-    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+    // Descriptors that did not fit (out of descriptors) are lost: the start then fails for
+    // want of its pipes, and says so.
+    for cmsg in msg.cmsgs().into_iter().flatten() {
         if let ControlMessageOwned::ScmRights(received) = cmsg {
             // SAFETY: descriptors the kernel just installed for us.
             fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
         }
+    }
+    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+        fds.clear();
     }
     if msg.flags.contains(MsgFlags::MSG_TRUNC) {
         return Ok(1); // too long to read: decodes as nothing
