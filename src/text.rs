@@ -19,6 +19,31 @@ pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
     out
 }
 
+/// Python's `repr()` of a string: single quotes unless it holds one and no double quote;
+/// backslashes, the quote and control characters escaped.
+pub fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::from(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// `s[:n]` in Python: the first `n` characters (not bytes).
 pub fn prefix(s: &str, n: usize) -> &str {
     match s.char_indices().nth(n) {

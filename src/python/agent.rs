@@ -449,13 +449,13 @@ pub fn run_read(
 ) -> PyResult<String> {
     let root = workspace(&workdir)?;
     // Files can be slow (a network mount, a huge file): never hold the GIL meanwhile.
-    Ok(py.detach(|| tools::read(&root, path, limit)))
+    Ok(py.detach(|| tools::read(&root, path, limit, tools::Guard::Lesson)))
 }
 
 #[pyfunction]
 pub fn run_write(py: Python<'_>, workdir: PathBuf, path: &str, content: &str) -> PyResult<String> {
     let root = workspace(&workdir)?;
-    Ok(py.detach(|| tools::write(&root, path, content)))
+    Ok(py.detach(|| tools::write(&root, path, content, tools::Guard::Lesson)))
 }
 
 #[pyfunction]
@@ -467,7 +467,7 @@ pub fn run_edit(
     new_text: &str,
 ) -> PyResult<String> {
     let root = workspace(&workdir)?;
-    Ok(py.detach(|| tools::edit(&root, path, old_text, new_text)))
+    Ok(py.detach(|| tools::edit(&root, path, old_text, new_text, tools::Guard::Lesson)))
 }
 
 /// The lesson's six tool schemas (with `extended`, production's eight).

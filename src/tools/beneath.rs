@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 pub enum Access {
     Read,
@@ -18,9 +18,21 @@ pub enum Access {
     },
 }
 
+/// Why an open failed, and where: the directory on the way that could not be made (when
+/// making directories), else `resolved` itself.
+pub struct Failed {
+    pub error: io::Error,
+    pub at: PathBuf,
+}
+
 /// Opens `resolved` (a path `safe_path` returned for `root`) for `access`. Only regular files
 /// open: a FIFO, socket or device is refused without blocking on it.
-pub fn open(root: &Path, resolved: &Path, access: Access) -> io::Result<File> {
+pub fn open(root: &Path, resolved: &Path, access: Access) -> Result<File, Failed> {
+    let mut at = resolved.to_path_buf();
+    open_in(root, resolved, access, &mut at).map_err(|error| Failed { error, at })
+}
+
+fn open_in(root: &Path, resolved: &Path, access: Access, at: &mut PathBuf) -> io::Result<File> {
     let rel = resolved.strip_prefix(root).map_err(|_| io::Error::other("outside the workspace"))?;
     let names: Vec<&std::ffi::OsStr> = rel
         .components()
@@ -34,12 +46,19 @@ pub fn open(root: &Path, resolved: &Path, access: Access) -> io::Result<File> {
     };
     let make_dirs = matches!(access, Access::Write { make_dirs: true });
     let mut dir = open_at(None, root.as_os_str(), libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    let mut walked = root.to_path_buf();
     for name in dirs {
+        walked.push(name);
         let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
         dir = match open_at(Some(&dir), name, flags, 0) {
             Err(e) if make_dirs && e.kind() == io::ErrorKind::NotFound => {
                 mkdir_at(&dir, name)?;
                 open_at(Some(&dir), name, flags, 0)?
+            }
+            // Something that is not a directory stands where one must be made.
+            Err(e) if make_dirs && e.raw_os_error() == Some(libc::ENOTDIR) => {
+                at.clone_from(&walked);
+                return Err(io::Error::from_raw_os_error(libc::EEXIST));
             }
             other => other?,
         };
@@ -51,7 +70,11 @@ pub fn open(root: &Path, resolved: &Path, access: Access) -> io::Result<File> {
     } | libc::O_NOFOLLOW
         | libc::O_NONBLOCK;
     let file = File::from(open_at(Some(&dir), last, flags, 0o666)?);
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(io::Error::from_raw_os_error(libc::EISDIR));
+    }
+    if !meta.is_file() {
         return Err(io::Error::other("is not a regular file"));
     }
     // Regular files ignore O_NONBLOCK, but clear it anyway for whoever reads the file later.

@@ -5,6 +5,7 @@
 //! it keeps only what its answer can show (50,000 characters) and counts the rest, so a huge
 //! file costs time, not memory.
 
+use super::bash::Guard;
 use super::beneath::{self, Access};
 use super::path::safe_path;
 use crate::text::prefix;
@@ -14,44 +15,117 @@ use std::path::{Path, PathBuf};
 /// The longest answer read_file gives, in characters (the lesson's cut).
 const ANSWER: usize = 50_000;
 
-fn open(root: &Path, path: &str, access: Access) -> Result<(std::fs::File, PathBuf), String> {
-    let resolved = safe_path(root, path)?;
+/// Why a file tool failed. Worded two ways: the lesson's (the text of the Python exception its
+/// code would raise) and production's (what to do about it).
+enum Failure {
+    /// Refused by `safe_path`: the same text both ways.
+    Refused(String),
+    Io {
+        at: PathBuf,
+        error: std::io::Error,
+    },
+    NotUtf8 {
+        at: PathBuf,
+        offset: u64,
+        bytes: Vec<u8>,
+        truncated: bool,
+    },
+}
+
+impl Failure {
+    fn io(at: &Path) -> impl Fn(std::io::Error) -> Failure + '_ {
+        move |error| Failure::Io { at: at.to_path_buf(), error }
+    }
+
+    fn text(&self, guard: Guard) -> String {
+        match (self, guard) {
+            (Failure::Refused(text), _) => format!("Error: {text}"),
+            (Failure::Io { at, error }, Guard::Lesson) => match error.raw_os_error() {
+                // OSError's own str(): `[Errno 2] No such file or directory: '/w/x'`.
+                Some(code) => format!(
+                    "Error: [Errno {code}] {}: {}",
+                    strerror(code),
+                    crate::text::py_repr(&at.to_string_lossy())
+                ),
+                None => format!("Error: {}: {error}", at.display()),
+            },
+            (Failure::Io { at, error }, Guard::Production) => {
+                format!("Error: {}: {error}", at.display())
+            }
+            (Failure::NotUtf8 { offset, bytes, truncated, .. }, Guard::Lesson) => {
+                // UnicodeDecodeError's str().
+                let reason = if *truncated {
+                    "unexpected end of data"
+                } else if matches!(bytes[0], 0x80..=0xC1 | 0xF5..=0xFF) {
+                    "invalid start byte"
+                } else {
+                    "invalid continuation byte"
+                };
+                let what = match bytes.len() {
+                    1 => format!("byte 0x{:02x} in position {offset}", bytes[0]),
+                    n => format!("bytes in position {offset}-{}", offset + n as u64 - 1),
+                };
+                format!("Error: 'utf-8' codec can't decode {what}: {reason}")
+            }
+            (Failure::NotUtf8 { at, offset, .. }, Guard::Production) => format!(
+                "Error: {} is not UTF-8 text (invalid byte at offset {offset}); inspect it with \
+                 bash instead",
+                at.display()
+            ),
+        }
+    }
+}
+
+/// The C library's text for an errno (what Python shows), without Rust's "(os error N)".
+fn strerror(code: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(code).to_string();
+    text.strip_suffix(&format!(" (os error {code})")).unwrap_or(&text).to_string()
+}
+
+fn open(root: &Path, path: &str, access: Access) -> Result<(std::fs::File, PathBuf), Failure> {
+    let resolved = safe_path(root, path).map_err(Failure::Refused)?;
     let file = beneath::open(root, &resolved, access)
-        .map_err(|e| format!("{}: {e}", resolved.display()))?;
+        .map_err(|f| Failure::Io { at: f.at, error: f.error })?;
     Ok((file, resolved))
 }
 
-fn not_utf8(path: &Path, offset: u64) -> String {
-    format!(
-        "{} is not UTF-8 text (invalid byte at offset {offset}); inspect it with bash instead",
-        path.display()
-    )
+/// The invalid piece of `bytes` a UTF-8 decode stops at: its offset, bytes, and whether the
+/// text simply ended inside a character.
+fn utf8_failure(at: &Path, base: u64, bytes: &[u8], e: std::str::Utf8Error) -> Failure {
+    let start = e.valid_up_to();
+    let len = e.error_len().unwrap_or(bytes.len() - start);
+    Failure::NotUtf8 {
+        at: at.to_path_buf(),
+        offset: base + start as u64,
+        bytes: bytes[start..start + len].to_vec(),
+        truncated: e.error_len().is_none(),
+    }
 }
 
 /// Text files only: bytes that are not UTF-8 are refused rather than silently altered, so an
 /// edit can never corrupt them.
-fn read_text(root: &Path, path: &str) -> Result<(String, PathBuf), String> {
+fn read_text(root: &Path, path: &str) -> Result<(String, PathBuf), Failure> {
     let (mut file, resolved) = open(root, path, Access::Read)?;
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", resolved.display()))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|e| not_utf8(&resolved, e.utf8_error().valid_up_to() as u64))?;
-    Ok((text, resolved))
-}
-
-pub fn read(root: &Path, path: &str, limit: Option<i64>) -> String {
-    match read_head(root, path, limit) {
-        Ok(text) => text,
-        Err(e) => format!("Error: {e}"),
+    file.read_to_end(&mut bytes).map_err(Failure::io(&resolved))?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok((text, resolved)),
+        Err(e) => Err(utf8_failure(&resolved, 0, e.as_bytes(), e.utf8_error())),
     }
 }
 
+pub fn read(root: &Path, path: &str, limit: Option<i64>, guard: Guard) -> String {
+    read_head(root, path, limit).unwrap_or_else(|f| f.text(guard))
+}
+
 /// The lesson's `"\n".join(lines[:limit] + ["... (N more)"])[:50000]`, read as a stream.
-fn read_head(root: &Path, path: &str, limit: Option<i64>) -> Result<String, String> {
+fn read_head(root: &Path, path: &str, limit: Option<i64>) -> Result<String, Failure> {
     let (mut file, resolved) = open(root, path, Access::Read)?;
-    // `if limit and limit < len(lines)`: zero or no limit reads everything.
-    let limit = limit.filter(|&l| l > 0).map(|l| l as u64);
-    let mut lines = Lines::new(limit.unwrap_or(u64::MAX));
+    // `if limit and limit < len(lines)`: zero or no limit reads everything; a negative one
+    // slices from the end, as Python does (so every line may be needed: keep what shows).
+    let limit = limit.filter(|&l| l != 0);
+    let keep = limit.filter(|&l| l > 0).map_or(u64::MAX, |l| l as u64);
+    let mut lines = Lines::new(keep);
     let mut buf = vec![0u8; 64 * 1024];
     let mut carry = Vec::new(); // the start of a character cut by the chunk's end
     let mut offset = 0u64;
@@ -60,25 +134,29 @@ fn read_head(root: &Path, path: &str, limit: Option<i64>) -> Result<String, Stri
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("{}: {e}", resolved.display())),
+            Err(e) => return Err(Failure::Io { at: resolved, error: e }),
         };
         carry.extend_from_slice(&buf[..n]);
         let valid = match std::str::from_utf8(&carry) {
             Ok(text) => text.len(),
             Err(e) if e.error_len().is_none() => e.valid_up_to(), // cut, not invalid
-            Err(e) => return Err(not_utf8(&resolved, offset + e.valid_up_to() as u64)),
+            Err(e) => return Err(utf8_failure(&resolved, offset, &carry, e)),
         };
         lines.feed(std::str::from_utf8(&carry[..valid]).expect("checked above"));
         offset += valid as u64;
         carry.drain(..valid);
     }
     if !carry.is_empty() {
-        return Err(not_utf8(&resolved, offset));
+        let e = std::str::from_utf8(&carry).expect_err("an incomplete character is left");
+        return Err(utf8_failure(&resolved, offset, &carry, e));
     }
     let (mut kept, count) = lines.finish();
-    if let Some(limit) = limit.filter(|&l| l < count) {
-        kept.truncate(limit as usize);
-        kept.push(format!("... ({} more)", count - limit));
+    if let Some(limit) = limit.filter(|&l| l < count as i64) {
+        // `lines[:limit]`: a negative limit counts from the end.
+        let shown =
+            if limit > 0 { limit as u64 } else { count.saturating_sub(limit.unsigned_abs()) };
+        kept.truncate(shown.min(kept.len() as u64) as usize);
+        kept.push(format!("... ({} more)", count as i64 - limit));
     }
     Ok(prefix(&kept.join("\n"), ANSWER).to_string())
 }
@@ -191,32 +269,30 @@ impl Lines {
     }
 }
 
-pub fn write(root: &Path, path: &str, content: &str) -> String {
-    let written = open(root, path, Access::Write { make_dirs: true }).and_then(|(mut f, p)| {
-        f.write_all(content.as_bytes()).map_err(|e| format!("{}: {e}", p.display()))
-    });
+pub fn write(root: &Path, path: &str, content: &str, guard: Guard) -> String {
+    let written = open(root, path, Access::Write { make_dirs: true })
+        .and_then(|(mut f, p)| f.write_all(content.as_bytes()).map_err(Failure::io(&p)));
     match written {
         // The lesson counts characters (Python's len) and calls them bytes.
         Ok(()) => format!("Wrote {} bytes", content.chars().count()),
-        Err(e) => format!("Error: {e}"),
+        Err(f) => f.text(guard),
     }
 }
 
-pub fn edit(root: &Path, path: &str, old_text: &str, new_text: &str) -> String {
+pub fn edit(root: &Path, path: &str, old_text: &str, new_text: &str, guard: Guard) -> String {
     let text = match read_text(root, path) {
         Ok((t, _)) => t,
-        Err(e) => return format!("Error: {e}"),
+        Err(f) => return f.text(guard),
     };
     if !text.contains(old_text) {
         return format!("Error: Text not found in {path}");
     }
-    let edited = open(root, path, Access::Write { make_dirs: false }).and_then(|(mut f, p)| {
-        let new = text.replacen(old_text, new_text, 1);
-        f.write_all(new.as_bytes()).map_err(|e| format!("{}: {e}", p.display()))
-    });
+    let new = text.replacen(old_text, new_text, 1);
+    let edited = open(root, path, Access::Write { make_dirs: false })
+        .and_then(|(mut f, p)| f.write_all(new.as_bytes()).map_err(Failure::io(&p)));
     match edited {
         Ok(()) => format!("Edited {path}"),
-        Err(e) => format!("Error: {e}"),
+        Err(f) => f.text(guard),
     }
 }
 

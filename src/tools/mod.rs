@@ -131,13 +131,14 @@ pub fn call(ctx: &ToolContext, name: &str, input: &Value) -> Result<String, Inte
         },
         "read_file" => args.string("path").and_then(|p| {
             let limit = args.optional_int("limit")?;
-            Ok(files::read(ctx.workdir, p, limit))
+            Ok(files::read(ctx.workdir, p, limit, ctx.guard()))
         }),
         "write_file" => args
             .string("path")
-            .and_then(|p| Ok(files::write(ctx.workdir, p, args.string("content")?))),
+            .and_then(|p| Ok(files::write(ctx.workdir, p, args.string("content")?, ctx.guard()))),
         "edit_file" => args.string("path").and_then(|p| {
-            Ok(files::edit(ctx.workdir, p, args.string("old_text")?, args.string("new_text")?))
+            let (old, new) = (args.string("old_text")?, args.string("new_text")?);
+            Ok(files::edit(ctx.workdir, p, old, new, ctx.guard()))
         }),
         "background_run" => args.string("command").map(|command| {
             if is_dangerous(command, ctx.guard()) {

@@ -11,6 +11,10 @@ pub fn safe_path(root: &Path, p: &str) -> Result<PathBuf, String> {
     if !root.is_absolute() {
         return Err(format!("Path escapes workspace: {p}"));
     }
+    // What Python says when a path holds a NUL (the lesson's resolve() raises it).
+    if p.contains('\0') {
+        return Err("embedded null byte".to_string());
+    }
     match resolve(&root.join(p)) {
         Some(path) if path.starts_with(root) => Ok(path),
         // A path with too many links cannot be checked, so it is refused too.

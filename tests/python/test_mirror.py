@@ -1,0 +1,115 @@
+"""`bgagent.s08` against the lesson's own file: the same calls in two fresh interpreters, every
+answer compared (task ids and the work directory normalised).
+
+The lesson's file is not ours to copy in: it is found at `../shared/reference/` beside the
+repository or at `$BGAGENT_REFERENCE`; without it the test says so and skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = Path(
+    os.environ.get("BGAGENT_REFERENCE")
+    or HERE.parents[2] / "shared" / "reference" / "s08_background_tasks.py"
+)
+
+# Runs in a fresh interpreter: imports one side, points WORKDIR at the workspace, makes the
+# calls read from stdin, prints the answers (or what they raised) as JSON.
+DRIVER = """
+import importlib.util, json, os, sys, types
+from pathlib import Path
+side, workdir, reference = sys.argv[1:4]
+if side == "reference":
+    # The lesson imports these at the top; nothing here calls them.
+    sys.modules["anthropic"] = types.SimpleNamespace(Anthropic=lambda **kw: None)
+    sys.modules["dotenv"] = types.SimpleNamespace(load_dotenv=lambda **kw: None)
+    os.environ["MODEL_ID"] = "test-model"
+    spec = importlib.util.spec_from_file_location("lesson", reference)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+else:
+    from bgagent import s08 as module
+module.WORKDIR = Path(workdir)
+answers = []
+for name, args in json.loads(sys.stdin.read()):
+    try:
+        answer = str(getattr(module, name)(*args))
+    except Exception as e:
+        answer = f"raised {type(e).__name__}: {e}"
+    answers.append(answer.replace(workdir, "<WORKDIR>"))
+print(json.dumps(answers))
+"""
+
+CALLS = [
+    ("run_read", ["nope.txt"]),
+    ("run_read", ["sub"]),
+    ("run_read", ["bad.bin"]),
+    ("run_read", ["cut.bin"]),
+    ("run_read", ["cont.bin"]),
+    ("run_read", ["five.txt"]),
+    ("run_read", ["five.txt", 2]),
+    ("run_read", ["five.txt", -1]),
+    ("run_read", ["five.txt", -9]),
+    ("run_read", ["five.txt", 0]),
+    ("run_read", ["five.txt/x"]),
+    ("run_read", ["it's\nodd"]),
+    ("run_read", ["a\0b"]),
+    ("run_read", ["../outside.txt"]),
+    ("run_write", ["sub", "x"]),
+    ("run_write", ["five.txt/x", "y"]),
+    ("run_write", ["new/dir/file.txt", "héllo"]),
+    ("run_read", ["new/dir/file.txt"]),
+    ("run_edit", ["nope.txt", "a", "b"]),
+    ("run_edit", ["bad.bin", "a", "b"]),
+    ("run_edit", ["five.txt", "9", "x"]),
+    ("run_edit", ["five.txt", "3", "three"]),
+    ("run_read", ["five.txt"]),
+    ("safe_path", ["a\0b"]),
+    ("safe_path", ["../x"]),
+    ("run_bash", ["echo out; echo err >&2"]),
+    ("run_bash", ["true"]),
+    ("run_bash", ["exit 3"]),
+    ("run_bash", ["sudo ls"]),
+]
+
+
+def workspace(root: Path) -> Path:
+    root.mkdir()
+    (root / "sub").mkdir()
+    (root / "bad.bin").write_bytes(b"ab\xffcd")
+    (root / "cut.bin").write_bytes(b"ab\xe2\x82")
+    (root / "cont.bin").write_bytes(b"ab\xe2\x82xy")
+    (root / "five.txt").write_text("1\n2\n3\n4\n5\n")
+    return root
+
+
+def answers(side: str, root: Path) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", DRIVER, side, str(root), str(REFERENCE)],
+        input=json.dumps(CALLS),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def test_the_tools_answer_as_the_lessons_do(tmp_path):
+    if not REFERENCE.is_file():
+        pytest.skip(f"the lesson's file is not at {REFERENCE} (set BGAGENT_REFERENCE)")
+    lesson = answers("reference", workspace(tmp_path / "lesson"))
+    ours = answers("mirror", workspace(tmp_path / "mirror"))
+    differences = [(call, want, got) for call, want, got in zip(CALLS, lesson, ours) if want != got]
+    assert differences == []
+    assert (tmp_path / "lesson" / "five.txt").read_text() == (
+        tmp_path / "mirror" / "five.txt"
+    ).read_text()
