@@ -85,6 +85,9 @@ impl Conversation for PyConversation<'_> {
 /// Any Python object with `.messages.create(**kwargs)`: `anthropic.Anthropic()`, a fake.
 struct PyModel<'a> {
     client: Py<PyAny>,
+    /// The model name as the caller gave it: `None` reaches the client as `None`, as in the
+    /// lesson (the request itself carries `""` then).
+    model: Option<String>,
     pending: &'a Pending,
 }
 
@@ -102,7 +105,7 @@ impl Model for PyModel<'_> {
         Python::attach(|py| {
             let call = || -> PyResult<Response> {
                 let kwargs = PyDict::new(py);
-                kwargs.set_item("model", &request.model)?;
+                kwargs.set_item("model", &self.model)?;
                 kwargs.set_item("system", &request.system)?;
                 kwargs.set_item("messages", to_py(py, &json!(request.messages))?)?;
                 kwargs.set_item("tools", to_py(py, &json!(request.tools))?)?;
@@ -352,10 +355,11 @@ pub fn run_loop(
         true => LoopPolicy::lesson(),
         false => LoopPolicy { hide_secrets: !pass_api_key, ..LoopPolicy::production(max_wait) },
     };
-    let config = LoopConfig { model: model.unwrap_or_default(), system, max_tokens, policy };
+    let config =
+        LoopConfig { model: model.clone().unwrap_or_default(), system, max_tokens, policy };
     let pending = Pending::default();
     let native = client.cast::<PyClient>().ok().map(|c| c.get().http.clone());
-    let py_model = PyModel { client: client.clone().unbind(), pending: &pending };
+    let py_model = PyModel { client: client.clone().unbind(), model, pending: &pending };
     let model: &dyn Model = match &native {
         Some(http) => http.as_ref(),
         None => &py_model,

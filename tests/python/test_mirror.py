@@ -81,6 +81,36 @@ CALLS = [
 ]
 
 
+# One turn of the lesson's loop with a fake client, MODEL unset: what reaches create() and what
+# is printed.
+LOOP_DRIVER = (
+    DRIVER.split("answers = []")[0]
+    + """
+import io, contextlib
+calls = []
+class Fake:
+    def __init__(self, replies):
+        self.replies, self.messages = replies, self
+    def create(self, **kwargs):
+        calls.append(json.loads(json.dumps(kwargs, default=vars)))
+        stop, blocks = self.replies.pop(0)
+        return types.SimpleNamespace(
+            stop_reason=stop, content=[types.SimpleNamespace(**b) for b in blocks])
+module.client = Fake([
+    ("tool_use", [{"type": "text", "text": "running"},
+                  {"type": "tool_use", "id": "t1", "name": "bash", "input": {"command": "echo x"}},
+                  {"type": "tool_use", "id": "t2", "name": "nope", "input": {}}]),
+    ("end_turn", [{"type": "text", "text": "bye"}]),
+])
+module.MODEL = None
+printed = io.StringIO()
+with contextlib.redirect_stdout(printed):
+    module.agent_loop([{"role": "user", "content": "go"}])
+print(json.dumps({"calls": calls, "printed": printed.getvalue()}).replace(workdir, "<WORKDIR>"))
+"""
+)
+
+
 def workspace(root: Path) -> Path:
     root.mkdir()
     (root / "sub").mkdir()
@@ -113,3 +143,23 @@ def test_the_tools_answer_as_the_lessons_do(tmp_path):
     assert (tmp_path / "lesson" / "five.txt").read_text() == (
         tmp_path / "mirror" / "five.txt"
     ).read_text()
+
+
+def test_one_turn_of_the_loop_calls_the_client_and_prints_as_the_lessons_does(tmp_path):
+    if not REFERENCE.is_file():
+        pytest.skip(f"the lesson's file is not at {REFERENCE} (set BGAGENT_REFERENCE)")
+    runs = {}
+    for side in ("reference", "mirror"):
+        root = workspace(tmp_path / side)
+        out = subprocess.run(
+            [sys.executable, "-c", LOOP_DRIVER, side, str(root), str(REFERENCE)],
+            input="[]",
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        runs[side] = json.loads(out.stdout.splitlines()[-1])
+    assert runs["mirror"] == runs["reference"]
+    assert runs["mirror"]["calls"][0]["model"] is None
