@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _core
-from ._core import BackgroundManager
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 # Like the lesson's load_dotenv(override=True).
 for _key, _value in _core.read_dotenv(".env"):
@@ -29,7 +31,24 @@ MODEL = os.environ.get("MODEL_ID")
 
 SYSTEM = f"You are a coding agent at {WORKDIR}. Use background_run for long-running commands."
 
-BG = BackgroundManager(WORKDIR, pass_api_key=True)  # the lesson passes the environment on
+
+class BackgroundManager(_core.BackgroundManager):
+    """The lesson's manager: each task runs in the WORKDIR global as it is when the task starts
+    (the lesson's thread reads it then), and gets the whole environment."""
+
+    def __init__(self, workdir: Any = None, **options: Any) -> None:
+        # The core object is built by __new__ (below); nothing is left to set here.
+        pass
+
+    def __new__(cls, workdir: Any = None, **options: Any) -> Self:
+        options.setdefault("pass_api_key", True)  # the lesson passes the environment on
+        return super().__new__(cls, WORKDIR if workdir is None else workdir, **options)
+
+    def run(self, command: str, workdir: Any = None) -> str:
+        return super().run(command, WORKDIR if workdir is None else workdir)
+
+
+BG = BackgroundManager()
 
 
 def safe_path(p: str) -> Path:

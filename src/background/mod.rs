@@ -198,7 +198,13 @@ impl BackgroundManager {
 
     /// Starts `command` now and returns its id. Never blocks on the command.
     pub fn start(&self, command: &str) -> String {
-        self.inner.start(command)
+        self.inner.start(command, None)
+    }
+
+    /// [`Self::start`] in another directory than the manager's (the lesson's module runs each
+    /// task in its WORKDIR global as it is at that moment).
+    pub fn start_in(&self, command: &str, workdir: &Path) -> String {
+        self.inner.start(command, Some(workdir))
     }
 
     /// The lesson's `check`: one task's status and result, or a line per task.
@@ -389,7 +395,7 @@ impl Inner {
         }
     }
 
-    fn start(self: &Arc<Self>, command: &str) -> String {
+    fn start(self: &Arc<Self>, command: &str, workdir: Option<&Path>) -> String {
         let (id, cancel) = {
             let mut state = self.lock();
             // The lesson's 8 hex characters; a draw that names a known task draws again, so a
@@ -411,7 +417,7 @@ impl Inner {
         let spec = TaskSpec {
             id: id.clone(),
             command: command.to_string(),
-            workdir: self.workdir.clone(),
+            workdir: workdir.unwrap_or(&self.workdir).to_path_buf(),
             timeout: self.timeout,
             keep_log: true,
             hide_secrets: self.hide_secrets,

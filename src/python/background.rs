@@ -50,7 +50,7 @@ fn info_dict<'py>(py: Python<'py>, t: &TaskRecord) -> PyResult<Bound<'py, PyDict
 }
 
 /// Runs shell commands in the background and queues one notification per finished task.
-#[pyclass(frozen, name = "BackgroundManager", module = "bgagent")]
+#[pyclass(frozen, subclass, name = "BackgroundManager", module = "bgagent")]
 pub struct PyBackgroundManager {
     manager: BackgroundManager,
 }
@@ -92,13 +92,20 @@ impl PyBackgroundManager {
     }
 
     /// Starts `command` in the background; returns `Background task {id} started: {command}`.
-    fn run(&self, py: Python<'_>, command: &str) -> String {
-        py.detach(|| self.manager.run(command))
+    /// `workdir`: run this one task there instead of in the manager's directory.
+    #[pyo3(signature = (command, workdir=None))]
+    fn run(&self, py: Python<'_>, command: &str, workdir: Option<PathBuf>) -> String {
+        let id = self.start(py, command, workdir);
+        format!("Background task {id} started: {}", crate::text::prefix(command, 80))
     }
 
     /// Starts `command` in the background and returns its task id.
-    fn start(&self, py: Python<'_>, command: &str) -> String {
-        py.detach(|| self.manager.start(command))
+    #[pyo3(signature = (command, workdir=None))]
+    fn start(&self, py: Python<'_>, command: &str, workdir: Option<PathBuf>) -> String {
+        py.detach(|| match &workdir {
+            Some(dir) => self.manager.start_in(command, dir),
+            None => self.manager.start(command),
+        })
     }
 
     #[pyo3(signature = (task_id=None))]

@@ -38,10 +38,21 @@ if side == "reference":
 else:
     from bgagent import s08 as module
 module.WORKDIR = Path(workdir)
+def bg_run_in(sub, command):
+    # The background task of a WORKDIR reassigned after import; waits for its end.
+    import time
+    module.WORKDIR = Path(workdir) / sub
+    started = module.BG.run(command)
+    task_id = started.split()[2]
+    while "[running]" in module.BG.check(task_id):
+        time.sleep(0.01)
+    module.WORKDIR = Path(workdir)
+    return (started + "|" + module.BG.check(task_id)).replace(task_id, "<ID>")
 answers = []
 for name, args in json.loads(sys.stdin.read()):
     try:
-        answer = str(getattr(module, name)(*args))
+        call = bg_run_in if name == "bg_run_in" else getattr(module, name)
+        answer = str(call(*args))
     except Exception as e:
         answer = f"raised {type(e).__name__}: {e}"
     answers.append(answer.replace(workdir, "<WORKDIR>"))
@@ -78,6 +89,9 @@ CALLS = [
     ("run_bash", ["true"]),
     ("run_bash", ["exit 3"]),
     ("run_bash", ["sudo ls"]),
+    ("bg_run_in", ["sub", "pwd"]),
+    ("bg_run_in", ["sub", "echo out; echo err >&2; exit 4"]),
+    ("bg_run_in", ["", "true"]),
 ]
 
 
