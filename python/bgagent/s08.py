@@ -7,7 +7,9 @@ Run the lesson's REPL with:  python -m bgagent.s08
 
 from __future__ import annotations
 
+import codecs
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +18,45 @@ from . import _core
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-# Like the lesson's load_dotenv(override=True).
-for _key, _value in _core.read_dotenv(".env"):
-    os.environ[_key] = _value
+_VARIABLE = re.compile(r"\$\{(?P<name>[^}:]*)(?::-(?P<default>[^}]*))?\}")
+_BINDING = re.compile(r"^\s*(?:export\s+)?(?P<key>[A-Za-z0-9_.\-]+)\s*=(?P<space>\s*)(?P<raw>.*)$")
+
+
+def _dotenv(path: str) -> dict[str, str]:
+    """What the lesson's `load_dotenv(override=True)` sets, for one-line `KEY=value` files:
+    quotes and escapes as python-dotenv reads them, and each `${VAR}` (or `${VAR:-default}`)
+    taken from the values earlier in the file first, then from the environment."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    values: dict[str, str] = {}
+    for line in lines:
+        match = _BINDING.match(line)
+        if not match:
+            continue
+        raw = match["raw"]
+        quoted = re.match(r"""(['"])((?:\\.|(?!\1).)*)\1""", raw)
+        if quoted and quoted[1] == "'":
+            value = re.sub(r"\\([\\'])", r"\1", quoted[2])
+        elif quoted:
+            value = re.sub(
+                r"""\\[\\'"abfnrtv]""", lambda m: codecs.decode(m[0], "unicode-escape"), quoted[2]
+            )
+        elif match["space"] and raw.startswith("#"):
+            value = ""
+        else:
+            value = re.sub(r"\s+#.*", "", raw).rstrip()
+        values[match["key"]] = _expand(value, {**os.environ, **values})
+    return values
+
+
+def _expand(value: str, known: dict[str, str]) -> str:
+    return _VARIABLE.sub(lambda m: known.get(m["name"], m["default"] or "") or "", value)
+
+
+os.environ.update(_dotenv(".env"))
 
 # The lesson drops the bearer token when a base URL is set.
 if os.getenv("ANTHROPIC_BASE_URL"):

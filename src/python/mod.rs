@@ -91,21 +91,6 @@ fn _supervise() -> PyResult<()> {
     }
 }
 
-/// The `KEY=value` pairs of a `.env` file (empty when there is no such file). The package
-/// sets them through `os.environ`, so Python and Rust both see them.
-#[pyfunction]
-#[pyo3(signature = (path=".env".into()))]
-fn read_dotenv(path: std::path::PathBuf) -> PyResult<Vec<(String, String)>> {
-    let bad = |e: dotenvy::Error| {
-        pyo3::exceptions::PyValueError::new_err(format!("{}: {e}", path.display()))
-    };
-    match dotenvy::from_path_iter(&path) {
-        Ok(pairs) => pairs.map(|p| p.map_err(bad)).collect(),
-        Err(e) if e.not_found() => Ok(Vec::new()),
-        Err(e) => Err(bad(e)),
-    }
-}
-
 /// Runs the `bgagent` command with `argv` (the pip-installed script calls this); returns
 /// its exit code.
 #[cfg(feature = "cli")]
@@ -131,7 +116,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(agent::run_edit, m)?)?;
     m.add_function(wrap_pyfunction!(agent::tool_schemas, m)?)?;
     m.add_function(wrap_pyfunction!(agent::lesson_system, m)?)?;
-    m.add_function(wrap_pyfunction!(read_dotenv, m)?)?;
     #[cfg(feature = "cli")]
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     errors::register(m)?;

@@ -177,3 +177,44 @@ def test_one_turn_of_the_loop_calls_the_client_and_prints_as_the_lessons_does(tm
         runs[side] = json.loads(out.stdout.splitlines()[-1])
     assert runs["mirror"] == runs["reference"]
     assert runs["mirror"]["calls"][0]["model"] is None
+
+
+def test_dot_env_is_read_as_the_lessons_load_dotenv_reads_it(tmp_path):
+    dotenv = pytest.importorskip("dotenv", reason="python-dotenv is the oracle here")
+    (tmp_path / ".env").write_text(
+        "# comment\n"
+        "export A=1\n"
+        'B="two ${A}"\n'
+        "C='three ${B} \\' q'\n"
+        "OLD=${OLD}-new\n"
+        "D=${MISSING:-fallback}\n"
+        "E=unquoted value # comment\n"
+        "F=\n"
+        'G="esc\\n\\"q\\" ${A}"\n'
+        "H= # only a comment\n"
+        "I=#not-a-comment\n"
+        "J = spaced\n"
+    )
+    names = ["A", "B", "C", "OLD", "D", "E", "F", "G", "H", "I", "J"]
+    show = f"import json, os; print(json.dumps({{k: os.environ.get(k) for k in {names!r}}}))"
+    sides = {
+        "lesson": f"from dotenv import load_dotenv; load_dotenv(override=True); {show}",
+        "mirror": f"from bgagent import s08; {show}",
+    }
+    env = {**os.environ, "OLD": "old", "A": "from-the-environment"}
+    env.pop("MISSING", None)
+    seen = {}
+    for side, code in sides.items():
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        seen[side] = json.loads(out.stdout)
+    assert dotenv is not None
+    assert seen["mirror"] == seen["lesson"]
+    assert seen["mirror"]["B"] == "two 1"  # the file's A, not the environment's
