@@ -31,7 +31,7 @@ pub const MAX_ORDER: usize = 1 << 20;
 /// sweep itself takes long: it reads every process on the machine).
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// Starts made between two looks at everything else.
-const STARTS_PER_WAKE: usize = 8;
+const STARTS_PER_WAKE: usize = 64;
 /// Starts read ahead from the socket at most (each holds two pipes).
 const MAX_QUEUED_STARTS: usize = 256;
 /// A release whose group will not empty is answered anyway after this long.
