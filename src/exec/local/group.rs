@@ -7,7 +7,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -164,14 +164,7 @@ fn live_members(pgid: i32) -> Vec<i32> {
 
 /// A pidfd becomes readable when its process exits, zombie or not.
 fn pidfd(pid: i32) -> io::Result<AsyncFd<File>> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the descriptor was just created and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    async_fd(fd, false)
+    async_fd(super::procs::pidfd_open(pid)?, false)
 }
 
 /// After a SIGKILL to the group, waits (at most `bound`) until none of it is alive: one scan

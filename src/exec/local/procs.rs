@@ -1,5 +1,5 @@
 //! What /proc says about the processes on the machine: enough to find a group's members and
-//! a process's descendants.
+//! a process's descendants, and a pidfd to wait for one.
 
 /// One process, from `/proc/PID/stat`.
 #[derive(Clone, Copy, Debug)]
@@ -36,6 +36,18 @@ fn parse_stat(pid: i32, stat: &str) -> Option<Proc> {
     let pgrp = fields.next()?.parse().ok()?;
     let session = fields.next()?.parse().ok()?;
     Some(Proc { pid, ppid, pgrp, session, zombie: matches!(state, "Z" | "X") })
+}
+
+/// A descriptor for the process (readable once it has exited, zombie or not).
+pub fn pidfd_open(pid: i32) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor just created, owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as std::os::fd::RawFd) })
 }
 
 /// The pids of every descendant of `root` in `procs` (not `root` itself).

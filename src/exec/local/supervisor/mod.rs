@@ -121,7 +121,7 @@ fn current_link() -> Option<Arc<Shared>> {
 fn start_supervisor() -> Option<Arc<Shared>> {
     let (program, args) = COMMAND.get()?.split_first()?;
     // The supervisor needs pidfds (Linux 5.4): without them, tasks are started here.
-    server::pidfd_open(std::process::id() as i32).ok()?;
+    super::procs::pidfd_open(std::process::id() as i32).ok()?;
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     let (ours, theirs) =
         socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).ok()?;
@@ -406,13 +406,6 @@ impl Supervisor {
                     .collect(),
             ),
         };
-        let size = Order::Start(start.clone()).encode().len();
-        if size > link.max_order {
-            let most = link.max_order;
-            let message =
-                format!("the command and environment take {size} bytes (at most {most} here)");
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
-        }
         let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC);
         let ((out_read, out_write), (err_read, err_write)) = (pipe()?, pipe()?);
         let (started_tx, started_rx) = oneshot::channel();
@@ -460,7 +453,8 @@ impl Handle {
     }
 }
 
-/// A start with its two pipes attached; waits while the socket is full. The environment goes
+/// A start with its two pipes attached, refused if longer than the socket takes in one packet;
+/// waits while the socket is full. The environment goes
 /// only when it differs from the one sent last; deciding that and sending happen under one
 /// lock, so the supervisor sees the starts in the order the decisions were made.
 async fn send_start(link: &Shared, mut start: Start, fds: &[RawFd]) -> io::Result<()> {
@@ -474,7 +468,13 @@ async fn send_start(link: &Shared, mut start: Start, fds: &[RawFd]) -> io::Resul
             let mut last = link.last_env.lock().unwrap_or_else(|p| p.into_inner());
             let same = *last == env;
             start.env = if same { None } else { env.clone() };
-            let order = Order::Start(start.clone()).encode();
+            let order = start.encode();
+            if order.len() > link.max_order {
+                let (size, most) = (order.len(), link.max_order);
+                let message =
+                    format!("the command and environment take {size} bytes (at most {most} here)");
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+            }
             let iov = [io::IoSlice::new(&order)];
             let sent = sendmsg::<()>(link.socket.as_raw_fd(), &iov, &cmsgs, flags, None);
             if sent.is_ok() && !same {

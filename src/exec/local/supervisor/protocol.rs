@@ -65,21 +65,7 @@ impl Order {
                 out.extend_from_slice(&signal.to_le_bytes());
                 out
             }
-            Order::Start(s) => {
-                let mut out = head(if s.env.is_some() { b'S' } else { b'T' }, s.token);
-                out.extend_from_slice(&s.nofile.to_le_bytes());
-                for field in [s.workdir.as_os_str(), OsStr::new(&s.command)] {
-                    out.extend_from_slice(field.as_bytes());
-                    out.push(0);
-                }
-                for (key, value) in s.env.iter().flatten() {
-                    out.extend_from_slice(key.as_bytes());
-                    out.push(b'=');
-                    out.extend_from_slice(value.as_bytes());
-                    out.push(0);
-                }
-                out
-            }
+            Order::Start(s) => s.encode(),
         }
     }
 
@@ -115,6 +101,23 @@ impl Order {
 }
 
 impl Start {
+    /// The start as an order (encoded from a borrow: the owner encodes it once per send).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = head(if self.env.is_some() { b'S' } else { b'T' }, self.token);
+        out.extend_from_slice(&self.nofile.to_le_bytes());
+        for field in [self.workdir.as_os_str(), OsStr::new(&self.command)] {
+            out.extend_from_slice(field.as_bytes());
+            out.push(0);
+        }
+        for (key, value) in self.env.iter().flatten() {
+            out.extend_from_slice(key.as_bytes());
+            out.push(b'=');
+            out.extend_from_slice(value.as_bytes());
+            out.push(0);
+        }
+        out
+    }
+
     /// `KEY=value` strings for execve.
     pub fn env_strings(&self) -> Option<Vec<CString>> {
         let env = self.env.as_ref()?;

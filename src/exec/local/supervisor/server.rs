@@ -11,7 +11,7 @@
 
 use super::protocol::{Order, Report, Start, REPORT_SIZE};
 use super::spawn::{Plan, Spawner};
-use crate::exec::local::procs;
+use crate::exec::local::procs::{self, pidfd_open};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::CString;
 use std::io;
@@ -90,16 +90,6 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     } else {
         Ok(ret)
     }
-}
-
-pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor just created, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 impl Server {
