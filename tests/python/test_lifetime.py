@@ -242,6 +242,23 @@ def test_5000_sleeping_tasks_all_complete_with_few_threads_and_little_memory():
     assert result["peak_mib"] < 100
 
 
+def python_with_open_file_limit(code: str, soft: int, timeout: float):
+    """Runs `code` in a child Python whose soft open-file limit is `soft` (hard one kept)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+    def lower() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        preexec_fn=lower,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def test_tasks_get_the_owners_open_file_limit_not_the_raised_one():
     # bgagent raises its own soft limit to the hard one; tasks get the user's back. The
     # owner starts with a soft limit below the hard one, so the two differ.
@@ -254,18 +271,8 @@ def test_tasks_get_the_owners_open_file_limit_not_the_raised_one():
         print(bg.wait(bg.start("ulimit -n"), timeout=60).splitlines()[-1])
         print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     """
-
-    def lower() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))
-
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        preexec_fn=lower,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    proc = python_with_open_file_limit(code, 512, timeout=120)
+    assert proc.returncode == 0, proc.stderr
     task_limit, own_limit = proc.stdout.split()
     assert task_limit == "512"
     assert own_limit == str(hard) if hard != resource.RLIM_INFINITY else own_limit != "512"
@@ -333,17 +340,6 @@ def test_many_queued_starts_under_a_low_open_file_limit_all_run():
             notes += got
         print(sum(n["status"] == "completed" for n in notes))
     """
-
-    def lower() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
-
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        preexec_fn=lower,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = python_with_open_file_limit(code, 256, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["600"]
