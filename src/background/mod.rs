@@ -192,8 +192,12 @@ impl BackgroundManager {
 
     /// Starts `command` and returns the lesson's line `Background task {id} started: {cmd}`.
     pub fn run(&self, command: &str) -> String {
-        let id = self.start(command);
-        format!("Background task {id} started: {}", prefix(command, 80))
+        started_line(&self.start(command), command)
+    }
+
+    /// [`Self::run`] in another directory than the manager's.
+    pub fn run_in(&self, command: &str, workdir: &Path) -> String {
+        started_line(&self.start_in(command, workdir), command)
     }
 
     /// Starts `command` now and returns its id. Never blocks on the command.
@@ -331,6 +335,11 @@ impl BackgroundManager {
         self.inner.request_kill_all();
         self.inner.wait_idle(Some(self.inner.stop_bound()));
     }
+}
+
+/// The lesson's answer to `run`.
+fn started_line(id: &str, command: &str) -> String {
+    format!("Background task {id} started: {}", prefix(command, 80))
 }
 
 impl Drop for BackgroundManager {

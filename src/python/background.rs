@@ -95,8 +95,10 @@ impl PyBackgroundManager {
     /// `workdir`: run this one task there instead of in the manager's directory.
     #[pyo3(signature = (command, workdir=None))]
     fn run(&self, py: Python<'_>, command: &str, workdir: Option<PathBuf>) -> String {
-        let id = self.start(py, command, workdir);
-        format!("Background task {id} started: {}", crate::text::prefix(command, 80))
+        py.detach(|| match &workdir {
+            Some(dir) => self.manager.run_in(command, dir),
+            None => self.manager.run(command),
+        })
     }
 
     /// Starts `command` in the background and returns its task id.
