@@ -17,7 +17,6 @@ from ._core import (
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
-    BackgroundManager,
     BadRequestError,
     Client,
     ConfigError,
@@ -30,6 +29,7 @@ from ._core import (
     _shutdown_all,
 )
 from .agent import Agent
+from .background import BackgroundManager
 
 __all__ = [
     "APIConnectionError",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _core
-from ._core import BackgroundManager
+from .background import BackgroundManager
 
 
 class Agent:

@@ -8,15 +8,14 @@ Run the lesson's REPL with:  python -m bgagent.s08
 from __future__ import annotations
 
 import codecs
+import operator
 import os
 import re
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import _core
-
-if TYPE_CHECKING:
-    from typing_extensions import Self
+from . import _core, background
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[^}:]*)(?::-(?P<default>[^}]*))?\}")
 _BINDING = re.compile(r"^\s*(?:export\s+)?(?P<key>[A-Za-z0-9_.\-]+)\s*=(?P<space>\s*)(?P<raw>.*)$")
@@ -70,43 +69,101 @@ MODEL = os.environ.get("MODEL_ID")
 SYSTEM = f"You are a coding agent at {WORKDIR}. Use background_run for long-running commands."
 
 
-class BackgroundManager(_core.BackgroundManager):
+class BackgroundManager(background.BackgroundManager):
     """The lesson's manager: each task runs in the WORKDIR global as it is when the task starts
     (the lesson's thread reads it then), and gets the whole environment."""
 
     def __init__(self, workdir: Any = None, **options: Any) -> None:
-        # The core object is built by __new__ (below); nothing is left to set here.
-        pass
-
-    def __new__(cls, workdir: Any = None, **options: Any) -> Self:
         options.setdefault("pass_api_key", True)  # the lesson passes the environment on
-        return super().__new__(cls, WORKDIR if workdir is None else workdir, **options)
+        super().__init__(WORKDIR if workdir is None else workdir, **options)
 
     def run(self, command: str, workdir: Any = None) -> str:
+        if not isinstance(command, str):
+            return self._run_not_text(command)
         return super().run(command, WORKDIR if workdir is None else workdir)
+
+    def _run_not_text(self, command: Any) -> str:
+        """The lesson with a command that is not a string (a number from the model): its thread
+        cannot start it and leaves the task as `error`, with no notification, and `run` raises
+        TypeError. (Python's subprocess takes a list or bytes too; the mirror does not.)"""
+        try:
+            list(command)  # what subprocess does with a command that is not text
+        except TypeError as e:
+            failure = f"Error: {e}"
+        else:
+            raise TypeError(f"bgagent.s08 runs str commands, not {type(command).__name__}")
+        self.tasks[self._new_id()] = {"status": "error", "result": failure, "command": command}
+        _ = command[:80]  # the lesson's answer slices the command: TypeError
+        raise TypeError(f"bgagent.s08 runs str commands, not {type(command).__name__}")
 
 
 BG = BackgroundManager()
 
 
+# The tools take strings. Arguments of other types (the model may send a number) fail as the
+# lesson's code fails with them: Python raises the same TypeError because the same operation is
+# tried here on the same value; everything else runs in the core.
+
+
+def _text_path(p: Any) -> str:
+    """`p` as the lesson's `WORKDIR / p` takes it, or that expression's TypeError."""
+    if isinstance(p, str):
+        return p
+    if isinstance(p, os.PathLike):
+        return os.fspath(p)
+    return str(WORKDIR / p)  # raises TypeError for anything else
+
+
 def safe_path(p: str) -> Path:
-    return _core.safe_path(WORKDIR, p)
+    return _core.safe_path(WORKDIR, _text_path(p))
 
 
 def run_bash(command: str) -> str:
+    if not isinstance(command, str):
+        _ = "sudo" in command  # the lesson's blocklist test raises TypeError first
+        raise TypeError(f"bgagent.s08 runs str commands, not {type(command).__name__}")
     return _core.run_bash(WORKDIR, command)
 
 
 def run_read(path: str, limit: int | None = None) -> str:
-    return _core.run_read(WORKDIR, path, limit)
+    try:
+        path = _text_path(path)
+        if limit is None or isinstance(limit, int):
+            return _core.run_read(WORKDIR, path, limit)
+        # A limit of another type matters only where the lesson slices with it.
+        count = len(_core.read_text(WORKDIR, path).splitlines())
+        if limit and limit < count:
+            _ = [][:limit]  # the lesson slices its lines: TypeError for 2.0
+            limit = operator.index(limit)
+        return _core.run_read(WORKDIR, path, limit if isinstance(limit, int) else None)
+    except Exception as e:  # noqa: BLE001 - the lesson turns any failure into its text
+        return f"Error: {e}"
 
 
 def run_write(path: str, content: str) -> str:
-    return _core.run_write(WORKDIR, path, content)
+    try:
+        path = _text_path(path)
+        if not isinstance(content, str):
+            target = safe_path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)  # the lesson's step before writing
+            target.write_text(content)  # raises TypeError before it opens the file
+        return _core.run_write(WORKDIR, path, content)
+    except Exception as e:  # noqa: BLE001 - the lesson turns any failure into its text
+        return f"Error: {e}"
 
 
 def run_edit(path: str, old_text: str, new_text: str) -> str:
-    return _core.run_edit(WORKDIR, path, old_text, new_text)
+    try:
+        path = _text_path(path)
+        if not (isinstance(old_text, str) and isinstance(new_text, str)):
+            # The lesson reads the file, then tests `old_text in text`, then replaces.
+            text = _core.read_text(WORKDIR, path)
+            if old_text not in text:
+                return f"Error: Text not found in {path}"
+            text.replace(old_text, new_text, 1)
+        return _core.run_edit(WORKDIR, path, old_text, new_text)
+    except Exception as e:  # noqa: BLE001 - the lesson turns any failure into its text
+        return f"Error: {e}"
 
 
 TOOL_HANDLERS = {
@@ -156,4 +213,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if MODEL is None:
+        # The lesson dies here with KeyError at import; one line saying what to do instead.
+        print(
+            "bgagent.s08: MODEL_ID is not set: put MODEL_ID (and ANTHROPIC_API_KEY) in the "
+            "environment or in ./.env; `bgagent --demo` runs with no key",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     main()

@@ -202,13 +202,20 @@ impl BackgroundManager {
 
     /// Starts `command` now and returns its id. Never blocks on the command.
     pub fn start(&self, command: &str) -> String {
-        self.inner.start(command, None)
+        self.inner.start(None, command, None).unwrap_or_default()
     }
 
     /// [`Self::start`] in another directory than the manager's (the lesson's module runs each
     /// task in its WORKDIR global as it is at that moment).
     pub fn start_in(&self, command: &str, workdir: &Path) -> String {
-        self.inner.start(command, Some(workdir))
+        self.inner.start(None, command, Some(workdir)).unwrap_or_default()
+    }
+
+    /// Starts `command` under an id the caller drew (a caller that keeps ids of its own, such
+    /// as the Python `tasks` dict, avoids them so); `false`, and nothing started, if a task
+    /// already has that id.
+    pub fn start_as(&self, task_id: &str, command: &str, workdir: Option<&Path>) -> bool {
+        self.inner.start(Some(task_id), command, workdir).is_some()
     }
 
     /// The lesson's `check`: one task's status and result, or a line per task.
@@ -326,6 +333,16 @@ impl BackgroundManager {
         state.order.iter().map(|id| state.tasks[id].clone()).collect()
     }
 
+    /// What changed since a caller last looked: every task from start number `from` on, and
+    /// those of `open` (ids that ran then) that have ended since. Also the new `from`.
+    pub fn changes(&self, from: usize, open: &[String]) -> (Vec<TaskRecord>, usize) {
+        let state = self.inner.lock();
+        let ended = open.iter().filter_map(|id| state.tasks.get(id.as_str()));
+        let ended = ended.filter(|t| t.status != Status::Running);
+        let new = state.order.iter().skip(from).map(|id| &state.tasks[id]);
+        (ended.chain(new).cloned().collect(), state.order.len())
+    }
+
     pub fn task(&self, task_id: &str) -> Option<TaskRecord> {
         self.inner.lock().tasks.get(task_id).cloned()
     }
@@ -338,7 +355,7 @@ impl BackgroundManager {
 }
 
 /// The lesson's answer to `run`.
-fn started_line(id: &str, command: &str) -> String {
+pub fn started_line(id: &str, command: &str) -> String {
     format!("Background task {id} started: {}", prefix(command, 80))
 }
 
@@ -404,16 +421,25 @@ impl Inner {
         }
     }
 
-    fn start(self: &Arc<Self>, command: &str, workdir: Option<&Path>) -> String {
+    fn start(
+        self: &Arc<Self>,
+        id: Option<&str>,
+        command: &str,
+        workdir: Option<&Path>,
+    ) -> Option<String> {
         let (id, cancel) = {
             let mut state = self.lock();
-            // The lesson's 8 hex characters; a draw that names a known task draws again, so a
-            // record is never overwritten.
-            let id = loop {
-                let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-                if !state.tasks.contains_key(&id) {
-                    break id;
-                }
+            let id = match id {
+                Some(id) if state.tasks.contains_key(id) => return None,
+                Some(id) => id.to_string(),
+                // The lesson's 8 hex characters; a draw that names a known task draws again,
+                // so a record is never overwritten.
+                None => loop {
+                    let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+                    if !state.tasks.contains_key(&id) {
+                        break id;
+                    }
+                },
             };
             let record = TaskRecord::new(id.clone(), command.to_string());
             let cancel = record.kill.clone();
@@ -439,7 +465,7 @@ impl Inner {
             done: false,
         };
         self.executor.launch(spec, cancel, Box::new(sink));
-        id
+        Some(id)
     }
 
     /// Takes every queued notification, telling subscribers which were drained.

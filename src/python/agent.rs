@@ -13,7 +13,7 @@ use crate::exec::{LocalExecutor, LocalSettings};
 use crate::llm::{CallContext, HttpClient, HttpConfig, Model, ModelError, Request, Response};
 use crate::runtime::Seconds;
 use crate::tools::{self, BuiltinTools, Interrupted, ToolRunner};
-use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::{json, Value};
@@ -149,7 +149,9 @@ impl ToolRunner for PyTools<'_> {
 
     fn run(&mut self, name: &str, input: &Value) -> std::result::Result<String, Interrupted> {
         Python::attach(|py| {
-            let Ok(Some(handler)) = self.handlers.bind(py).get_item(name) else {
+            // The lesson's `handler(...) if handler else f"Unknown tool: ..."`: None is unknown.
+            let handler = self.handlers.bind(py).get_item(name).ok().flatten();
+            let Some(handler) = handler.filter(|h| h.is_truthy().unwrap_or(true)) else {
                 return Ok(format!("Unknown tool: {name}"));
             };
             let kwargs = to_py(py, input).and_then(|k| Ok(k.cast_into::<PyDict>()?));
@@ -340,7 +342,7 @@ pub fn run_loop(
     client: &Bound<'_, PyAny>,
     model: Option<String>,
     system: String,
-    manager: &Bound<'_, PyBackgroundManager>,
+    manager: &Bound<'_, PyAny>,
     workdir: PathBuf,
     tools: Option<&Bound<'_, PyList>>,
     handlers: Option<&Bound<'_, PyDict>>,
@@ -364,6 +366,7 @@ pub fn run_loop(
         Some(http) => http.as_ref(),
         None => &py_model,
     };
+    let manager = core_manager(manager)?;
     let manager = manager.get().manager();
     let interrupted = || pending.interrupted();
     let mut builtin =
@@ -396,6 +399,20 @@ pub fn run_loop(
     });
     // A Python exception raised inside (Ctrl-C, a Python client's error) is raised as itself.
     result.map_err(|e| pending.take().unwrap_or_else(|| core_error(py, &e)))
+}
+
+/// The core of a `bgagent.BackgroundManager` (or the core object itself).
+fn core_manager<'py>(manager: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBackgroundManager>> {
+    if let Ok(core) = manager.cast::<PyBackgroundManager>() {
+        return Ok(core.clone());
+    }
+    match manager.getattr("_core").map(|c| c.cast_into::<PyBackgroundManager>()) {
+        Ok(Ok(core)) => Ok(core),
+        _ => Err(PyTypeError::new_err(format!(
+            "manager must be a bgagent.BackgroundManager, not {}",
+            manager.get_type().name()?
+        ))),
+    }
 }
 
 fn workspace_err(e: String) -> PyErr {
@@ -472,6 +489,14 @@ pub fn run_edit(
 ) -> PyResult<String> {
     let root = workspace(&workdir)?;
     Ok(py.detach(|| tools::edit(&root, path, old_text, new_text, tools::Guard::Lesson)))
+}
+
+/// A workspace file's whole text, for the lesson module's rarer paths (arguments of other
+/// types than the tools take); OSError with the lesson's text (Python's) if it cannot be read.
+#[pyfunction]
+pub fn read_text(py: Python<'_>, workdir: PathBuf, path: &str) -> PyResult<String> {
+    let root = workspace(&workdir)?;
+    py.detach(|| tools::whole_text(&root, path, tools::Guard::Lesson)).map_err(PyOSError::new_err)
 }
 
 /// The lesson's six tool schemas (with `extended`, production's eight).

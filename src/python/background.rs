@@ -7,7 +7,9 @@ use crate::runtime::Seconds;
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 fn to_py_err(e: Error) -> PyErr {
     Python::attach(|py| super::errors::core_error(py, &e))
@@ -49,10 +51,19 @@ fn info_dict<'py>(py: Python<'py>, t: &TaskRecord) -> PyResult<Bound<'py, PyDict
     Ok(d)
 }
 
-/// Runs shell commands in the background and queues one notification per finished task.
-#[pyclass(frozen, subclass, name = "BackgroundManager", module = "bgagent")]
+/// The core of `bgagent.BackgroundManager` (a Python class that wraps it and keeps the
+/// `tasks` dict): runs shell commands in the background, queues one notification per task.
+#[pyclass(frozen, name = "BackgroundManager", module = "bgagent._core")]
 pub struct PyBackgroundManager {
     manager: BackgroundManager,
+    seen: Mutex<Seen>,
+}
+
+/// What the last `refresh` saw: how many tasks had started, and which of them still ran.
+#[derive(Default)]
+struct Seen {
+    from: usize,
+    open: Vec<String>,
 }
 
 impl PyBackgroundManager {
@@ -88,31 +99,20 @@ impl PyBackgroundManager {
             executor: None,
             hide_secrets: !pass_api_key,
         };
-        Ok(PyBackgroundManager { manager: BackgroundManager::new(options).map_err(to_py_err)? })
+        let manager = BackgroundManager::new(options).map_err(to_py_err)?;
+        Ok(PyBackgroundManager { manager, seen: Mutex::default() })
     }
 
-    /// Starts `command` in the background; returns `Background task {id} started: {command}`.
-    /// `workdir`: run this one task there instead of in the manager's directory.
-    #[pyo3(signature = (command, workdir=None))]
-    fn run(&self, py: Python<'_>, command: &str, workdir: Option<PathBuf>) -> String {
-        py.detach(|| match &workdir {
-            Some(dir) => self.manager.run_in(command, dir),
-            None => self.manager.run(command),
-        })
-    }
-
-    /// Starts `command` in the background and returns its task id.
-    #[pyo3(signature = (command, workdir=None))]
-    fn start(&self, py: Python<'_>, command: &str, workdir: Option<PathBuf>) -> String {
-        py.detach(|| match &workdir {
-            Some(dir) => self.manager.start_in(command, dir),
-            None => self.manager.start(command),
-        })
-    }
-
-    #[pyo3(signature = (task_id=None))]
-    fn check(&self, task_id: Option<&str>) -> String {
-        self.manager.check(task_id)
+    /// Starts `command` as task `task_id` (in `workdir` if given); false if that id is taken.
+    #[pyo3(signature = (task_id, command, workdir=None))]
+    fn start_as(
+        &self,
+        py: Python<'_>,
+        task_id: &str,
+        command: &str,
+        workdir: Option<PathBuf>,
+    ) -> bool {
+        py.detach(|| self.manager.start_as(task_id, command, workdir.as_deref()))
     }
 
     fn drain_notifications<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
@@ -129,29 +129,39 @@ impl PyBackgroundManager {
         notification_list(py, &got.unwrap_or_default())
     }
 
+    /// Waits (at most `timeout`) for the task to end; true if this manager knows the id.
     #[pyo3(signature = (task_id, timeout=None))]
-    fn wait(&self, py: Python<'_>, task_id: &str, timeout: Option<f64>) -> PyResult<String> {
+    fn wait(&self, py: Python<'_>, task_id: &str, timeout: Option<f64>) -> PyResult<bool> {
+        let mut known = false;
         wait_interruptibly(py, timeout, |slice| {
             match self.manager.wait_task(task_id, Some(slice)) {
                 Some(Status::Running) => None,
-                _ => Some(()),
+                status => {
+                    known = status.is_some();
+                    Some(())
+                }
             }
         })?;
-        Ok(self.manager.check(Some(task_id)))
+        Ok(known || self.manager.task(task_id).is_some())
     }
 
-    /// Stops a running task (SIGTERM to its process group, SIGKILL after `grace`), waits for
-    /// it to end, and returns `check(task_id)`.
-    fn kill(&self, py: Python<'_>, task_id: &str) -> PyResult<String> {
+    /// Stops a running task (SIGTERM to its process group, SIGKILL after `grace`) and waits
+    /// for it to end; `None` then, or the error text if the task is unknown or not running.
+    fn kill(&self, py: Python<'_>, task_id: &str) -> PyResult<Option<String>> {
         if let Err(message) = self.manager.request_kill(task_id) {
-            return Ok(message);
+            return Ok(Some(message));
         }
         // Bounded like the Rust `kill`: grace, SIGKILL, then the pipe cut-off.
-        self.wait(py, task_id, Some(self.manager.stop_bound().as_secs_f64()))
+        self.wait(py, task_id, Some(self.manager.stop_bound().as_secs_f64()))?;
+        Ok(None)
     }
 
     fn has_running_tasks(&self) -> bool {
         self.manager.has_running_tasks()
+    }
+
+    fn running_count(&self) -> usize {
+        self.manager.running_count()
     }
 
     /// Kills every running task and waits for them to end.
@@ -159,18 +169,34 @@ impl PyBackgroundManager {
         py.detach(|| self.manager.shutdown());
     }
 
-    /// `{task_id: {"status", "result", "command"}}` in start order, like the lesson's dict.
-    #[getter]
-    fn tasks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let all = PyDict::new(py);
-        for t in self.manager.tasks() {
-            let d = PyDict::new(py);
-            d.set_item("status", t.status.as_str())?;
-            d.set_item("result", t.result.as_deref())?;
-            d.set_item("command", &t.command)?;
-            all.set_item(&t.id, d)?;
+    /// Brings `tasks` (`{task_id: {"status", "result", "command"}}`) up to date: adds the tasks
+    /// started since the last call and updates, in place, the entries of those that ended.
+    /// Other entries (planted by the caller) are left as they are.
+    fn refresh(&self, tasks: &Bound<'_, PyDict>) -> PyResult<()> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let (changed, from) = self.manager.changes(seen.from, &seen.open);
+        let ended: HashSet<&str> =
+            changed.iter().filter(|t| t.status != Status::Running).map(|t| t.id.as_str()).collect();
+        seen.open.retain(|id| !ended.contains(id.as_str()));
+        for t in &changed {
+            // Ended ones are not running, so a running one here is new since the last call.
+            if t.status == Status::Running {
+                seen.open.push(t.id.clone());
+            }
+            let entry = match tasks.get_item(&t.id)?.map(|e| e.cast_into::<PyDict>()) {
+                Some(Ok(entry)) => entry,
+                _ => {
+                    let entry = PyDict::new(tasks.py());
+                    entry.set_item("command", &t.command)?;
+                    tasks.set_item(&t.id, &entry)?;
+                    entry
+                }
+            };
+            entry.set_item("status", t.status.as_str())?;
+            entry.set_item("result", t.result.as_deref())?;
         }
-        Ok(all)
+        seen.from = from;
+        Ok(())
     }
 
     /// Everything known about one task: exit code, byte counts, log file.
@@ -190,30 +216,12 @@ impl PyBackgroundManager {
     fn log_dir(&self) -> Option<PathBuf> {
         self.manager.log_dir().map(PathBuf::from)
     }
+}
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: Option<Bound<'_, PyAny>>,
-        _exc: Option<Bound<'_, PyAny>>,
-        _tb: Option<Bound<'_, PyAny>>,
-    ) -> bool {
-        self.shutdown(py);
-        false
-    }
-
-    fn __repr__(&self) -> String {
-        let tasks = self.manager.tasks().len();
-        let running = self.manager.running_count();
-        format!(
-            "<BackgroundManager workdir={:?} tasks={tasks} running={running}>",
-            self.manager.workdir().display().to_string()
-        )
-    }
+/// The lesson's answer to `run`: `Background task {task_id} started: {command[:80]}`.
+#[pyfunction]
+pub fn started_line(task_id: &str, command: &str) -> String {
+    crate::background::started_line(task_id, command)
 }
 
 impl Drop for PyBackgroundManager {

@@ -105,6 +105,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<background::PyBackgroundManager>()?;
     m.add_class::<agent::PyClient>()?;
     m.add_class::<stream::PyMessageStream>()?;
+    m.add_function(wrap_pyfunction!(background::started_line, m)?)?;
     m.add_function(wrap_pyfunction!(_shutdown_all, m)?)?;
     m.add_function(wrap_pyfunction!(_set_supervisor, m)?)?;
     m.add_function(wrap_pyfunction!(_supervise, m)?)?;
@@ -114,6 +115,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(agent::run_read, m)?)?;
     m.add_function(wrap_pyfunction!(agent::run_write, m)?)?;
     m.add_function(wrap_pyfunction!(agent::run_edit, m)?)?;
+    m.add_function(wrap_pyfunction!(agent::read_text, m)?)?;
     m.add_function(wrap_pyfunction!(agent::tool_schemas, m)?)?;
     m.add_function(wrap_pyfunction!(agent::lesson_system, m)?)?;
     #[cfg(feature = "cli")]

@@ -114,6 +114,15 @@ fn read_text(root: &Path, path: &str) -> Result<(String, PathBuf), Failure> {
     }
 }
 
+/// The whole text of a file, or why it could not be read (worded for `guard`, without the
+/// tools' "Error: " in front).
+pub fn whole_text(root: &Path, path: &str, guard: Guard) -> Result<String, String> {
+    read_text(root, path).map(|(text, _)| text).map_err(|f| {
+        let text = f.text(guard);
+        text.strip_prefix("Error: ").map(str::to_string).unwrap_or(text)
+    })
+}
+
 pub fn read(root: &Path, path: &str, limit: Option<i64>, guard: Guard) -> String {
     read_head(root, path, limit).unwrap_or_else(|f| f.text(guard))
 }

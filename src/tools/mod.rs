@@ -11,7 +11,7 @@ mod path;
 
 pub use crate::runtime::Interrupted;
 pub use bash::{bash, is_dangerous, Guard, BASH_TIMEOUT};
-pub use files::{edit, read, write};
+pub use files::{edit, read, whole_text, write};
 pub use path::{resolve, safe_path};
 
 use crate::background::{BackgroundManager, Status};

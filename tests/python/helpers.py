@@ -64,11 +64,15 @@ def wait_until(condition, what: str, timeout: float = 30.0):
 
 
 def _main_thread_blocked_in(call: str) -> bool:
-    """True if the main thread sleeps while its innermost Python frame is on a line holding
-    `call`: it is inside that (native) call, not about to make it."""
+    """True if the main thread sleeps while a line holding `call` is on its Python stack (the
+    innermost frame or one that called it): it is inside that call, not about to make it."""
     main = threading.main_thread()
     frame = sys._current_frames().get(main.ident)
-    if frame is None or call not in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+    while frame is not None:
+        if call in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+            break
+        frame = frame.f_back
+    if frame is None:
         return False
     try:
         with open(f"/proc/self/task/{main.native_id}/stat") as f:

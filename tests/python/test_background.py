@@ -130,10 +130,13 @@ def test_info_knows_the_log_file(tmp_path):
 
 def test_wrong_types_and_values_are_refused(tmp_path):
     bg = bgagent.BackgroundManager()
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="command must be a str, not int"):
         bg.run(123)
-    with pytest.raises(TypeError):
-        bg.check(5)
+    assert bg.tasks == {}  # nothing started, nothing recorded
+    # check() looks the id up in `tasks`, as the lesson's does, whatever its type.
+    assert bg.check(5) == "Error: Unknown task 5"
+    with pytest.raises(TypeError, match="unhashable"):
+        bg.check(["x"])
     with pytest.raises(ValueError, match="no-such-dir"):
         bgagent.BackgroundManager(tmp_path / "no-such-dir")
     with pytest.raises(ValueError, match="timeout"):
@@ -301,3 +304,57 @@ def test_each_task_gets_the_environment_as_it_is_when_it_starts(bg, monkeypatch)
         task = bg.start('echo "[${BGAGENT_TEST_VALUE-unset}]"')
         results.append(bg.wait(task, timeout=60).splitlines()[-1])
     assert results == ["[first]", "[second]", "[second]", "[unset]"]
+
+
+def test_tasks_is_one_dict_kept_current_in_place(bg):
+    tasks = bg.tasks
+    assert bg.tasks is tasks
+    task_id = bg.start("echo done")
+    entry = tasks[task_id]
+    assert entry == {"status": "running", "result": None, "command": "echo done"}
+    bg.wait(task_id, timeout=30)
+    assert bg.tasks[task_id] is entry  # the same entry, changed in place
+    assert entry == {"status": "completed", "result": "done", "command": "echo done"}
+
+
+def test_planted_entries_show_in_check_and_are_never_notified_or_reused(bg, monkeypatch):
+    bg.tasks["0000aaaa"] = {"status": "completed", "result": "planted", "command": "echo p"}
+    assert bg.check("0000aaaa") == "[completed] echo p\nplanted"
+    # The next draws name the planted id, then a finished task's id deleted from `tasks`:
+    # neither is taken again.
+    finished = bg.start("true")
+    bg.wait(finished, timeout=30)
+    del bg.tasks[finished]
+    draws = iter(["0000aaaa", finished, "0000bbbb"])
+    monkeypatch.setattr(
+        bgagent.background.uuid, "uuid4", lambda: type("U", (), {"hex": next(draws) + "0" * 24})
+    )
+    assert bg.start("echo new") == "0000bbbb"
+    bg.wait("0000bbbb", timeout=30)
+    notes = bg.drain_notifications()
+    assert [n["task_id"] for n in notes] == [finished, "0000bbbb"]
+    assert bg.tasks["0000aaaa"]["result"] == "planted"
+    assert bg.info(finished)["command"] == "true"  # the core's record is intact
+    assert bg.check() == "0000aaaa: [completed] echo p\n0000bbbb: [completed] echo new"
+
+
+def test_the_manager_can_be_subclassed(tmp_path):
+    class Logged(bgagent.BackgroundManager):
+        def __init__(self) -> None:
+            super().__init__(tmp_path, grace=0.3)
+            self.started: list[str] = []
+
+        def run(self, command: str, workdir=None) -> str:
+            self.started.append(command)
+            return super().run(command, workdir)
+
+    with Logged() as bg:
+        line = bg.run("pwd")
+        task_id = line.split()[2]
+        assert bg.wait(task_id, timeout=30) == f"[completed] pwd\n{tmp_path}"
+        assert bg.started == ["pwd"]
+        assert isinstance(bg, bgagent.BackgroundManager)
+        agent = bgagent.Agent(model="m", client=object(), workdir=tmp_path, manager=bg)
+        assert agent.manager is bg
+    with pytest.raises(TypeError, match="manager must be a bgagent.BackgroundManager, not object"):
+        bgagent.Agent(model="m", client=object(), workdir=tmp_path, manager=object()).run("hi")

@@ -218,3 +218,176 @@ def test_dot_env_is_read_as_the_lessons_load_dotenv_reads_it(tmp_path):
     assert dotenv is not None
     assert seen["mirror"] == seen["lesson"]
     assert seen["mirror"]["B"] == "two 1"  # the file's A, not the environment's
+
+
+# --- scenarios (tests/python/mirror_driver.py), each side in its own interpreter -------------
+
+DRIVER_FILE = HERE / "mirror_driver.py"
+
+
+def both_sides(tmp_path: Path, names: list[str]) -> tuple[dict, dict]:
+    seen = []
+    for side in ("reference", "mirror"):
+        out = subprocess.run(
+            [sys.executable, str(DRIVER_FILE), side, str(tmp_path / side), str(REFERENCE), *names],
+            cwd=tmp_path,
+            stdin=subprocess.PIPE,  # a pipe, so the stdin deviation shows
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        seen.append(json.loads(out.stdout))
+    return seen[0], seen[1]
+
+
+SAME = [
+    "manager_commands",
+    "manager_tasks_dict",
+    "manager_number_as_command",
+    "manager_globals_at_call_time",
+    "tool_handlers",
+    "safe_path_escapes",
+    "loop_turns_with_injection",
+]
+
+
+def test_the_manager_the_tools_and_the_loop_match_the_lesson(tmp_path):
+    if not REFERENCE.is_file():
+        pytest.skip(f"the lesson's file is not at {REFERENCE} (set BGAGENT_REFERENCE)")
+    lesson, ours = both_sides(tmp_path, SAME)
+    for name in SAME:
+        assert ours[name] == lesson[name], name
+    # What was compared is what it should be (so an empty or failed run cannot pass).
+    commands = ours["manager_commands"]
+    assert len(commands["huge"]["entry"]["result"]) == 50000
+    assert len(commands["huge"]["notes"][0]["result"]) == 500
+    assert commands["mixed_streams"]["entry"]["result"] == "a\nc\nb"
+    planted = ours["manager_tasks_dict"]
+    assert planted["same"] is True
+    assert planted["planted"][0] == "[completed] echo hi\nplanted"
+    assert planted["ran"]["notes"] == [
+        {"task_id": "<ID3>", "status": "completed", "command": "echo real", "result": "real"}
+    ]
+    assert ours["manager_number_as_command"]["tasks"][0]["status"] == "error"
+    assert ours["manager_globals_at_call_time"]["moved"]["entry"]["result"].endswith("/sub")
+    assert "raised KeyError: 'command'" in ours["tool_handlers"]["answers"]
+    calls = ours["loop_turns_with_injection"]["calls"]
+    injected = [
+        m["content"]
+        for m in calls[-1]["messages"]
+        if isinstance(m["content"], str) and m["content"].startswith("<background-results>")
+    ]
+    assert injected == [
+        "<background-results>\n[bg:<ID1>] completed: one\n</background-results>",
+        "<background-results>\n[bg:<ID2>] completed: two\n</background-results>",
+    ]
+
+
+# Each decided deviation (README, "Differences from the lesson"): (the lesson's, bgagent's).
+DEVIATIONS = {
+    "deviation_exit_code_in_notifications": ("absent", 3),
+    "deviation_invalid_utf8": (
+        {
+            "status": "error",
+            "result": "Error: 'utf-8' codec can't decode byte 0xff in position 2: invalid start byte",
+            "command": "printf 'ok\\377'",
+        },
+        {"status": "completed", "result": "ok\ufffd", "command": "printf 'ok\\377'"},
+    ),
+    "deviation_stdin": ("pipe:", "/dev/null"),
+    "deviation_leftover_processes": ("still running", "gone"),
+    "deviation_line_endings": ("x\nb\n", "x\r\nb\r\n"),
+    "deviation_fifo": (
+        "blocked until a writer came",
+        "Error: <ROOT>/deviation_fifo/pipe: is not a regular file",
+    ),
+    "deviation_list_command": (
+        {"status": "completed", "result": "(no output)", "command": ["echo", "hi"]},
+        "raised TypeError: bgagent.s08 runs str commands, not list",
+    ),
+    "deviation_process_group": ("the caller's group", "a group of its own"),
+    # Messages in the second call: the lesson keeps the empty reply (the API refuses it).
+    "loop_empty_reply": ([1, 3], [1, 2]),
+}
+
+
+def test_each_decided_deviation_is_what_the_readme_says(tmp_path):
+    if not REFERENCE.is_file():
+        pytest.skip(f"the lesson's file is not at {REFERENCE} (set BGAGENT_REFERENCE)")
+    lesson, ours = both_sides(tmp_path, list(DEVIATIONS))
+    for name, (want_lesson, want_ours) in DEVIATIONS.items():
+        assert (lesson[name], ours[name]) == (want_lesson, want_ours), name
+
+
+def test_without_model_id_the_lesson_dies_at_import_and_the_mirror_says_what_to_set(tmp_path):
+    if not REFERENCE.is_file():
+        pytest.skip(f"the lesson's file is not at {REFERENCE} (set BGAGENT_REFERENCE)")
+    pytest.importorskip("anthropic", reason="the lesson's file imports the SDK")
+    env = {k: v for k, v in os.environ.items() if k != "MODEL_ID"}
+
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, *argv],
+            cwd=tmp_path,
+            env=env,
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    lesson = run(str(REFERENCE))
+    assert lesson.returncode == 1 and "KeyError: 'MODEL_ID'" in lesson.stderr
+    imported = run("-c", "from bgagent import s08; print(s08.MODEL)")
+    assert (imported.returncode, imported.stdout) == (0, "None\n")
+    ours = run("-m", "bgagent.s08")
+    assert ours.returncode == 2 and ours.stdout == ""
+    assert ours.stderr.count("\n") == 1 and "MODEL_ID is not set" in ours.stderr
+    assert "bgagent --demo" in ours.stderr
+
+
+def test_the_repl_on_piped_stdin_prints_and_asks_as_the_lessons_does(tmp_path):
+    """Both REPLs against the same scripted Messages API on 127.0.0.1, the lesson's with the
+    real `anthropic` SDK: the same bytes on stdout and the same requests."""
+    if not REFERENCE.is_file():
+        pytest.skip(f"the lesson's file is not at {REFERENCE} (set BGAGENT_REFERENCE)")
+    pytest.importorskip("anthropic", reason="the lesson's file runs on the SDK")
+    pytest.importorskip("dotenv", reason="the lesson's file imports python-dotenv")
+    from messages_server import MessagesServer, message, text, tool_use
+
+    seen = {}
+    for side, argv in (("lesson", [str(REFERENCE)]), ("mirror", ["-m", "bgagent.s08"])):
+        root = tmp_path / side
+        root.mkdir()
+        replies = [
+            message([text("on it"), tool_use("bash", {"command": "echo hi"}, "t1")], "tool_use"),
+            message([text("done: hi")]),
+            message([text("second")]),
+        ]
+        with MessagesServer(replies) as server:
+            env = {
+                **os.environ,
+                "MODEL_ID": "test-model",
+                "ANTHROPIC_BASE_URL": server.url,
+                "ANTHROPIC_API_KEY": "test-key",
+            }
+            out = subprocess.run(
+                [sys.executable, *argv],
+                cwd=root,
+                env=env,
+                input="run it\nagain\n\n",
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        assert out.returncode == 0, out.stderr
+        bodies = json.dumps([r.body for r in server.requests]).replace(str(root), "<ROOT>")
+        seen[side] = (out.stdout, json.loads(bodies))
+    assert seen["mirror"] == seen["lesson"]
+    stdout, bodies = seen["mirror"]
+    assert stdout.count("\033[36ms08 >> \033[0m") == 3
+    assert "> bash:\nhi\n" in stdout and "done: hi\n" in stdout
+    assert len(bodies) == 3

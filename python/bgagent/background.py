@@ -1,0 +1,157 @@
+"""`BackgroundManager`: the lesson's manager on the Rust core, with a live `tasks` dict."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from . import _core
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from ._core import Notification, TaskInfo
+
+    StrPath = str | os.PathLike[str]
+
+
+class BackgroundManager:
+    """Runs shell commands in the background and queues one notification per finished task.
+
+    Each task runs `/bin/sh -c command` in its own process group, at most `timeout` seconds;
+    its output (stdout then stderr, stripped) is kept up to `output_limit` characters, and its
+    notification carries the first `preview_limit`. Stopping a task sends SIGTERM to the group,
+    then SIGKILL after `grace` seconds. Tasks do not get ANTHROPIC_API_KEY/AUTH_TOKEN unless
+    `pass_api_key=True`. Subclass it freely: the state lives in a core object (`_core`).
+    """
+
+    def __init__(
+        self,
+        workdir: StrPath | None = None,
+        *,
+        timeout: float = 300.0,
+        output_limit: int = 50000,
+        preview_limit: int = 500,
+        grace: float = 2.0,
+        log_dir: StrPath | None = None,
+        log_limit: int = 64 * 1024 * 1024,
+        pass_api_key: bool = False,
+    ) -> None:
+        self._core = _core.BackgroundManager(
+            workdir,
+            timeout=timeout,
+            output_limit=output_limit,
+            preview_limit=preview_limit,
+            grace=grace,
+            log_dir=log_dir,
+            log_limit=log_limit,
+            pass_api_key=pass_api_key,
+        )
+        self._tasks: dict[str, Any] = {}
+
+    @property
+    def tasks(self) -> dict[str, Any]:
+        """`{task_id: {"status", "result", "command"}}` in start order, as in the lesson: the
+        same dict every time, brought up to date on each read (entries change in place).
+        Entries written here (the lesson's tests plant some) show in `check()`; they never
+        produce a notification, and new tasks never take their ids."""
+        self._core.refresh(self._tasks)
+        return self._tasks
+
+    @tasks.setter
+    def tasks(self, tasks: dict[str, Any]) -> None:
+        self._tasks = tasks
+
+    def start(self, command: str, workdir: StrPath | None = None) -> str:
+        """Starts `command` now (in `workdir` instead of the manager's, if given); returns its
+        task id. Never waits for the command."""
+        if not isinstance(command, str):
+            raise TypeError(f"command must be a str, not {type(command).__name__}")
+        while True:
+            task_id = self._new_id()
+            # The lesson writes the entry before the thread starts: so does this.
+            self._tasks[task_id] = {"status": "running", "result": None, "command": command}
+            if self._core.start_as(task_id, command, workdir):
+                return task_id
+            del self._tasks[task_id]  # the core knows that id (an entry deleted from `tasks`)
+
+    def _new_id(self) -> str:
+        """The lesson's 8 hex characters, never the id of an entry in `tasks`."""
+        while True:
+            task_id = uuid.uuid4().hex[:8]
+            if task_id not in self._tasks:
+                return task_id
+
+    def run(self, command: str, workdir: StrPath | None = None) -> str:
+        """Starts `command`; returns `Background task {id} started: {command[:80]}`."""
+        return _core.started_line(self.start(command, workdir), command)
+
+    def check(self, task_id: str | None = None) -> str:
+        """One task's `[status] command` and result, or a line per task (the lesson's text)."""
+        tasks = self.tasks
+        if task_id:
+            t = tasks.get(task_id)
+            if not t:
+                return f"Error: Unknown task {task_id}"
+            return f"[{t['status']}] {t['command'][:60]}\n{t.get('result') or '(running)'}"
+        lines = [f"{tid}: [{t['status']}] {t['command'][:60]}" for tid, t in tasks.items()]
+        return "\n".join(lines) if lines else "No background tasks."
+
+    def drain_notifications(self) -> list[Notification]:
+        """Every queued notification, in completion order; the queue is left empty."""
+        return self._core.drain_notifications()
+
+    def wait_for_notifications(self, timeout: float | None = None) -> list[Notification]:
+        """Waits while the queue is empty and a task runs (at most `timeout` seconds), then
+        drains. `[]` means a timeout or that nothing runs."""
+        return self._core.wait_for_notifications(timeout)
+
+    def wait(self, task_id: str, timeout: float | None = None) -> str:
+        """Waits for the task to end (at most `timeout` seconds); returns `check(task_id)`."""
+        self._core.wait(task_id, timeout)
+        return self.check(task_id)
+
+    def kill(self, task_id: str) -> str:
+        """Stops a running task (SIGTERM to its process group, SIGKILL after `grace`), waits
+        for it to end, and returns `check(task_id)`."""
+        refused = self._core.kill(task_id)
+        return refused if refused is not None else self.check(task_id)
+
+    def has_running_tasks(self) -> bool:
+        return self._core.has_running_tasks()
+
+    def shutdown(self) -> None:
+        """Kills every running task and waits for them to end. Their notifications stay queued."""
+        self._core.shutdown()
+
+    def info(self, task_id: str) -> TaskInfo:
+        """Everything known about one task: exit code, elapsed time, byte counts, log file."""
+        return self._core.info(task_id)
+
+    @property
+    def workdir(self) -> Path:
+        return self._core.workdir
+
+    @property
+    def log_dir(self) -> Path | None:
+        return self._core.log_dir
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} workdir={str(self.workdir)!r} tasks={len(self.tasks)} "
+            f"running={self._core.running_count()}>"
+        )
