@@ -123,6 +123,14 @@ pub fn whole_text(root: &Path, path: &str, guard: Guard) -> Result<String, Strin
     })
 }
 
+/// How many lines (as Python's `splitlines()` counts them) a file has, or why it could not be
+/// read (as [`whole_text`] words it).
+pub fn count_lines(root: &Path, path: &str, guard: Guard) -> Result<u64, String> {
+    let mut lines = Lines::new(0);
+    lines.feed(&whole_text(root, path, guard)?);
+    Ok(lines.finish().1)
+}
+
 pub fn read(root: &Path, path: &str, limit: Option<i64>, guard: Guard) -> String {
     read_head(root, path, limit).unwrap_or_else(|f| f.text(guard))
 }

@@ -7,6 +7,7 @@
 mod bash;
 mod beneath;
 mod files;
+mod lesson_args;
 mod path;
 
 pub use crate::runtime::Interrupted;
@@ -123,6 +124,12 @@ pub fn extended_tools() -> Vec<Value> {
 
 /// Runs one tool call. Unknown tools and bad arguments come back as text for the model.
 pub fn call(ctx: &ToolContext, name: &str, input: &Value) -> Result<String, Interrupted> {
+    if ctx.guard() == Guard::Lesson {
+        // Missing keys and other types get the texts the lesson's Python raises.
+        if let Some(text) = lesson_args::answer(ctx.workdir, name, input) {
+            return Ok(text);
+        }
+    }
     let args = Args { tool: name, input };
     let text = match name {
         "bash" => match args.string("command") {

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bgagent
 import pytest
 
 HERE = Path(__file__).resolve().parent
@@ -391,3 +392,37 @@ def test_the_repl_on_piped_stdin_prints_and_asks_as_the_lessons_does(tmp_path):
     assert stdout.count("\033[36ms08 >> \033[0m") == 3
     assert "> bash:\nhi\n" in stdout and "done: hi\n" in stdout
     assert len(bodies) == 3
+
+
+def test_agent_in_mirror_mode_answers_odd_arguments_as_the_lesson_module_does(
+    tmp_path, monkeypatch
+):
+    """The built-in tools of `Agent(mirror=True)` (Rust) against `bgagent.s08`'s handlers, whose
+    answers the tests above hold to the lesson's: missing keys, numbers for strings, odd limits."""
+    from bgagent import s08
+    from mirror_driver import HANDLER_CALLS, ScriptedClient, make_workspace
+
+    calls = list(HANDLER_CALLS)
+    ours = make_workspace(tmp_path / "module")
+    monkeypatch.setattr(s08, "WORKDIR", ours)
+    monkeypatch.setattr(s08, "BG", s08.BackgroundManager())
+    want = []
+    for name, args in calls:
+        try:
+            want.append(str(s08.TOOL_HANDLERS[name](**args)))
+        except Exception as e:  # noqa: BLE001 - the lesson's loop answers any exception
+            want.append(f"Error: {e}")
+    want = [w.replace(str(ours), "<ROOT>") for w in want]
+
+    root = make_workspace(tmp_path / "agent")
+    uses = [
+        {"type": "tool_use", "id": f"t{i}", "name": n, "input": a} for i, (n, a) in enumerate(calls)
+    ]
+    client = ScriptedClient([("tool_use", uses), ("end_turn", [{"type": "text", "text": "ok"}])])
+    agent = bgagent.Agent(model="m", client=client, workdir=root, mirror=True, echo=False)
+    agent.run("go")
+    results = client.calls[1]["messages"][-1]["content"]
+    got = [r["content"].replace(str(root), "<ROOT>") for r in results]
+    assert [(c, g) for c, g, w in zip(calls, got, want) if g != w] == []
+    assert len(got) == len(calls)
+    assert "Error: 'command'" in got
