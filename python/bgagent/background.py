@@ -109,6 +109,44 @@ class BackgroundManager:
         drains. `[]` means a timeout or that nothing runs."""
         return self._core.wait_for_notifications(timeout)
 
+    def notifications(self, timeout: float | None = None) -> Notifications:
+        """Each notification as it arrives, for `for` and `async for` alike; the iteration ends
+        once nothing is queued and nothing runs. `timeout` bounds each wait between two
+        notifications (TimeoutError). It takes from the queue an Agent drains: each
+        notification goes to one of them."""
+        return Notifications(self._core, timeout)
+
+    async def wait_for_notifications_async(
+        self, timeout: float | None = None
+    ) -> list[Notification]:
+        """`wait_for_notifications` for asyncio: holds no thread, and cancelling stops it."""
+        return await self._core.wait_for_notifications_async(timeout)
+
+    async def wait_async(self, task_id: str, timeout: float | None = None) -> str:
+        """`wait` for asyncio: holds no thread, and cancelling stops it."""
+        await self._core.wait_async(task_id, timeout)
+        return self.check(task_id)
+
+    async def kill_async(self, task_id: str) -> str:
+        """`kill` for asyncio."""
+        refused = await self._core.kill_async(task_id)
+        return refused if refused is not None else self.check(task_id)
+
+    async def shutdown_async(self) -> None:
+        """`shutdown` for asyncio (it can take the grace period and a little more)."""
+        await self._core.shutdown_async()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown_async()
+
     def wait(self, task_id: str, timeout: float | None = None) -> str:
         """Waits for the task to end (at most `timeout` seconds); returns `check(task_id)`."""
         self._core.wait(task_id, timeout)
@@ -155,3 +193,30 @@ class BackgroundManager:
             f"<{type(self).__name__} workdir={str(self.workdir)!r} tasks={len(self.tasks)} "
             f"running={self._core.running_count()}>"
         )
+
+
+class Notifications:
+    """Iterates over a manager's notifications as they arrive (`for` or `async for`); see
+    `BackgroundManager.notifications`."""
+
+    def __init__(self, core: _core.BackgroundManager, timeout: float | None) -> None:
+        self._core = core
+        self._timeout = timeout
+
+    def __iter__(self) -> Notifications:
+        return self
+
+    def __next__(self) -> Notification:
+        note = self._core.next_notification(self._timeout)
+        if note is None:
+            raise StopIteration
+        return note
+
+    def __aiter__(self) -> Notifications:
+        return self
+
+    async def __anext__(self) -> Notification:
+        note = await self._core.next_notification_async(self._timeout)
+        if note is None:
+            raise StopAsyncIteration
+        return note

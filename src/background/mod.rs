@@ -2,14 +2,17 @@
 //! per finished task, to be drained before the next model call.
 //!
 //! All state lives under one mutex (the task table and the notification queue together), and a
-//! condition variable wakes anyone waiting for a task to end. Commands run through an
+//! condition variable wakes anyone waiting for a task to end (a watch channel wakes the async
+//! waits of [`Awaiter`]). Commands run through an
 //! [`Executor`]; every change is published as a [`TaskEvent`] to whoever subscribed.
 
+mod awaiter;
 mod capture;
 mod events;
 mod record;
 mod registry;
 
+pub use awaiter::Awaiter;
 pub use capture::Capture;
 pub use events::{Subscription, TaskEvent, TaskEventKind, MAX_PENDING_PROGRESS, PROGRESS_EVERY};
 pub use record::{Notification, Outcome, OutputStats, Status, TaskRecord};
@@ -24,6 +27,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// A wait's timeout passed before what it waited for happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut;
 
 /// How a manager is built. `Options::default()` gives the lesson's values.
 #[derive(Clone)]
@@ -93,6 +100,8 @@ pub(crate) struct Inner {
     owns_executor: bool,
     state: Mutex<State>,
     changed: Condvar,
+    /// Bumped with every `changed` notification, for async waits.
+    version: tokio::sync::watch::Sender<u64>,
     hub: Hub,
     /// The process whose tasks these are (see [`Inner::lock`]).
     owner: AtomicU32,
@@ -159,6 +168,7 @@ impl BackgroundManager {
             owns_executor,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
+            version: tokio::sync::watch::Sender::new(0),
             hub: Hub::default(),
             owner: AtomicU32::new(std::process::id()),
         });
@@ -178,6 +188,25 @@ impl BackgroundManager {
     /// Where task logs go, if the executor keeps them on this machine.
     pub fn log_dir(&self) -> Option<&Path> {
         self.inner.executor.log_dir()
+    }
+
+    /// A handle for async waits on this manager; it keeps the manager's state alive, not its
+    /// tasks (they are stopped when the manager is dropped, which ends every wait).
+    pub fn awaiter(&self) -> Awaiter {
+        Awaiter { inner: Arc::clone(&self.inner) }
+    }
+
+    /// Takes the oldest queued notification, waiting (at most `timeout`) while none is queued
+    /// and a task still runs. `Ok(None)`: nothing is queued and nothing runs (the end).
+    pub fn next_notification(
+        &self,
+        timeout: Option<Duration>,
+    ) -> std::result::Result<Option<Notification>, TimedOut> {
+        let mut state = self.inner.wait_while(timeout, State::nothing_yet);
+        if state.nothing_yet() {
+            return Err(TimedOut);
+        }
+        Ok(self.inner.take_one(&mut state))
     }
 
     /// The longest `kill` waits for a task to end.
@@ -477,6 +506,13 @@ impl Inner {
         notes
     }
 
+    /// The oldest queued notification, told to subscribers as drained.
+    fn take_one(&self, state: &mut State) -> Option<Notification> {
+        let note = state.queue.pop_front()?;
+        self.hub.publish(&note.task_id, TaskEventKind::Drained);
+        Some(note)
+    }
+
     fn started(&self, id: &str, pid: u32) {
         let mut state = self.lock();
         if let Some(task) = state.tasks.get_mut(id) {
@@ -509,6 +545,7 @@ impl Inner {
         self.hub.publish(id, TaskEventKind::Finished { status, exit_code });
         drop(state);
         self.changed.notify_all();
+        self.version.send_modify(|v| *v = v.wrapping_add(1));
     }
 }
 

@@ -1,15 +1,18 @@
 //! `bgagent.BackgroundManager` for Python.
 
+use super::aio::awaitable;
 use super::wait_interruptibly;
 use crate::background::{BackgroundManager, Notification, Options, Status, TaskRecord};
 use crate::error::Error;
 use crate::runtime::Seconds;
-use pyo3::exceptions::PyKeyError;
+use pyo3::exceptions::{PyKeyError, PyTimeoutError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList};
 use std::collections::HashSet;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Duration;
 
 fn to_py_err(e: Error) -> PyErr {
     Python::attach(|py| super::errors::core_error(py, &e))
@@ -30,6 +33,48 @@ fn notification_list<'py>(
     list: &[Notification],
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
     list.iter().map(|n| notification_dict(py, n)).collect()
+}
+
+/// Notifications handed to Python from a future (built into dicts once the GIL is held).
+struct Notes(Vec<Notification>);
+
+impl<'py> IntoPyObject<'py> for Notes {
+    type Target = PyList;
+    type Output = Bound<'py, PyList>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, notification_list(py, &self.0)?)
+    }
+}
+
+/// One notification, or None (nothing queued, nothing running).
+struct Note(Option<Notification>);
+
+impl<'py> IntoPyObject<'py> for Note {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.0 {
+            Some(n) => Ok(notification_dict(py, &n)?.into_any()),
+            None => Ok(py.None().into_bound(py)),
+        }
+    }
+}
+
+/// `fut`, bounded by `timeout` seconds if given: `None` when the time ran out first.
+async fn within<T>(limit: Option<Duration>, fut: impl Future<Output = T>) -> Option<T> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}
+
+fn no_notification(limit: Option<Duration>) -> PyErr {
+    let seconds = limit.map_or(0.0, |l| l.as_secs_f64());
+    PyTimeoutError::new_err(format!("no notification within {seconds} s"))
 }
 
 fn info_dict<'py>(py: Python<'py>, t: &TaskRecord) -> PyResult<Bound<'py, PyDict>> {
@@ -127,6 +172,94 @@ impl PyBackgroundManager {
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
         let got = wait_interruptibly(py, timeout, |slice| self.manager.poll_notifications(slice))?;
         notification_list(py, &got.unwrap_or_default())
+    }
+
+    /// `wait` for asyncio: resolves (true if this manager knows the id) once the task ended or
+    /// `timeout` passed. Holds no thread; cancelling it stops the wait at once.
+    #[pyo3(signature = (task_id, timeout=None))]
+    fn wait_async<'py>(
+        &self,
+        py: Python<'py>,
+        task_id: String,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let limit = Seconds::limit("timeout", timeout)?.map(Seconds::duration);
+        let awaiter = self.manager.awaiter();
+        let known = self.manager.task(&task_id).is_some();
+        awaitable(py, async move {
+            within(limit, awaiter.task(&task_id)).await;
+            Ok(known)
+        })
+    }
+
+    /// `wait_for_notifications` for asyncio.
+    #[pyo3(signature = (timeout=None))]
+    fn wait_for_notifications_async<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let limit = Seconds::limit("timeout", timeout)?.map(Seconds::duration);
+        let awaiter = self.manager.awaiter();
+        awaitable(py, async move {
+            Ok(Notes(within(limit, awaiter.notifications()).await.unwrap_or_default()))
+        })
+    }
+
+    /// The oldest notification, waiting (at most `timeout` seconds, else TimeoutError) while
+    /// none is queued and a task runs; None once nothing is queued and nothing runs.
+    #[pyo3(signature = (timeout=None))]
+    fn next_notification<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let limit = Seconds::limit("timeout", timeout)?.map(Seconds::duration);
+        let got = wait_interruptibly(py, timeout, |slice| {
+            self.manager.next_notification(Some(slice)).ok()
+        })?;
+        match got {
+            Some(note) => Note(note).into_pyobject(py),
+            None => Err(no_notification(limit)),
+        }
+    }
+
+    /// `next_notification` for asyncio.
+    #[pyo3(signature = (timeout=None))]
+    fn next_notification_async<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let limit = Seconds::limit("timeout", timeout)?.map(Seconds::duration);
+        let awaiter = self.manager.awaiter();
+        awaitable(py, async move {
+            match within(limit, awaiter.next_notification()).await {
+                Some(note) => Ok(Note(note)),
+                None => Err(no_notification(limit)),
+            }
+        })
+    }
+
+    /// `kill` for asyncio: resolves with None once the task ended, or with the error text.
+    fn kill_async<'py>(&self, py: Python<'py>, task_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let refused = self.manager.request_kill(&task_id).err();
+        let awaiter = self.manager.awaiter();
+        awaitable(py, async move {
+            if refused.is_none() {
+                within(Some(awaiter.stop_bound()), awaiter.task(&task_id)).await;
+            }
+            Ok(refused)
+        })
+    }
+
+    /// `shutdown` for asyncio: kills every running task; resolves once they ended.
+    fn shutdown_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let awaiter = self.manager.awaiter();
+        awaitable(py, async move {
+            awaiter.shutdown().await;
+            Ok(())
+        })
     }
 
     /// Waits (at most `timeout`) for the task to end; true if this manager knows the id.

@@ -2,6 +2,7 @@
 //! to the core. No logic here that a Rust caller would also need.
 
 mod agent;
+mod aio;
 mod background;
 mod convert;
 mod errors;

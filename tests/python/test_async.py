@@ -1,0 +1,144 @@
+"""The asyncio face of BackgroundManager: awaitables that hold no thread, cancel at once, and
+work in any running loop (a fork worker's too)."""
+
+import asyncio
+import multiprocessing
+import sys
+
+import bgagent
+import pytest
+
+
+def gated(tmp_path, name: str) -> str:
+    """A command that ends (printing `name`) once the test opens its gate, a file in the
+    manager's work directory, `tmp_path`."""
+    return f"until [ -e gate-{name} ]; do sleep 0.01; done; echo {name}"
+
+
+def open_gate(tmp_path, name: str) -> None:
+    (tmp_path / f"gate-{name}").touch()
+
+
+def test_awaited_answers_are_the_blocking_ones(tmp_path):
+    async def main():
+        async with bgagent.BackgroundManager(tmp_path, grace=0.3) as bg:
+            task = bg.start("echo out; exit 3")
+            answer = await bg.wait_async(task, timeout=60)
+            assert answer == bg.wait(task) == "[completed] echo out; exit 3\nout"
+            assert await bg.wait_async("nope") == "Error: Unknown task nope"
+            notes = await bg.wait_for_notifications_async(timeout=60)
+            assert [(n["task_id"], n["exit_code"]) for n in notes] == [(task, 3)]
+            running = bg.start(gated(tmp_path, "late"))
+            # Timed out: the blocking calls' answers for a task still running.
+            assert await bg.wait_async(running, timeout=0.05) == bg.check(running)
+            assert await bg.wait_for_notifications_async(timeout=0.05) == []
+            assert (
+                await bg.kill_async(running) == f"[killed] {gated(tmp_path, 'late')}\nError: Killed"
+            )
+            assert await bg.kill_async(running) == f"Error: Task {running} is not running (killed)"
+            return bg
+
+    bg = asyncio.run(main())
+    assert not bg.has_running_tasks()
+
+
+def test_many_awaited_waits_do_not_queue_behind_each_other(tmp_path):
+    """Twelve waits at once, on three managers; the tasks end in reverse order, and each wait
+    must end as its task does (a pool of a few threads would hold the later ones back)."""
+    names = [f"t{i}" for i in range(12)]
+
+    async def main():
+        managers = [bgagent.BackgroundManager(tmp_path, grace=0.3) for _ in range(3)]
+        ids = {n: managers[i % 3].start(gated(tmp_path, n)) for i, n in enumerate(names)}
+        waits = {
+            n: asyncio.ensure_future(managers[i % 3].wait_async(ids[n], timeout=120))
+            for i, n in enumerate(names)
+        }
+        order = []
+        for n in reversed(names):
+            open_gate(tmp_path, n)
+            answer = await waits[n]
+            order.append(n)
+            assert answer == f"[completed] {gated(tmp_path, n)}\n{n}"
+            assert not any(waits[m].done() for m in names if m not in order)
+        return order
+
+    assert asyncio.run(main()) == list(reversed(names))
+
+
+def test_cancelling_an_awaited_wait_leaves_the_task_and_the_manager_as_they_were(tmp_path):
+    async def main():
+        async with bgagent.BackgroundManager(tmp_path, grace=0.3) as bg:
+            task = bg.start(gated(tmp_path, "a"))
+            for call in (
+                bg.wait_async(task),
+                bg.wait_for_notifications_async(),
+                bg.notifications().__anext__(),
+            ):
+                waiting = asyncio.ensure_future(call)
+                await asyncio.sleep(0)  # let it start waiting
+                waiting.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await waiting
+            assert bg.check(task) == f"[running] {gated(tmp_path, 'a')}\n(running)"
+            open_gate(tmp_path, "a")
+            assert await bg.wait_async(task, timeout=60) == f"[completed] {gated(tmp_path, 'a')}\na"
+            assert [n["task_id"] for n in await bg.wait_for_notifications_async(60)] == [task]
+
+    asyncio.run(main())
+
+
+def test_notifications_iterate_as_tasks_end_and_stop_when_all_is_done(tmp_path):
+    with bgagent.BackgroundManager(tmp_path, grace=0.3) as bg:
+        first = bg.start(gated(tmp_path, "one"))
+        second = bg.start("echo two")
+        seen = []
+        for note in bg.notifications(timeout=60):
+            seen.append(note["task_id"])
+            if note["task_id"] == second:
+                open_gate(tmp_path, "one")
+        assert seen == [second, first]
+        assert list(bg.notifications()) == []  # nothing runs, nothing queued: ends at once
+
+        late = bg.start(gated(tmp_path, "late"))
+        with pytest.raises(TimeoutError, match="no notification within 0.05 s"):
+            next(iter(bg.notifications(timeout=0.05)))
+        open_gate(tmp_path, "late")
+
+        async def collect():
+            return [n["task_id"] async for n in bg.notifications(timeout=60)]
+
+        assert asyncio.run(collect()) == [late]
+
+
+def test_shutdown_async_and_async_with_stop_every_task(tmp_path):
+    async def main():
+        async with bgagent.BackgroundManager(tmp_path, grace=0.3) as bg:
+            ids = [bg.start(gated(tmp_path, f"never{i}")) for i in range(3)]
+        return bg, ids
+
+    bg, ids = asyncio.run(main())
+    assert [bg.tasks[i]["status"] for i in ids] == ["killed"] * 3
+    other = bgagent.BackgroundManager(tmp_path, grace=0.3)
+    task = other.start(gated(tmp_path, "never"))
+    asyncio.run(other.shutdown_async())
+    assert other.tasks[task]["status"] == "killed"
+
+
+def awaits_in_a_fork_worker(gate: str) -> str:
+    async def main():
+        bg = bgagent.BackgroundManager(grace=0.3)
+        return await bg.wait_async(bg.start(f"test -e {gate} && echo seen"), timeout=60)
+
+    return asyncio.run(main())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_awaitables_work_in_a_fork_worker(tmp_path):
+    gate = tmp_path / "gate"
+    gate.touch()
+    # The parent has used the runtime first, so the worker inherits it and must make its own.
+    assert asyncio.run(bgagent.BackgroundManager().wait_async("none")) == "Error: Unknown task none"
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        answer = pool.apply(awaits_in_a_fork_worker, (str(gate),))
+    assert answer.endswith("\nseen")
