@@ -133,6 +133,13 @@ class Client:
         **other: Any,
     ) -> MessageStream: ...
 
+@final
+class StopFlag:
+    """Set from any thread to interrupt a loop running on another (`run_loop(stop=...)`)."""
+
+    def set(self) -> None: ...
+    def is_set(self) -> bool: ...
+
 def run_loop(
     messages: list[Any],
     *,
@@ -148,6 +155,7 @@ def run_loop(
     max_tokens: int = 8000,
     echo: bool = True,
     pass_api_key: bool = False,
+    stop: StopFlag | None = None,
 ) -> None: ...
 def safe_path(workdir: str | PathLike[str], p: str) -> Path: ...
 def _set_supervisor(argv: list[str]) -> None: ...

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import inspect
 import os
+import threading
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from . import _core
 from .background import BackgroundManager
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class Agent:
@@ -18,18 +26,19 @@ class Agent:
     wait_background and kill_background. `mirror=True` gives the lesson's loop exactly.
     Commands do not get ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN and their values are
     redacted from tool outputs, unless `pass_api_key=True` (or `mirror=True`).
+    Used as a context manager (`with` or `async with`), it shuts down the manager it made.
     """
 
     def __init__(
         self,
         model: str | None = None,
+        *,
         client: Any = None,
         workdir: str | os.PathLike[str] | None = None,
         manager: BackgroundManager | None = None,
         system: str | None = None,
         mirror: bool = False,
         max_wait: float = 300.0,
-        *,
         max_tokens: int = 8000,
         echo: bool = True,
         pass_api_key: bool = False,
@@ -38,6 +47,7 @@ class Agent:
         self.model = model if model is not None else os.environ.get("MODEL_ID")
         self.client = client if client is not None else _core.Client()
         self.pass_api_key = pass_api_key or mirror
+        self._owns_manager = manager is None
         if manager is None:
             manager = BackgroundManager(self.workdir, pass_api_key=self.pass_api_key)
         self.manager = manager
@@ -50,9 +60,12 @@ class Agent:
 
     def loop(self, messages: list[Any]) -> None:
         """Runs the loop on `messages` (mutated in place) until the model ends its turn."""
+        self._run_loop(messages, self.client, None)
+
+    def _run_loop(self, messages: list[Any], client: Any, stop: _core.StopFlag | None) -> None:
         _core.run_loop(
             messages,
-            client=self.client,
+            client=client,
             model=self.model,
             system=self.system,
             manager=self.manager,
@@ -62,6 +75,7 @@ class Agent:
             max_tokens=self.max_tokens,
             echo=self.echo,
             pass_api_key=self.pass_api_key,
+            stop=stop,
         )
 
     def run(self, prompt: str) -> str:
@@ -69,6 +83,73 @@ class Agent:
         self.messages.append({"role": "user", "content": prompt})
         self.loop(self.messages)
         return final_text(self.messages)
+
+    async def run_async(self, prompt: str) -> str:
+        """`run` for asyncio: the event loop stays free meanwhile. `client` may be the built-in
+        one, a plain object, or one whose `messages.create` is a coroutine function
+        (`anthropic.AsyncAnthropic()`), awaited on this event loop. Cancelled (or
+        interrupted), the loop stops at once: every tool call in the conversation has its
+        answer when CancelledError (or KeyboardInterrupt) is raised here."""
+        self.messages.append({"role": "user", "content": prompt})
+        await self.loop_async(self.messages)
+        return final_text(self.messages)
+
+    async def loop_async(self, messages: list[Any]) -> None:
+        """`loop` for asyncio (see `run_async`)."""
+        event_loop = asyncio.get_running_loop()
+        stop = _core.StopFlag()
+        client = self.client
+        if not isinstance(client, _core.Client):
+            client = _OnLoop(client, event_loop)
+        done = event_loop.create_future()
+
+        def work() -> None:
+            # The loop blocks, so it runs on a thread of its own, one per awaited run.
+            outcome: BaseException | None = None
+            try:
+                self._run_loop(messages, client, stop)
+            except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
+                outcome = e
+            try:
+                event_loop.call_soon_threadsafe(_settle, done, outcome)
+            except RuntimeError:
+                pass  # the event loop has closed: nobody awaits this any more
+
+        threading.Thread(target=work, name="bgagent-loop", daemon=True).start()
+        try:
+            await asyncio.shield(done)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            stop.set()
+            if isinstance(client, _OnLoop):
+                client.cancel()
+            # The loop answers every open tool call as it stops: let it, then raise.
+            await asyncio.wait({done})
+            done.exception()  # the loop's own ending (interrupted) is not news here
+            raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._owns_manager:
+            self.manager.shutdown()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._owns_manager:
+            await self.manager.shutdown_async()
 
     def __repr__(self) -> str:
         return f"<Agent model={self.model!r} workdir={str(self.workdir)!r} mirror={self.mirror}>"
@@ -83,3 +164,38 @@ def final_text(messages: list[Any]) -> str:
                 return content
             return "\n".join(b["text"] for b in content if b.get("type") == "text")
     return ""
+
+
+def _settle(done: asyncio.Future[None], outcome: BaseException | None) -> None:
+    if done.done():
+        return
+    if outcome is None:
+        done.set_result(None)
+    else:
+        done.set_exception(outcome)
+
+
+async def _awaited(reply: Any) -> Any:
+    return await reply
+
+
+class _OnLoop:
+    """A client called from the loop's thread whose `messages.create` may return an awaitable
+    (an async client): that is awaited on the caller's event loop, where it belongs."""
+
+    def __init__(self, client: Any, event_loop: asyncio.AbstractEventLoop) -> None:
+        self._client = client
+        self._event_loop = event_loop
+        self._pending: concurrent.futures.Future[Any] | None = None
+        self.messages = self
+
+    def create(self, **kwargs: Any) -> Any:
+        reply = self._client.messages.create(**kwargs)
+        if not inspect.isawaitable(reply):
+            return reply
+        self._pending = asyncio.run_coroutine_threadsafe(_awaited(reply), self._event_loop)
+        return self._pending.result()
+
+    def cancel(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()

@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 fn is_interrupt(py: Python<'_>, e: &PyErr) -> bool {
@@ -331,10 +332,33 @@ pub(super) fn message_object<'py>(
     Ok(message)
 }
 
+/// Set from any thread to interrupt a loop running on another (`run_loop(stop=...)`), as
+/// Ctrl-C does: tool calls get their answers and the loop raises KeyboardInterrupt.
+#[pyclass(frozen, module = "bgagent._core")]
+#[derive(Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+#[pymethods]
+impl StopFlag {
+    #[new]
+    fn new() -> Self {
+        StopFlag::default()
+    }
+
+    fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// Runs the agent loop on `messages` (a list, mutated in place).
 #[pyfunction]
 #[pyo3(signature = (messages, *, client, model, system, manager, workdir, tools=None, handlers=None,
-                    mirror=false, max_wait=300.0, max_tokens=8000, echo=true, pass_api_key=false))]
+                    mirror=false, max_wait=300.0, max_tokens=8000, echo=true, pass_api_key=false,
+                    stop=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_loop(
     py: Python<'_>,
@@ -351,7 +375,9 @@ pub fn run_loop(
     max_tokens: u32,
     echo: bool,
     pass_api_key: bool,
+    stop: Option<&Bound<'_, StopFlag>>,
 ) -> PyResult<()> {
+    let stop = stop.map(|s| Arc::clone(&s.get().0));
     let max_wait = Seconds::non_negative("max_wait", max_wait)?.duration();
     let policy = match mirror {
         true => LoopPolicy::lesson(),
@@ -368,7 +394,9 @@ pub fn run_loop(
     };
     let manager = core_manager(manager)?;
     let manager = manager.get().manager();
-    let interrupted = || pending.interrupted();
+    // Ctrl-C (in the main thread), or the stop flag of an async caller that was cancelled.
+    let stopped = || stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+    let interrupted = || stopped() || pending.interrupted();
     let mut builtin =
         BuiltinTools { ctx: config.policy.tool_context(&workdir, manager, &interrupted) };
     let mut py_tools = match (tools, handlers) {

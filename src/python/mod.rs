@@ -105,6 +105,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<background::PyBackgroundManager>()?;
     m.add_class::<agent::PyClient>()?;
+    m.add_class::<agent::StopFlag>()?;
     m.add_class::<stream::PyMessageStream>()?;
     m.add_function(wrap_pyfunction!(background::started_line, m)?)?;
     m.add_function(wrap_pyfunction!(_shutdown_all, m)?)?;

@@ -123,3 +123,14 @@ def _sigint_once(condition, what: str, timeout: float) -> threading.Thread:
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
     return thread
+
+
+def assert_valid(messages) -> None:
+    """Every tool_use is answered by a tool_result in the next message."""
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant" or isinstance(m["content"], str):
+            continue
+        asked = [b["id"] for b in m["content"] if b["type"] == "tool_use"]
+        if asked:
+            answered = [b["tool_use_id"] for b in messages[i + 1]["content"]]
+            assert answered == asked

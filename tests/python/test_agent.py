@@ -6,7 +6,7 @@ import types
 import anthropic
 import bgagent
 import pytest
-from helpers import new_marker, processes_with, sigint_once_running, wait_until
+from helpers import assert_valid, new_marker, processes_with, sigint_once_running, wait_until
 from messages_server import after, close, error, malformed, message, stall, text, tool_use
 
 
@@ -17,17 +17,6 @@ def user_texts(request) -> list[str]:
         for m in request.body["messages"]
         if m["role"] == "user" and isinstance(m["content"], str)
     ]
-
-
-def assert_valid(messages) -> None:
-    """Every tool_use is answered by a tool_result in the next message."""
-    for i, m in enumerate(messages):
-        if m["role"] != "assistant" or isinstance(m["content"], str):
-            continue
-        asked = [b["id"] for b in m["content"] if b["type"] == "tool_use"]
-        if asked:
-            answered = [b["tool_use_id"] for b in messages[i + 1]["content"]]
-            assert answered == asked
 
 
 def test_a_background_result_reaches_the_next_model_call(agent, server):
