@@ -18,6 +18,7 @@ from ._core import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BgagentError,
     Client,
     ConfigError,
     InternalServerError,
@@ -28,8 +29,9 @@ from ._core import (
     _set_supervisor,
     _shutdown_all,
 )
+from ._types import Notification, TaskEntry, TaskInfo
 from .agent import Agent
-from .background import BackgroundManager
+from .background import BackgroundManager, Notifications
 
 __all__ = [
     "APIConnectionError",
@@ -41,13 +43,18 @@ __all__ = [
     "AuthenticationError",
     "BackgroundManager",
     "BadRequestError",
+    "BgagentError",
     "Block",
     "Client",
     "ConfigError",
     "InternalServerError",
     "NotFoundError",
+    "Notification",
+    "Notifications",
     "PermissionDeniedError",
     "RateLimitError",
+    "TaskEntry",
+    "TaskInfo",
     "__version__",
 ]
 
@@ -61,3 +68,9 @@ atexit.register(_shutdown_all)
 _interpreter = os.path.basename(sys.executable or "")
 if _interpreter.startswith("python") and not getattr(sys, "frozen", False):
     _set_supervisor([sys.executable, "-c", "from bgagent import _core; _core._supervise()"])
+del atexit, os, sys, _interpreter
+
+
+def __dir__() -> list[str]:
+    # The public API only (the submodules and helpers stay reachable, just not listed).
+    return sorted(__all__)

@@ -1,47 +1,56 @@
 from collections.abc import Awaitable, Callable
 from os import PathLike
 from pathlib import Path
-from typing import Any, TypedDict, final
+from typing import Any, final
 
 from typing_extensions import Self
 
 from ._blocks import Block
+from ._types import Notification, TaskInfo
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BackgroundManager",
+    "BadRequestError",
+    "BgagentError",
+    "Client",
+    "ConfigError",
+    "InternalServerError",
+    "MessageStream",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "StopFlag",
+    "__version__",
+    "_set_supervisor",
+    "_shutdown_all",
+    "_supervise",
+    "cli_main",
+    "lesson_system",
+    "read_text",
+    "run_bash",
+    "run_edit",
+    "run_loop",
+    "run_read",
+    "run_write",
+    "safe_path",
+    "started_line",
+    "tool_schemas",
+]
 
 __version__: str
-
-class Notification(TypedDict):
-    task_id: str
-    status: str
-    command: str
-    result: str
-    exit_code: int | None
-
-class TaskEntry(TypedDict):
-    status: str
-    result: str | None
-    command: str
-
-class TaskInfo(TypedDict):
-    task_id: str
-    status: str
-    command: str
-    result: str | None
-    exit_code: int | None
-    elapsed: float
-    pid: int | None
-    stdout_bytes: int
-    stderr_bytes: int
-    log_path: str | None
-    log_bytes: int
-    log_cut: bool
-    log_error: str | None
 
 @final
 class BackgroundManager:
     """The core of `bgagent.BackgroundManager`, which wraps it (subclass that one)."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         workdir: str | PathLike[str] | None = None,
         *,
         timeout: float = 300.0,
@@ -51,7 +60,7 @@ class BackgroundManager:
         log_dir: str | PathLike[str] | None = None,
         log_limit: int = 67108864,
         pass_api_key: bool = False,
-    ) -> None: ...
+    ) -> Self: ...
     def start_as(
         self, task_id: str, command: str, workdir: str | PathLike[str] | None = None
     ) -> bool: ...
@@ -82,6 +91,7 @@ class BackgroundManager:
 def started_line(task_id: str, command: str) -> str: ...
 def _shutdown_all() -> None: ...
 
+@final
 class MessageStream:
     """A streamed reply in progress, shaped like the SDK's: iterate `text_stream`, then call
     `get_final_message()`."""
@@ -95,11 +105,12 @@ class MessageStream:
     def get_final_message(self) -> Any: ...
     def until_done(self) -> None: ...
 
+@final
 class Client:
     """The built-in Messages API client; `client.messages.create(**kwargs)` works like the SDK's."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         base_url: str | None = None,
         api_key: str | None = None,
@@ -107,7 +118,7 @@ class Client:
         timeout: float = 600.0,
         max_retries: int = 2,
         stream: bool = False,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def messages(self) -> Self: ...
     @property
@@ -163,11 +174,14 @@ def _supervise() -> None: ...
 def run_bash(workdir: str | PathLike[str], command: str, timeout: float = 120.0) -> str: ...
 def run_read(workdir: str | PathLike[str], path: str, limit: int | None = None) -> str: ...
 def run_write(workdir: str | PathLike[str], path: str, content: str) -> str: ...
+def read_text(workdir: str | PathLike[str], path: str) -> str: ...
 def run_edit(workdir: str | PathLike[str], path: str, old_text: str, new_text: str) -> str: ...
 def tool_schemas(extended: bool = False) -> list[dict[str, Any]]: ...
 def lesson_system(workdir: str | PathLike[str]) -> str: ...
 
-class APIError(Exception):
+class BgagentError(Exception): ...
+
+class APIError(BgagentError):
     message: str
 
 class APIStatusError(APIError):
@@ -184,6 +198,6 @@ class InternalServerError(APIStatusError): ...
 class APIConnectionError(APIError): ...
 class APITimeoutError(APIConnectionError): ...
 class APIResponseValidationError(APIError): ...
-class ConfigError(APIError): ...
+class ConfigError(BgagentError): ...
 
 def cli_main(argv: list[str]) -> int: ...

@@ -6,16 +6,15 @@ import os
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from . import _core
+from ._types import Notification, TaskInfo
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from ._core import Notification, TaskInfo
-
-    StrPath = str | os.PathLike[str]
+_StrPath = Union[str, "os.PathLike[str]"]
 
 
 class BackgroundManager:
@@ -30,13 +29,13 @@ class BackgroundManager:
 
     def __init__(
         self,
-        workdir: StrPath | None = None,
+        workdir: _StrPath | None = None,
         *,
         timeout: float = 300.0,
         output_limit: int = 50000,
         preview_limit: int = 500,
         grace: float = 2.0,
-        log_dir: StrPath | None = None,
+        log_dir: _StrPath | None = None,
         log_limit: int = 64 * 1024 * 1024,
         pass_api_key: bool = False,
     ) -> None:
@@ -65,7 +64,7 @@ class BackgroundManager:
     def tasks(self, tasks: dict[str, Any]) -> None:
         self._tasks = tasks
 
-    def start(self, command: str, workdir: StrPath | None = None) -> str:
+    def start(self, command: str, workdir: _StrPath | None = None) -> str:
         """Starts `command` now (in `workdir` instead of the manager's, if given); returns its
         task id. Never waits for the command."""
         if not isinstance(command, str):
@@ -85,7 +84,7 @@ class BackgroundManager:
             if task_id not in self._tasks:
                 return task_id
 
-    def run(self, command: str, workdir: StrPath | None = None) -> str:
+    def run(self, command: str, workdir: _StrPath | None = None) -> str:
         """Starts `command`; returns `Background task {id} started: {command[:80]}`."""
         return _core.started_line(self.start(command, workdir), command)
 
@@ -159,6 +158,7 @@ class BackgroundManager:
         return refused if refused is not None else self.check(task_id)
 
     def has_running_tasks(self) -> bool:
+        """True while a task runs."""
         return self._core.has_running_tasks()
 
     def shutdown(self) -> None:
@@ -171,10 +171,12 @@ class BackgroundManager:
 
     @property
     def workdir(self) -> Path:
+        """Where tasks run unless `start`/`run` name another directory."""
         return self._core.workdir
 
     @property
     def log_dir(self) -> Path | None:
+        """Where each task's full output is logged (a temporary directory unless given)."""
         return self._core.log_dir
 
     def __enter__(self) -> Self:

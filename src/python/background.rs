@@ -121,7 +121,7 @@ impl PyBackgroundManager {
 impl PyBackgroundManager {
     #[new]
     #[pyo3(signature = (workdir=None, *, timeout=300.0, output_limit=50_000, preview_limit=500,
-                        grace=2.0, log_dir=None, log_limit=64 * 1024 * 1024, pass_api_key=false))]
+                        grace=2.0, log_dir=None, log_limit=67_108_864, pass_api_key=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         workdir: Option<PathBuf>,

@@ -7,7 +7,13 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyOSError, PyValueError};
 use pyo3::prelude::*;
 
-create_exception!(bgagent, APIError, PyException, "A model call failed.");
+create_exception!(
+    bgagent,
+    BgagentError,
+    PyException,
+    "Every error bgagent raises derives from this."
+);
+create_exception!(bgagent, APIError, BgagentError, "A model call failed.");
 create_exception!(bgagent, APIStatusError, APIError, "The server answered with an error status.");
 create_exception!(bgagent, BadRequestError, APIStatusError, "HTTP 400.");
 create_exception!(bgagent, AuthenticationError, APIStatusError, "HTTP 401: check the API key.");
@@ -33,10 +39,16 @@ create_exception!(
     APIError,
     "The server's answer was not a Messages API response."
 );
-create_exception!(bgagent, ConfigError, APIError, "A missing model name, API key or setting.");
+create_exception!(
+    bgagent,
+    ConfigError,
+    BgagentError,
+    "A missing model name, API key or setting: set it and try again."
+);
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    m.add("BgagentError", py.get_type::<BgagentError>())?;
     m.add("APIError", py.get_type::<APIError>())?;
     m.add("APIStatusError", py.get_type::<APIStatusError>())?;
     m.add("BadRequestError", py.get_type::<BadRequestError>())?;

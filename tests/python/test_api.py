@@ -1,0 +1,95 @@
+"""The public Python API: documented, with real signatures, typed dicts at runtime, one base
+exception, and `python -m bgagent`."""
+
+import inspect
+import subprocess
+import sys
+
+import bgagent
+import pytest
+
+
+def public_callables():
+    for name in bgagent.__all__:
+        obj = getattr(bgagent, name)
+        if name.startswith("_") or not callable(obj):
+            continue
+        yield name, obj
+        if inspect.isclass(obj) and not issubclass(obj, (BaseException, dict)):
+            for attr, member in vars(obj).items():
+                if attr.startswith("_") and attr not in ("__init__", "__new__"):
+                    continue
+                if callable(member) or isinstance(member, property):
+                    yield f"{name}.{attr}", member
+
+
+def test_every_public_callable_has_a_docstring_and_a_real_signature():
+    undocumented, ellipsis_defaults = [], []
+    for name, obj in public_callables():
+        target = obj.fget if isinstance(obj, property) else obj
+        if name.endswith(("__init__", "__new__")):
+            continue  # documented on the class
+        if not inspect.getdoc(target):
+            undocumented.append(name)
+        if isinstance(obj, property):
+            continue
+        try:
+            signature = inspect.signature(target)
+        except ValueError:
+            continue  # exceptions and TypedDicts take what their bases take
+        if any(p.default is Ellipsis for p in signature.parameters.values()):
+            ellipsis_defaults.append(name)
+    assert undocumented == []
+    assert ellipsis_defaults == []
+    assert len(list(public_callables())) > 40
+
+
+def test_signatures_show_real_defaults():
+    params = inspect.signature(bgagent.BackgroundManager).parameters
+    assert params["log_limit"].default == 64 * 1024 * 1024
+    assert params["timeout"].default == 300.0
+    client = inspect.signature(bgagent.Client).parameters
+    assert client["timeout"].default == 600.0
+    agent = inspect.signature(bgagent.Agent).parameters
+    kinds = {n: p.kind for n, p in agent.items()}
+    assert kinds.pop("model") == inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert set(kinds.values()) == {inspect.Parameter.KEYWORD_ONLY}
+    with pytest.raises(TypeError):
+        bgagent.Agent("m", object())
+
+
+def test_the_typed_dicts_exist_at_runtime():
+    assert bgagent.Notification.__annotations__.keys() == {
+        "task_id",
+        "status",
+        "command",
+        "result",
+        "exit_code",
+    }
+    assert set(bgagent.TaskEntry.__annotations__) == {"status", "result", "command"}
+    assert "log_path" in bgagent.TaskInfo.__annotations__
+
+
+def test_one_base_exception_and_config_errors_are_not_api_errors():
+    assert issubclass(bgagent.APIError, bgagent.BgagentError)
+    assert issubclass(bgagent.RateLimitError, bgagent.APIError)
+    assert issubclass(bgagent.ConfigError, bgagent.BgagentError)
+    assert not issubclass(bgagent.ConfigError, bgagent.APIError)
+
+
+def test_dir_shows_the_public_api_only():
+    assert dir(bgagent) == sorted(bgagent.__all__)
+    for hidden in ("atexit", "os", "sys", "agent", "background"):
+        assert hidden not in dir(bgagent)
+
+
+def test_python_dash_m_bgagent_runs_the_cli():
+    out = subprocess.run(
+        [sys.executable, "-m", "bgagent", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "--demo" in out.stdout
