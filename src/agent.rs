@@ -151,7 +151,13 @@ pub struct Loop<'a> {
     pub events: &'a mut dyn LoopEvents,
     /// Polled while waiting; true means Ctrl-C was pressed.
     pub interrupted: Interrupt<'a>,
+    /// Takes the queued notifications instead of `manager.drain_notifications()` (a Python
+    /// subclass that overrides it); `None`: the manager's own.
+    pub drain: Option<Drain<'a>>,
 }
+
+/// A replacement for the manager's drain (see [`Loop::drain`]).
+pub type Drain<'a> = &'a (dyn Fn() -> Result<Vec<Notification>> + Sync);
 
 /// `<background-results>` with one line per finished task.
 pub fn background_results(notes: &[Notification], with_exit_codes: bool) -> String {
@@ -172,7 +178,7 @@ impl Loop<'_> {
     /// valid: nothing of the failed call is added, and every tool_use gets its tool_result.
     pub fn run(&mut self, messages: &mut dyn Conversation) -> Result<()> {
         loop {
-            let notes = self.manager.drain_notifications();
+            let notes = self.drain()?;
             if !notes.is_empty() && !messages.is_empty() {
                 self.inject(messages, &notes)?;
             }
@@ -195,6 +201,13 @@ impl Loop<'_> {
                 return Ok(());
             }
             self.run_tools(messages, &response)?;
+        }
+    }
+
+    fn drain(&self) -> Result<Vec<Notification>> {
+        match self.drain {
+            Some(drain) => drain(),
+            None => Ok(self.manager.drain_notifications()),
         }
     }
 
@@ -234,10 +247,11 @@ impl Loop<'_> {
         max_wait: Duration,
     ) -> Result<bool> {
         let manager = self.manager;
-        let notes =
-            poll_until(self.interrupted, Some(max_wait), |slice| manager.poll_notifications(slice))
-                .map_err(|Interrupted| Error::Interrupted)?
-                .unwrap_or_default();
+        poll_until(self.interrupted, Some(max_wait), |slice| {
+            manager.wait_for_finished(Some(slice)).then_some(())
+        })
+        .map_err(|Interrupted| Error::Interrupted)?;
+        let notes = self.drain()?;
         if notes.is_empty() {
             return Ok(false);
         }

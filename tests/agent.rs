@@ -56,6 +56,7 @@ fn run_loop(
         tools: &mut tools,
         events: &mut events,
         interrupted: &interrupted,
+        drain: None,
     }
     .run(messages);
     (result, events)

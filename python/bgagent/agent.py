@@ -63,6 +63,7 @@ class Agent:
         self._run_loop(messages, self.client, None)
 
     def _run_loop(self, messages: list[Any], client: Any, stop: _core.StopFlag | None) -> None:
+        overrides, drain = _overridden(self.manager)
         _core.run_loop(
             messages,
             client=client,
@@ -76,6 +77,8 @@ class Agent:
             echo=self.echo,
             pass_api_key=self.pass_api_key,
             stop=stop,
+            overrides=overrides,
+            drain=drain,
         )
 
     def run(self, prompt: str) -> str:
@@ -164,6 +167,27 @@ def final_text(messages: list[Any]) -> str:
                 return content
             return "\n".join(b["text"] for b in content if b.get("type") == "text")
     return ""
+
+
+def _overridden(manager: BackgroundManager) -> tuple[dict[str, Any] | None, Any]:
+    """The tools (and the drain) that must call a subclass's own methods, because it
+    overrides them; the rest run in the core."""
+    if not isinstance(manager, BackgroundManager):
+        return None, None  # run_loop says what it takes
+    kind = type(manager)
+
+    def own(name: str) -> bool:
+        return getattr(kind, name) is not getattr(BackgroundManager, name)
+
+    tools: dict[str, Any] = {}
+    if own("run"):
+        tools["background_run"] = lambda **kw: manager.run(kw["command"])
+    if own("check"):
+        tools["check_background"] = lambda **kw: manager.check(kw.get("task_id"))
+    if own("kill"):
+        tools["kill_background"] = lambda **kw: manager.kill(kw["task_id"])
+    drain = manager.drain_notifications if own("drain_notifications") else None
+    return tools or None, drain
 
 
 def _settle(done: asyncio.Future[None], outcome: BaseException | None) -> None:

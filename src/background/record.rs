@@ -25,6 +25,18 @@ impl Status {
     }
 }
 
+impl std::str::FromStr for Status {
+    type Err = String;
+
+    /// The names `as_str` gives, back to the status.
+    fn from_str(s: &str) -> std::result::Result<Status, String> {
+        [Status::Running, Status::Completed, Status::Timeout, Status::Error, Status::Killed]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| format!("unknown task status {s:?}"))
+    }
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

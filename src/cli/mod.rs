@@ -164,6 +164,7 @@ impl Session {
             tools: &mut tools,
             events,
             interrupted: &interrupted,
+            drain: None,
         }
         .run(messages)
     }

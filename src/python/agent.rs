@@ -7,7 +7,8 @@ use super::background::PyBackgroundManager;
 use super::convert::{to_block, to_json, to_py};
 use super::errors::{core_error, model_error, ConfigError};
 use super::Pending;
-use crate::agent::{Conversation, Loop, LoopConfig, LoopEvents, LoopPolicy};
+use crate::agent::{Conversation, Drain, Loop, LoopConfig, LoopEvents, LoopPolicy};
+use crate::background::Notification;
 use crate::error::{Error, Result};
 use crate::exec::{LocalExecutor, LocalSettings};
 use crate::llm::{CallContext, HttpClient, HttpConfig, Model, ModelError, Request, Response};
@@ -152,23 +153,63 @@ impl ToolRunner for PyTools<'_> {
         Python::attach(|py| {
             // The lesson's `handler(...) if handler else f"Unknown tool: ..."`: None is unknown.
             let handler = self.handlers.bind(py).get_item(name).ok().flatten();
-            let Some(handler) = handler.filter(|h| h.is_truthy().unwrap_or(true)) else {
-                return Ok(format!("Unknown tool: {name}"));
-            };
-            let kwargs = to_py(py, input).and_then(|k| Ok(k.cast_into::<PyDict>()?));
-            // Like the lesson: whatever a handler raises becomes "Error: ..." for the model.
-            let output = kwargs
-                .and_then(|k| handler.call((), Some(&k)))
-                .and_then(|o| Ok(o.str()?.to_string()));
-            match output {
-                Ok(text) => Ok(text),
-                Err(e) if is_interrupt(py, &e) => {
-                    self.pending.keep(e);
-                    Err(Interrupted)
-                }
-                Err(e) => Ok(format!("Error: {}", e.value(py))),
+            match handler.filter(|h| h.is_truthy().unwrap_or(true)) {
+                Some(handler) => call_handler(&handler, input, self.pending),
+                None => Ok(format!("Unknown tool: {name}")),
             }
         })
+    }
+}
+
+/// `handler(**input)` as the lesson's loop calls it: whatever it raises becomes "Error: ..."
+/// for the model, except an interrupt, which stops the loop.
+fn call_handler(
+    handler: &Bound<'_, PyAny>,
+    input: &Value,
+    pending: &Pending,
+) -> std::result::Result<String, Interrupted> {
+    let py = handler.py();
+    let kwargs = to_py(py, input).and_then(|k| Ok(k.cast_into::<PyDict>()?));
+    let output =
+        kwargs.and_then(|k| handler.call((), Some(&k))).and_then(|o| Ok(o.str()?.to_string()));
+    match output {
+        Ok(text) => Ok(text),
+        Err(e) if is_interrupt(py, &e) => {
+            pending.keep(e);
+            Err(Interrupted)
+        }
+        Err(e) => Ok(format!("Error: {}", e.value(py))),
+    }
+}
+
+/// The built-in tools, with some replaced by Python callables (the methods a
+/// `BackgroundManager` subclass overrides): same schemas, same command guard.
+struct OverriddenTools<'a> {
+    builtin: BuiltinTools<'a>,
+    overrides: Py<PyDict>,
+    pending: &'a Pending,
+}
+
+impl ToolRunner for OverriddenTools<'_> {
+    fn schemas(&self) -> Result<Vec<Value>> {
+        self.builtin.schemas()
+    }
+
+    fn run(&mut self, name: &str, input: &Value) -> std::result::Result<String, Interrupted> {
+        let command = input.get("command").and_then(Value::as_str);
+        let guard = self.builtin.ctx.guard();
+        if name == "background_run" && command.is_some_and(|c| tools::is_dangerous(c, guard)) {
+            return Ok("Error: Dangerous command blocked".to_string());
+        }
+        let handler = Python::attach(|py| {
+            self.overrides.bind(py).get_item(name).ok().flatten().map(Bound::unbind)
+        });
+        match handler {
+            Some(handler) => {
+                Python::attach(|py| call_handler(handler.bind(py), input, self.pending))
+            }
+            None => self.builtin.run(name, input),
+        }
     }
 }
 
@@ -332,6 +373,44 @@ pub(super) fn message_object<'py>(
     Ok(message)
 }
 
+enum Builtin<'a> {
+    Plain(BuiltinTools<'a>),
+    Overridden(OverriddenTools<'a>),
+}
+
+/// A Python `drain_notifications` (a subclass's override): its dicts, read back as
+/// notifications.
+struct PyDrain<'a> {
+    drain: Py<PyAny>,
+    pending: &'a Pending,
+}
+
+impl PyDrain<'_> {
+    fn call(&self) -> Result<Vec<Notification>> {
+        Python::attach(|py| {
+            let got = self.drain.bind(py).call0().and_then(|list| {
+                list.try_iter()?.map(|n| notification_from(&n?)).collect::<PyResult<Vec<_>>>()
+            });
+            got.map_err(|e| {
+                let text = format!("drain_notifications: {e}");
+                self.pending.keep(e);
+                Error::InvalidMessage(text)
+            })
+        })
+    }
+}
+
+fn notification_from(note: &Bound<'_, PyAny>) -> PyResult<Notification> {
+    let status: String = note.get_item("status")?.extract()?;
+    Ok(Notification {
+        task_id: note.get_item("task_id")?.extract()?,
+        status: status.parse().map_err(PyValueError::new_err)?,
+        command: note.get_item("command")?.extract()?,
+        result: note.get_item("result")?.extract()?,
+        exit_code: note.get_item("exit_code").ok().and_then(|c| c.extract().ok()),
+    })
+}
+
 /// Set from any thread to interrupt a loop running on another (`run_loop(stop=...)`), as
 /// Ctrl-C does: tool calls get their answers and the loop raises KeyboardInterrupt.
 #[pyclass(frozen, module = "bgagent._core")]
@@ -358,7 +437,7 @@ impl StopFlag {
 #[pyfunction]
 #[pyo3(signature = (messages, *, client, model, system, manager, workdir, tools=None, handlers=None,
                     mirror=false, max_wait=300.0, max_tokens=8000, echo=true, pass_api_key=false,
-                    stop=None))]
+                    stop=None, overrides=None, drain=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_loop(
     py: Python<'_>,
@@ -376,6 +455,8 @@ pub fn run_loop(
     echo: bool,
     pass_api_key: bool,
     stop: Option<&Bound<'_, StopFlag>>,
+    overrides: Option<&Bound<'_, PyDict>>,
+    drain: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     let stop = stop.map(|s| Arc::clone(&s.get().0));
     let max_wait = Seconds::non_negative("max_wait", max_wait)?.duration();
@@ -397,8 +478,17 @@ pub fn run_loop(
     // Ctrl-C (in the main thread), or the stop flag of an async caller that was cancelled.
     let stopped = || stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
     let interrupted = || stopped() || pending.interrupted();
-    let mut builtin =
-        BuiltinTools { ctx: config.policy.tool_context(&workdir, manager, &interrupted) };
+    let builtin = BuiltinTools { ctx: config.policy.tool_context(&workdir, manager, &interrupted) };
+    let mut builtin = match overrides {
+        Some(o) => Builtin::Overridden(OverriddenTools {
+            builtin,
+            overrides: o.clone().unbind(),
+            pending: &pending,
+        }),
+        None => Builtin::Plain(builtin),
+    };
+    let drain = drain.map(|d| PyDrain { drain: d.clone().unbind(), pending: &pending });
+    let drain_fn = drain.as_ref().map(|d| move || d.call());
     let mut py_tools = match (tools, handlers) {
         (Some(t), Some(h)) => Some(PyTools {
             schemas: t.clone().unbind(),
@@ -408,9 +498,10 @@ pub fn run_loop(
         (None, None) => None,
         _ => return Err(PyValueError::new_err("give both tools and handlers, or neither")),
     };
-    let runner: &mut dyn ToolRunner = match &mut py_tools {
-        Some(t) => t,
-        None => &mut builtin,
+    let runner: &mut dyn ToolRunner = match (&mut py_tools, &mut builtin) {
+        (Some(t), _) => t,
+        (None, Builtin::Overridden(t)) => t,
+        (None, Builtin::Plain(t)) => t,
     };
     let mut conversation = PyConversation { list: messages.clone().unbind(), pending: &pending };
     let mut events = PyEvents { echo };
@@ -422,6 +513,7 @@ pub fn run_loop(
             tools: runner,
             events: &mut events,
             interrupted: &interrupted,
+            drain: drain_fn.as_ref().map(|d| d as Drain),
         };
         agent_loop.run(&mut conversation)
     });

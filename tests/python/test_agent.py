@@ -304,3 +304,48 @@ def test_the_official_sdk_as_client(server, tmp_path):
     server.add(message([text("and so on")]))
     agent.loop(agent.messages)
     assert server.requests[-1].body["messages"][-2]["content"][0]["text"] == "sdk says hi"
+
+
+def test_an_agent_calls_the_methods_a_manager_subclass_overrides(server, client, tmp_path):
+    class Audited(bgagent.BackgroundManager):
+        def __init__(self) -> None:
+            super().__init__(tmp_path, timeout=5, grace=0.3)
+            self.calls: list[str] = []
+
+        def run(self, command, workdir=None):
+            self.calls.append(f"run {command}")
+            return super().run(command, workdir)
+
+        def check(self, task_id=None):
+            self.calls.append("check")
+            return "checked: " + super().check(task_id)
+
+        def drain_notifications(self):
+            notes = super().drain_notifications()
+            self.calls.append(f"drain {len(notes)}")
+            return [{**n, "result": n["result"].upper()} for n in notes]
+
+    bg = Audited()
+    agent = bgagent.Agent(model="m", client=client, workdir=tmp_path, manager=bg, echo=False)
+
+    def task_ended():
+        wait_until(lambda: not bg.has_running_tasks(), "the background task ends")
+
+    server.add(
+        message([tool_use("background_run", {"command": "echo quiet"})], "tool_use"),
+        after(task_ended, message([tool_use("check_background", {})], "tool_use")),
+        message([text("done")]),
+    )
+    assert agent.run("go") == "done"
+    assert bg.calls[:2] == ["drain 0", "run echo quiet"]
+    assert "check" in bg.calls
+    sent = server.requests[2].body["messages"]
+    results = [
+        b.get("content") for m in sent if isinstance(m["content"], list) for b in m["content"]
+    ]
+    assert any(str(r).startswith("checked: ") for r in results)
+    injected = [
+        m["content"] for m in sent if isinstance(m["content"], str) and "bg:" in m["content"]
+    ]
+    assert len(injected) == 1 and injected[0].endswith(": QUIET\n</background-results>")
+    assert bg.kill("nope") == "Error: Unknown task nope"
