@@ -25,6 +25,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ScriptedClient",
     "StopFlag",
     "__version__",
     "_set_supervisor",
@@ -143,6 +144,32 @@ class Client:
         tools: list[Any] | None = None,
         **other: Any,
     ) -> MessageStream: ...
+
+@final
+class ScriptedClient:
+    """A client whose `messages.create` answers with the next scripted response (a dict with
+    `content` blocks and a `stop_reason`), recording the requests; `demo()` is `--demo`'s."""
+
+    DEMO_PROMPTS: list[str]
+    def __new__(cls, responses: list[dict[str, Any]]) -> Self: ...
+    @staticmethod
+    def demo() -> ScriptedClient: ...
+    @property
+    def messages(self) -> Self: ...
+    def create(
+        self,
+        *,
+        model: str | None,
+        messages: list[Any],
+        max_tokens: int,
+        system: str | None = None,
+        tools: list[Any] | None = None,
+        **other: Any,
+    ) -> Block: ...
+    @property
+    def requests(self) -> list[dict[str, Any]]: ...
+    @property
+    def remaining(self) -> int: ...
 
 @final
 class StopFlag:

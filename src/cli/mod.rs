@@ -2,7 +2,7 @@
 //! `main` is also what the pip-installed `bgagent` script calls, through the extension.
 
 mod console;
-mod demo;
+pub(crate) mod demo;
 mod ending;
 mod repl;
 

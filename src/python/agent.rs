@@ -6,6 +6,7 @@
 use super::background::PyBackgroundManager;
 use super::convert::{to_block, to_json, to_py};
 use super::errors::{core_error, model_error, ConfigError};
+use super::scripted::PyScriptedClient;
 use super::Pending;
 use crate::agent::{Conversation, Drain, Loop, LoopConfig, LoopEvents, LoopPolicy};
 use crate::background::Notification;
@@ -328,7 +329,7 @@ impl PyClient {
 }
 
 /// A request from `create`'s and `stream`'s keywords.
-fn build_request(
+pub(super) fn build_request(
     model: Option<String>,
     messages: &Bound<'_, PyAny>,
     max_tokens: u32,
@@ -411,6 +412,14 @@ fn notification_from(note: &Bound<'_, PyAny>) -> PyResult<Notification> {
     })
 }
 
+/// The model behind a built-in client (called without going through Python), if it is one.
+fn native_model(client: &Bound<'_, PyAny>) -> Option<Arc<dyn Model>> {
+    if let Ok(c) = client.cast::<PyClient>() {
+        return Some(c.get().http.clone());
+    }
+    client.cast::<PyScriptedClient>().ok().map(|c| c.get().model.clone())
+}
+
 /// Set from any thread to interrupt a loop running on another (`run_loop(stop=...)`), as
 /// Ctrl-C does: tool calls get their answers and the loop raises KeyboardInterrupt.
 #[pyclass(frozen, module = "bgagent._core")]
@@ -467,10 +476,10 @@ pub fn run_loop(
     let config =
         LoopConfig { model: model.clone().unwrap_or_default(), system, max_tokens, policy };
     let pending = Pending::default();
-    let native = client.cast::<PyClient>().ok().map(|c| c.get().http.clone());
+    let native = native_model(client);
     let py_model = PyModel { client: client.clone().unbind(), model, pending: &pending };
     let model: &dyn Model = match &native {
-        Some(http) => http.as_ref(),
+        Some(native) => native.as_ref(),
         None => &py_model,
     };
     let manager = core_manager(manager)?;

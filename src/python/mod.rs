@@ -6,6 +6,7 @@ mod aio;
 mod background;
 mod convert;
 mod errors;
+mod scripted;
 mod stream;
 
 use crate::runtime::{poll_until, BadSeconds, Seconds};
@@ -106,6 +107,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<background::PyBackgroundManager>()?;
     m.add_class::<agent::PyClient>()?;
     m.add_class::<agent::StopFlag>()?;
+    m.add_class::<scripted::PyScriptedClient>()?;
     m.add_class::<stream::PyMessageStream>()?;
     m.add_function(wrap_pyfunction!(background::started_line, m)?)?;
     m.add_function(wrap_pyfunction!(_shutdown_all, m)?)?;

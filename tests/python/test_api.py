@@ -93,3 +93,46 @@ def test_python_dash_m_bgagent_runs_the_cli():
     )
     assert out.returncode == 0, out.stderr
     assert "--demo" in out.stdout
+
+
+def test_a_scripted_client_plays_its_script_and_records_the_requests(tmp_path):
+    client = bgagent.ScriptedClient(
+        [
+            {
+                "content": [
+                    {"type": "text", "text": "on it"},
+                    {
+                        "type": "tool_use",
+                        "id": "t1",
+                        "name": "bash",
+                        "input": {"command": "echo hi"},
+                    },
+                ],
+                "stop_reason": "tool_use",
+            },
+            {"content": [{"type": "text", "text": "done"}], "stop_reason": "end_turn"},
+        ]
+    )
+    with bgagent.Agent(model="m", client=client, workdir=tmp_path, echo=False) as agent:
+        assert agent.run("go") == "done"
+    assert client.remaining == 0
+    second = client.requests[1]
+    assert second["model"] == "m"
+    assert second["messages"][2]["content"][0]["content"] == "hi"
+    with pytest.raises(bgagent.APIError, match="no response left"):
+        client.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(ValueError, match="list of"):
+        bgagent.ScriptedClient([{"content": "not blocks"}])
+
+
+def test_the_demo_model_answers_the_lessons_prompts(tmp_path):
+    prompts = bgagent.ScriptedClient.DEMO_PROMPTS
+    assert len(prompts) == 3
+    client = bgagent.ScriptedClient.demo()
+    with bgagent.Agent(model="demo", client=client, workdir=tmp_path, echo=False) as agent:
+        agent.run(prompts[1])
+        assert [t["command"] for t in agent.manager.tasks.values()] == [
+            "sleep 2",
+            "sleep 4",
+            "sleep 6",
+        ]

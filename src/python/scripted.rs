@@ -1,0 +1,100 @@
+//! `bgagent.ScriptedClient`: a model that answers from a script, for notebooks, examples and
+//! tests without a key. The same model the CLI's `--script` (and, with `demo()`, `--demo`)
+//! plays.
+
+use super::agent::{build_request, message_object};
+use super::convert::to_json;
+use super::errors::model_error;
+use crate::llm::{CallContext, Model, Response, ScriptedModel};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use std::sync::Arc;
+
+/// A client whose `messages.create` answers with the next of `responses` (each a dict with
+/// `content` blocks and a `stop_reason`), recording the requests it got.
+#[pyclass(frozen, name = "ScriptedClient", module = "bgagent")]
+pub struct PyScriptedClient {
+    pub(crate) model: Arc<dyn Model>,
+    script: Option<Arc<ScriptedModel>>,
+}
+
+#[pymethods]
+impl PyScriptedClient {
+    #[new]
+    fn new(responses: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let parsed: Vec<Response> = serde_json::from_value(to_json(responses)?).map_err(|e| {
+            PyValueError::new_err(format!(
+                "responses must be a list of {{'content': [...], 'stop_reason': ...}}: {e}"
+            ))
+        })?;
+        let script = Arc::new(ScriptedModel::new(parsed));
+        Ok(PyScriptedClient { model: script.clone(), script: Some(script) })
+    }
+
+    /// The model of `bgagent --demo`: it plays the lesson's three prompts (`DEMO_PROMPTS`).
+    #[cfg(feature = "cli")]
+    #[staticmethod]
+    fn demo() -> Self {
+        PyScriptedClient { model: Arc::new(crate::cli::demo::DemoModel), script: None }
+    }
+
+    /// The lesson's three "try it" prompts, which `demo()` answers.
+    #[cfg(feature = "cli")]
+    #[classattr]
+    #[allow(non_snake_case)]
+    fn DEMO_PROMPTS() -> Vec<&'static str> {
+        crate::cli::demo::PROMPTS.to_vec()
+    }
+
+    /// `self`, so that `client.messages.create(...)` reads like the SDK.
+    #[getter]
+    fn messages(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// The next scripted reply (the requests are recorded); APIError when none is left.
+    #[pyo3(signature = (*, model, messages, max_tokens, system=None, tools=None, **other))]
+    #[allow(clippy::too_many_arguments)]
+    fn create<'py>(
+        &self,
+        py: Python<'py>,
+        model: Option<String>,
+        messages: &Bound<'py, PyAny>,
+        max_tokens: u32,
+        system: Option<String>,
+        tools: Option<&Bound<'py, PyAny>>,
+        other: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = build_request(model, messages, max_tokens, system, tools, other)?;
+        let mut ignore = |_: &str| {};
+        let mut ctx = CallContext { on_text: &mut ignore, interrupted: &|| false };
+        let response = self.model.create(&request, &mut ctx).map_err(|e| model_error(py, &e))?;
+        message_object(py, &response)
+    }
+
+    /// The requests received so far, as the JSON bodies a server would have got.
+    #[getter]
+    fn requests<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let sent = self.script.as_ref().map(|s| s.requests()).unwrap_or_default();
+        let bodies = sent.iter().map(|r| serde_json::to_value(r).unwrap_or_default());
+        let list = PyList::empty(py);
+        for body in bodies {
+            list.append(super::convert::to_py(py, &body)?)?;
+        }
+        Ok(list)
+    }
+
+    /// How many scripted replies are left.
+    #[getter]
+    fn remaining(&self) -> usize {
+        self.script.as_ref().map_or(0, |s| s.remaining())
+    }
+
+    fn __repr__(&self) -> String {
+        match &self.script {
+            Some(s) => format!("<bgagent.ScriptedClient remaining={}>", s.remaining()),
+            None => "<bgagent.ScriptedClient demo>".to_string(),
+        }
+    }
+}
