@@ -11,7 +11,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import _core
+from . import _core, _views
+from ._aio import ticking
 from .background import BackgroundManager
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class Agent:
 
         threading.Thread(target=work, name="bgagent-loop", daemon=True).start()
         try:
-            await asyncio.shield(done)
+            await ticking(asyncio.shield(done))
         except (asyncio.CancelledError, KeyboardInterrupt):
             stop.set()
             if isinstance(client, _OnLoop):
@@ -153,6 +154,12 @@ class Agent:
     ) -> None:
         if self._owns_manager:
             await self.manager.shutdown_async()
+
+    def _repr_html_(self) -> str:
+        return _views.agent_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self) if cycle else _views.agent_text(self))
 
     def __repr__(self) -> str:
         return f"<Agent model={self.model!r} workdir={str(self.workdir)!r} mirror={self.mirror}>"

@@ -8,7 +8,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Union
 
-from . import _core
+from . import _core, _views
+from ._aio import ticking
 from ._types import Notification, TaskInfo
 
 if TYPE_CHECKING:
@@ -119,21 +120,21 @@ class BackgroundManager:
         self, timeout: float | None = None
     ) -> list[Notification]:
         """`wait_for_notifications` for asyncio: holds no thread, and cancelling stops it."""
-        return await self._core.wait_for_notifications_async(timeout)
+        return await ticking(self._core.wait_for_notifications_async(timeout))
 
     async def wait_async(self, task_id: str, timeout: float | None = None) -> str:
         """`wait` for asyncio: holds no thread, and cancelling stops it."""
-        await self._core.wait_async(task_id, timeout)
+        await ticking(self._core.wait_async(task_id, timeout))
         return self.check(task_id)
 
     async def kill_async(self, task_id: str) -> str:
         """`kill` for asyncio."""
-        refused = await self._core.kill_async(task_id)
+        refused = await ticking(self._core.kill_async(task_id))
         return refused if refused is not None else self.check(task_id)
 
     async def shutdown_async(self) -> None:
         """`shutdown` for asyncio (it can take the grace period and a little more)."""
-        await self._core.shutdown_async()
+        await ticking(self._core.shutdown_async())
 
     async def __aenter__(self) -> Self:
         return self
@@ -190,6 +191,18 @@ class BackgroundManager:
     ) -> None:
         self.shutdown()
 
+    def display(self) -> None:
+        """In a notebook: shows the task table and keeps it updated as tasks start, progress
+        and end, while the kernel stays free; it stops updating once nothing runs. Needs
+        IPython (RuntimeError without it)."""
+        _views.live(self)
+
+    def _repr_html_(self) -> str:
+        return _views.tasks_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self) if cycle else _views.tasks_text(self))
+
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} workdir={str(self.workdir)!r} tasks={len(self.tasks)} "
@@ -218,7 +231,7 @@ class Notifications:
         return self
 
     async def __anext__(self) -> Notification:
-        note = await self._core.next_notification_async(self._timeout)
+        note = await ticking(self._core.next_notification_async(self._timeout))
         if note is None:
             raise StopAsyncIteration
         return note

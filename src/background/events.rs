@@ -115,6 +115,11 @@ impl Subscription {
     }
 
     /// Stops receiving; events already waiting can still be taken, then `recv` returns `None`.
+    /// True once closed (then `recv` returns `None` at once).
+    pub fn is_closed(&self) -> bool {
+        self.0.lock().closed
+    }
+
     pub fn close(&self) {
         self.0.lock().closed = true;
         self.0.ready.notify_all();

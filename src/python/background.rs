@@ -2,7 +2,10 @@
 
 use super::aio::awaitable;
 use super::wait_interruptibly;
-use crate::background::{BackgroundManager, Notification, Options, Status, TaskRecord};
+use crate::background::{
+    BackgroundManager, Notification, Options, Status, Subscription, TaskEvent, TaskEventKind,
+    TaskRecord,
+};
 use crate::error::Error;
 use crate::runtime::Seconds;
 use pyo3::exceptions::{PyKeyError, PyTimeoutError};
@@ -332,6 +335,11 @@ impl PyBackgroundManager {
         Ok(())
     }
 
+    /// Every task event from now on (queued, started, progress, finished, drained).
+    fn subscribe(&self) -> PyTaskEvents {
+        PyTaskEvents(self.manager.subscribe())
+    }
+
     /// Everything known about one task: exit code, byte counts, log file.
     fn info<'py>(&self, py: Python<'py>, task_id: &str) -> PyResult<Bound<'py, PyDict>> {
         match self.manager.task(task_id) {
@@ -349,6 +357,54 @@ impl PyBackgroundManager {
     fn log_dir(&self) -> Option<PathBuf> {
         self.manager.log_dir().map(PathBuf::from)
     }
+}
+
+/// A subscription to a manager's task events.
+#[pyclass(frozen, name = "TaskEvents", module = "bgagent._core")]
+pub struct PyTaskEvents(Subscription);
+
+#[pymethods]
+impl PyTaskEvents {
+    /// The next event as `{"task_id", "event", ...}`, waiting at most `timeout` seconds (None:
+    /// no limit); None if none came or the subscription is closed.
+    #[pyo3(signature = (timeout=None))]
+    fn next<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let got = wait_interruptibly(py, timeout, |slice| match self.0.recv(Some(slice)) {
+            None if self.0.is_closed() => Some(None),
+            None => None,
+            event => Some(event),
+        })?;
+        got.flatten().map(|e| event_dict(py, &e)).transpose()
+    }
+
+    /// Stops receiving; a waiting `next` returns None.
+    fn close(&self) {
+        self.0.close();
+    }
+}
+
+fn event_dict<'py>(py: Python<'py>, e: &TaskEvent) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("task_id", &e.task_id)?;
+    d.set_item("event", e.kind.name())?;
+    match &e.kind {
+        TaskEventKind::Queued { command } => d.set_item("command", command)?,
+        TaskEventKind::Started { pid } => d.set_item("pid", pid)?,
+        TaskEventKind::Progress { stdout_bytes, stderr_bytes } => {
+            d.set_item("stdout_bytes", stdout_bytes)?;
+            d.set_item("stderr_bytes", stderr_bytes)?;
+        }
+        TaskEventKind::Finished { status, exit_code } => {
+            d.set_item("status", status.as_str())?;
+            d.set_item("exit_code", exit_code)?;
+        }
+        TaskEventKind::Drained => {}
+    }
+    Ok(d)
 }
 
 /// The lesson's answer to `run`: `Background task {task_id} started: {command[:80]}`.
