@@ -136,3 +136,42 @@ def test_the_demo_model_answers_the_lessons_prompts(tmp_path):
             "sleep 4",
             "sleep 6",
         ]
+
+
+def test_managers_and_agents_render_as_tables(tmp_path):
+    with bgagent.BackgroundManager(tmp_path, grace=0.3) as bg:
+        done = bg.start("echo '<b>bold</b>'; exit 3")
+        bg.wait(done, timeout=60)
+        bg.tasks["hand"] = {"status": "completed", "result": "x", "command": "echo <i>"}
+        page = bg._repr_html_()
+        assert page.count("<tr data-task-id=") == 2
+        assert f"data-task-id='{done}'" in page
+        assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold" not in page
+        assert "echo &lt;i&gt;" in page
+        printed = []
+        bg._repr_pretty_(type("P", (), {"text": lambda self, t: printed.append(t)})(), False)
+        lines = printed[0].splitlines()
+        assert lines[0].split() == ["id", "status", "exit", "elapsed", "command", "result"]
+        assert lines[1].split()[:3] == [done, "completed", "3"]
+        client = bgagent.ScriptedClient(
+            [{"content": [{"type": "text", "text": "hi <there>"}], "stop_reason": "end_turn"}]
+        )
+        agent = bgagent.Agent(model="m", client=client, workdir=tmp_path, manager=bg, echo=False)
+        agent.run("go")
+        assert "hi &lt;there&gt;" in agent._repr_html_()
+        assert "1 turns, 2 background tasks" in agent._repr_html_()
+
+
+def test_the_package_imports_and_says_what_display_needs_without_ipython():
+    code = (
+        "import sys; sys.modules['IPython'] = None\n"
+        "import bgagent\n"
+        "try:\n"
+        "    bgagent.BackgroundManager().display()\n"
+        "except RuntimeError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "install IPython" in out.stdout
