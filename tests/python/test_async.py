@@ -3,10 +3,13 @@ work in any running loop (a fork worker's too)."""
 
 import asyncio
 import multiprocessing
+import signal
+import subprocess
 import sys
 
 import bgagent
 import pytest
+from helpers import new_marker, processes_with, wait_until
 
 
 def gated(tmp_path, name: str) -> str:
@@ -142,3 +145,51 @@ def test_awaitables_work_in_a_fork_worker(tmp_path):
     with multiprocessing.get_context("fork").Pool(1) as pool:
         answer = pool.apply(awaits_in_a_fork_worker, (str(gate),))
     assert answer.endswith("\nseen")
+
+
+SIGINT_SCRIPT = """
+import asyncio, sys, bgagent
+from pathlib import Path
+bg = bgagent.BackgroundManager(sys.argv[1], grace=0.3)
+task = bg.start("sleep 300 # task " + sys.argv[2])
+client = bgagent.ScriptedClient([{"content": [
+    {"type": "tool_use", "id": "t1", "name": "bash", "input": {"command": "sleep 300 # agent " + sys.argv[2]}}],
+    "stop_reason": "tool_use"}])
+agent = bgagent.Agent(model="m", client=client, workdir=sys.argv[1], echo=False)
+
+async def main():
+    if sys.argv[3] == "wait":
+        await bg.wait_async(task)
+    else:
+        await agent.run_async("go")
+
+try:
+    asyncio.run(main())  # Ctrl-C: asyncio.run cancels main() and raises KeyboardInterrupt
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+    print(bg.check(task).splitlines()[0])
+    print([b.get("content") for b in agent.messages[-1]["content"]] if agent.messages else [])
+"""
+
+
+@pytest.mark.parametrize("what", ["wait", "agent"])
+def test_ctrl_c_during_asyncio_run_raises_keyboard_interrupt_and_keeps_things_valid(tmp_path, what):
+    marker = new_marker()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGINT_SCRIPT, str(tmp_path), marker, what],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # The await has begun once the task (or the agent's bash tool) runs.
+    wait_until(lambda: processes_with(f"task {marker}"), "the task runs")
+    if what == "agent":
+        wait_until(lambda: processes_with(f"agent {marker}"), "the agent's command runs")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    lines = out.splitlines()
+    assert lines[0] == "KeyboardInterrupt", err
+    assert lines[1] == f"[running] sleep 300 # task {marker}"
+    if what == "agent":
+        assert lines[2] == "['Error: Interrupted by the user']"
+    wait_until(lambda: not processes_with(f"agent {marker}"), "the interrupted command is gone")
