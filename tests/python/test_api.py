@@ -175,3 +175,36 @@ def test_the_package_imports_and_says_what_display_needs_without_ipython():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert "install IPython" in out.stdout
+
+
+def test_an_agent_used_with_with_shuts_down_the_manager_it_made_only(tmp_path):
+    def starts_a_long_task():
+        return bgagent.ScriptedClient(
+            [
+                {
+                    "content": [
+                        {
+                            "type": "tool_use",
+                            "id": "t1",
+                            "name": "background_run",
+                            "input": {"command": "sleep 300"},
+                        }
+                    ],
+                    "stop_reason": "tool_use",
+                },
+                {"content": [{"type": "text", "text": "started"}], "stop_reason": "end_turn"},
+            ]
+        )
+
+    with bgagent.Agent(
+        model="m", client=starts_a_long_task(), workdir=tmp_path, mirror=True, echo=False
+    ) as agent:
+        agent.run("go")
+        assert agent.manager.has_running_tasks()
+    assert not agent.manager.has_running_tasks()
+    with bgagent.BackgroundManager(tmp_path, grace=0.3) as mine:
+        with bgagent.Agent(
+            model="m", client=starts_a_long_task(), manager=mine, mirror=True, echo=False
+        ) as agent:
+            agent.run("go")
+        assert mine.has_running_tasks()  # not the agent's to stop
