@@ -12,6 +12,7 @@ from pathlib import Path
 LAYERS = [
     "python",
     "cli",
+    "trace",
     "agent",
     "tools",
     "background",

@@ -130,12 +130,17 @@ pub trait LoopEvents: Send {
     fn text(&mut self, _piece: &str) {}
     /// The model call returned.
     fn model_reply(&mut self, _response: &Response) {}
-    /// A tool is about to run.
-    fn tool_start(&mut self, _name: &str, _input: &Value) {}
-    fn tool(&mut self, _name: &str, _output: &str) {}
+    /// A tool is about to run (`id`: its tool_use id).
+    fn tool_start(&mut self, _id: &str, _name: &str, _input: &Value) {}
+    /// A tool ran.
+    fn tool(&mut self, _id: &str, _name: &str, _output: &str) {}
     /// Notifications taken from the queue.
     fn drained(&mut self, _notes: &[Notification]) {}
     fn injected(&mut self, _text: &str) {}
+    /// Production at the end of a turn: waiting (at most `max_wait`) for `running` tasks.
+    fn waiting(&mut self, _running: usize, _max_wait: Duration) {}
+    /// That wait ended: "results" (some arrived), "nothing running" or "max_wait".
+    fn waited(&mut self, _why: &str) {}
 }
 
 /// Prints nothing.
@@ -247,11 +252,22 @@ impl Loop<'_> {
         max_wait: Duration,
     ) -> Result<bool> {
         let manager = self.manager;
-        poll_until(self.interrupted, Some(max_wait), |slice| {
+        let running = manager.running_count();
+        if running > 0 {
+            self.events.waiting(running, max_wait);
+        }
+        let ended = poll_until(self.interrupted, Some(max_wait), |slice| {
             manager.wait_for_finished(Some(slice)).then_some(())
         })
         .map_err(|Interrupted| Error::Interrupted)?;
         let notes = self.drain()?;
+        if running > 0 {
+            self.events.waited(match (ended, notes.is_empty()) {
+                (_, false) => "results",
+                (Some(()), true) => "nothing running",
+                (None, true) => "max_wait",
+            });
+        }
         if notes.is_empty() {
             return Ok(false);
         }
@@ -291,14 +307,15 @@ impl Loop<'_> {
         let mut interrupted = false;
         for block in calls {
             let id = block["id"].clone();
+            let id_text = id.as_str().unwrap_or_default();
             let output = if interrupted {
                 "Error: Interrupted by the user before this tool ran".to_string()
             } else {
                 let name = block["name"].as_str().unwrap_or_default();
-                self.events.tool_start(name, &block["input"]);
+                self.events.tool_start(id_text, name, &block["input"]);
                 match self.tools.run(name, &block["input"]) {
                     Ok(output) => {
-                        self.events.tool(name, &output);
+                        self.events.tool(id_text, name, &output);
                         output
                     }
                     Err(Interrupted) => {

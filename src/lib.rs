@@ -2,6 +2,7 @@
 //!
 //! Modules, each depending only on those below it:
 //! - [`cli`] (feature `cli`) and the Python adapters (feature `python`): the faces;
+//! - [`trace`]: the trace of a run (JSON lines) and its picture (HTML, SVG);
 //! - [`agent`]: the loop (drain, inject, model, tools) and its [`agent::LoopPolicy`];
 //! - [`tools`]: the six tools (and production's two more);
 //! - [`background`]: the BackgroundManager (task table, notification queue, task events);
@@ -20,6 +21,7 @@ pub mod llm;
 pub mod runtime;
 mod text;
 pub mod tools;
+pub mod trace;
 
 pub use background::{BackgroundManager, Notification, Options, Status, TaskRecord};
 pub use error::{Error, Result};

@@ -19,7 +19,7 @@ struct Recorder {
 }
 
 impl LoopEvents for Recorder {
-    fn tool(&mut self, name: &str, output: &str) {
+    fn tool(&mut self, _id: &str, name: &str, output: &str) {
         self.tools.push((name.to_string(), output.to_string()));
     }
     fn injected(&mut self, text: &str) {

@@ -268,22 +268,48 @@ fn trace_records_every_kind_of_event() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds[0], "header");
+    let header = &events[0];
+    assert_eq!(
+        (header["schema"].as_str(), header["version"].as_u64()),
+        (Some("bgagent-trace"), Some(1))
+    );
+    assert_eq!(
+        (header["mode"].as_str(), header["model"].as_str()),
+        (Some("production"), Some("test-model"))
+    );
     for kind in [
+        "user_input",
         "model_call",
         "model_reply",
         "tool_call",
         "tool_result",
-        "task_start",
-        "task_end",
+        "task_queued",
+        "task_started",
+        "task_finished",
+        "wait_start",
+        "wait_end",
         "drain",
         "inject",
+        "task_drained",
+        "turn_end",
     ] {
         assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
     }
-    let at =
-        |kind: &str| events.iter().find(|e| e["event"] == kind).unwrap()["t"].as_f64().unwrap();
-    assert!(at("model_call") <= at("task_start") && at("task_start") < at("task_end"));
-    assert!(at("task_end") <= at("inject"));
+    let times: Vec<f64> = events.iter().map(|e| e["t"].as_f64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "t never decreases: {times:?}");
+    // The joins: tool call -> task -> drain -> the model call that saw it.
+    let find = |kind: &str| events.iter().find(|e| e["event"] == kind).unwrap();
+    let task = find("tool_result")["task_id"].as_str().unwrap();
+    assert_eq!(find("task_queued")["task_id"], task);
+    assert_eq!(find("task_finished")["status"], "completed");
+    assert_eq!(find("inject")["task_ids"], json!([task]));
+    let seen_by = find("inject")["call"].as_u64().unwrap();
+    assert_eq!(seen_by, 3, "the end-of-turn wait injects before the third call");
+    assert!(events.iter().any(|e| e["event"] == "model_call" && e["call"] == seen_by));
+    assert_eq!(find("wait_end")["why"], "results");
+    assert_eq!(find("model_reply")["text"], "");
+    assert_eq!(find("turn_end")["outcome"], "done");
 }
 
 #[test]
@@ -429,7 +455,7 @@ fn sigkill_of_the_cli_leaves_no_task_behind() {
         .unwrap();
     // A task is running (and its group known to the supervisor) once it is traced as such.
     wait_until(&mut child, "both tasks run", || {
-        std::fs::read_to_string(&trace).unwrap_or_default().matches("\"task_running\"").count() == 2
+        std::fs::read_to_string(&trace).unwrap_or_default().matches("\"task_started\"").count() == 2
     });
     child.kill().unwrap(); // SIGKILL: no handler, no destructor runs
     assert_eq!(child.wait().unwrap().code(), None);

@@ -27,6 +27,7 @@ __all__ = [
     "RateLimitError",
     "ScriptedClient",
     "StopFlag",
+    "TaskEvents",
     "__version__",
     "_set_supervisor",
     "_shutdown_all",

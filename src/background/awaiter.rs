@@ -2,7 +2,7 @@
 //! blocking waits, woken by a watch channel instead of the condition variable, so a wait
 //! holds no thread and ends at once when its future is dropped (cancelled).
 
-use super::{Inner, Notification, State, Status};
+use super::{Inner, Notification, State, Status, TaskRecord};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +58,11 @@ impl Awaiter {
     pub async fn shutdown(&self) {
         self.inner.request_kill_all();
         let _ = tokio::time::timeout(self.stop_bound(), self.idle()).await;
+    }
+
+    /// What the manager knows of a task now.
+    pub fn record(&self, task_id: &str) -> Option<TaskRecord> {
+        self.inner.lock().tasks.get(task_id).cloned()
     }
 
     /// How long stopping a task can take (grace, SIGKILL, the pipe cut-off).

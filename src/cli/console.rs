@@ -1,17 +1,15 @@
 //! What the CLI prints: colours (off with --no-color, NO_COLOR, or output to a pipe), the
-//! lesson's tool lines, streamed text, a spinner on stderr, and the --trace file.
+//! lesson's tool lines, streamed text and a spinner on stderr.
 
 use crate::agent::LoopEvents;
-use crate::background::{BackgroundManager, Notification, Subscription, TaskEvent, TaskEventKind};
+use crate::background::{BackgroundManager, Subscription, TaskEvent};
 use crate::llm::Response;
 use crate::text::prefix;
-use serde_json::{json, Value};
-use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Clone, Copy)]
 pub struct Style {
@@ -42,64 +40,6 @@ pub fn say(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
-}
-
-/// `--trace FILE`: one JSON object per line, each with seconds since the start.
-pub struct Trace {
-    file: Mutex<File>,
-    start: Instant,
-    path: std::path::PathBuf,
-    /// A write failed (a full disk): said once on stderr, then the trace goes quiet.
-    failed: AtomicBool,
-}
-
-impl Trace {
-    pub fn create(path: &std::path::Path) -> std::io::Result<Arc<Trace>> {
-        Ok(Arc::new(Trace {
-            file: Mutex::new(File::create(path)?),
-            start: Instant::now(),
-            path: path.to_path_buf(),
-            failed: AtomicBool::new(false),
-        }))
-    }
-
-    pub fn event(&self, kind: &str, fields: Value) {
-        self.event_at(kind, fields, Instant::now());
-    }
-
-    /// A task's start, its process starting, and its end, at the times the manager recorded.
-    pub fn task_event(&self, event: &TaskEvent) {
-        let id = &event.task_id;
-        match &event.kind {
-            TaskEventKind::Queued { command } => {
-                self.event_at("task_start", json!({"task_id": id, "command": command}), event.at)
-            }
-            TaskEventKind::Started { pid } => {
-                self.event_at("task_running", json!({"task_id": id, "pid": pid}), event.at)
-            }
-            TaskEventKind::Finished { status, exit_code } => {
-                let fields =
-                    json!({"task_id": id, "status": status.as_str(), "exit_code": exit_code});
-                self.event_at("task_end", fields, event.at)
-            }
-            _ => {}
-        }
-    }
-
-    /// An event that happened at `at`.
-    pub fn event_at(&self, kind: &str, mut fields: Value, at: Instant) {
-        fields["t"] = json!(at.saturating_duration_since(self.start).as_secs_f64());
-        fields["event"] = json!(kind);
-        // The API credentials never reach the trace.
-        let line = crate::text::redact(&fields.to_string()).into_owned();
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let written = writeln!(file, "{line}").and_then(|()| file.flush());
-        if let Err(e) = written {
-            if !self.failed.swap(true, Ordering::Relaxed) {
-                eprintln!("bgagent: cannot write the trace to {}: {e}", self.path.display());
-            }
-        }
-    }
 }
 
 /// A small animation on stderr while the model thinks; only when stderr is a terminal.
@@ -167,7 +107,6 @@ pub struct CliEvents {
     /// Print the model's text as it streams (REPL, demo); one-shot prints only the answer.
     pub stream_text: bool,
     pub sink: Sink,
-    pub trace: Option<Arc<Trace>>,
     spinner: Option<Spinner>,
     /// Streamed text held back until its line ends (printer sink only).
     open_text: String,
@@ -176,12 +115,11 @@ pub struct CliEvents {
 }
 
 impl CliEvents {
-    pub fn new(style: Style, stream_text: bool, sink: Sink, trace: Option<Arc<Trace>>) -> Self {
+    pub fn new(style: Style, stream_text: bool, sink: Sink) -> Self {
         CliEvents {
             style,
             stream_text,
             sink,
-            trace,
             spinner: None,
             open_text: String::new(),
             text_open: false,
@@ -191,17 +129,10 @@ impl CliEvents {
     fn line(&self, text: &str) {
         self.sink.write(&format!("{text}\n"));
     }
-
-    fn trace(&self, kind: &str, fields: Value) {
-        if let Some(t) = &self.trace {
-            t.event(kind, fields);
-        }
-    }
 }
 
 impl LoopEvents for CliEvents {
     fn model_call(&mut self) {
-        self.trace("model_call", json!({}));
         if !matches!(self.sink, Sink::Printer(_)) {
             self.spinner = Spinner::start();
         }
@@ -228,7 +159,7 @@ impl LoopEvents for CliEvents {
         }
     }
 
-    fn model_reply(&mut self, response: &Response) {
+    fn model_reply(&mut self, _response: &Response) {
         self.spinner = None;
         if !self.open_text.is_empty() {
             let rest = std::mem::take(&mut self.open_text);
@@ -237,27 +168,15 @@ impl LoopEvents for CliEvents {
         if std::mem::take(&mut self.text_open) {
             self.sink.write("\n");
         }
-        self.trace("model_reply", json!({"stop_reason": response.stop_reason}));
     }
 
-    fn tool_start(&mut self, name: &str, input: &Value) {
-        self.trace("tool_call", json!({"name": name, "input": input}));
-    }
-
-    fn tool(&mut self, name: &str, output: &str) {
+    fn tool(&mut self, _id: &str, name: &str, output: &str) {
         self.line(&self.style.paint("33", &format!("> {name}:")));
         self.line(prefix(output, 200));
-        self.trace("tool_result", json!({"name": name, "output": prefix(output, 200)}));
-    }
-
-    fn drained(&mut self, notes: &[Notification]) {
-        let ids: Vec<&str> = notes.iter().map(|n| n.task_id.as_str()).collect();
-        self.trace("drain", json!({"task_ids": ids}));
     }
 
     fn injected(&mut self, text: &str) {
         self.line(&self.style.paint("2", text));
-        self.trace("inject", json!({"text": text}));
     }
 }
 

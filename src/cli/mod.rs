@@ -6,14 +6,15 @@ pub(crate) mod demo;
 mod ending;
 mod repl;
 
-use crate::agent::{Loop, LoopConfig, LoopPolicy};
+use crate::agent::{Loop, LoopConfig, LoopEvents, LoopPolicy};
 use crate::background::{BackgroundManager, Options};
 use crate::error::Error;
 use crate::llm::{HttpClient, HttpConfig, Model, ScriptedModel};
 use crate::runtime::Seconds;
 use crate::tools::BuiltinTools;
+use crate::trace::{RunInfo, Traced, Tracer};
 use clap::Parser;
-use console::{say, CliEvents, Sink, Style, Trace};
+use console::{say, CliEvents, Sink, Style};
 use serde_json::{json, Value};
 use std::ffi::OsString;
 use std::io::Read;
@@ -72,6 +73,23 @@ struct Args {
     /// In the REPL, start a turn by itself when a background task finishes
     #[arg(long)]
     auto_resume: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Draw a trace (from --trace): one self-contained HTML page, and/or an SVG picture
+    View {
+        /// The trace file (JSON lines)
+        trace: PathBuf,
+        /// The HTML page to write (default: the trace's name with .html)
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Also (or only, without -o) write the static picture as SVG
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
 }
 
 /// Set by SIGINT during a turn; the loop polls it.
@@ -106,7 +124,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
     };
     install_signal_handlers();
-    match run(args) {
+    let result = match args.command {
+        Some(Command::View { trace, output, svg }) => view(&trace, output, svg),
+        None => run(args),
+    };
+    match result {
         Ok(()) => 0,
         Err(Failure(code, message)) => {
             if !message.is_empty() {
@@ -145,7 +167,7 @@ pub(crate) struct Session {
     manager: Arc<BackgroundManager>,
     workdir: PathBuf,
     style: Style,
-    trace: Option<Arc<Trace>>,
+    trace: Option<Arc<Tracer>>,
 }
 
 impl Session {
@@ -157,7 +179,18 @@ impl Session {
         let interrupted = || INTERRUPTED.load(Ordering::SeqCst);
         let ctx = self.config.policy.tool_context(&self.workdir, &self.manager, &interrupted);
         let mut tools = BuiltinTools { ctx };
-        Loop {
+        let mut traced;
+        let events: &mut dyn LoopEvents = match &self.trace {
+            Some(tracer) => {
+                if let Some(text) = messages.last().and_then(|m| m["content"].as_str()) {
+                    tracer.user_input(text);
+                }
+                traced = Traced::new(tracer, events);
+                &mut traced
+            }
+            None => events,
+        };
+        let result = Loop {
             config: &self.config,
             model: self.model.as_ref(),
             manager: &self.manager,
@@ -166,11 +199,19 @@ impl Session {
             interrupted: &interrupted,
             drain: None,
         }
-        .run(messages)
+        .run(messages);
+        if let Some(tracer) = &self.trace {
+            match &result {
+                Ok(()) => tracer.turn_end("done", None),
+                Err(Error::Interrupted) => tracer.turn_end("interrupted", None),
+                Err(e) => tracer.turn_end("error", Some(&e.to_string())),
+            }
+        }
+        result
     }
 
     fn events(&self, stream_text: bool, sink: Sink) -> CliEvents {
-        CliEvents::new(self.style, stream_text, sink, self.trace.clone())
+        CliEvents::new(self.style, stream_text, sink)
     }
 }
 
@@ -226,17 +267,19 @@ fn run(args: Args) -> Result<(), Failure> {
         ..Options::default()
     };
     let manager = Arc::new(BackgroundManager::new(options).map_err(|e| Failure(2, e.to_string()))?);
+    let info = RunInfo {
+        mode: if args.mirror { "mirror" } else { "production" }.into(),
+        model: args.model.clone().unwrap_or_else(|| "demo".into()),
+        workdir: workdir.clone(),
+    };
     let trace = match &args.trace {
         Some(path) => Some(
-            Trace::create(path)
+            Tracer::to_file(path, &info)
                 .map_err(|e| Failure(2, format!("--trace {}: {e}", path.display())))?,
         ),
         None => None,
     };
-    let watcher = trace.as_ref().map(|t| {
-        let trace = t.clone();
-        console::TaskWatcher::start(&manager, move |event| trace.task_event(event))
-    });
+    let watcher = trace.as_ref().map(|t| t.follow(&manager));
     let session = Session {
         config: LoopConfig {
             model: args.model.clone().unwrap_or_else(|| "demo".into()),
@@ -269,6 +312,41 @@ fn run(args: Args) -> Result<(), Failure> {
     drop(watcher); // records the last task ends
     drop(demo_dir);
     result
+}
+
+/// `bgagent view TRACE`: the picture of a run.
+fn view(
+    trace: &std::path::Path,
+    output: Option<PathBuf>,
+    svg: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(trace)
+        .map_err(|e| Failure(2, format!("cannot read the trace {}: {e}", trace.display())))?;
+    let run = crate::trace::view::Run::from_lines(text.lines());
+    if run.header.is_null() {
+        return Err(Failure(
+            2,
+            format!("{} is not a bgagent trace (no header line)", trace.display()),
+        ));
+    }
+    let output = match (&output, &svg) {
+        (None, Some(_)) => None,
+        (Some(o), _) => Some(o.clone()),
+        (None, None) => Some(trace.with_extension("html")),
+    };
+    let write = |path: &std::path::Path, content: String| {
+        std::fs::write(path, &content)
+            .map_err(|e| Failure(2, format!("cannot write {}: {e}", path.display())))?;
+        say(&format!("wrote {} ({} KB)\n", path.display(), content.len().div_ceil(1024)));
+        Ok::<(), Failure>(())
+    };
+    if let Some(path) = output {
+        write(&path, crate::trace::view::html(&run))?;
+    }
+    if let Some(path) = svg {
+        write(&path, crate::trace::view::svg(&run))?;
+    }
+    Ok(())
 }
 
 fn one_shot(session: &Session, prompt: &str) -> Result<(), Failure> {

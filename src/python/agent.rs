@@ -220,7 +220,7 @@ struct PyEvents {
 }
 
 impl LoopEvents for PyEvents {
-    fn tool(&mut self, name: &str, output: &str) {
+    fn tool(&mut self, _id: &str, name: &str, output: &str) {
         if self.echo {
             Python::attach(|py| {
                 let print = py.import("builtins").and_then(|b| b.getattr("print"));

@@ -105,6 +105,7 @@ fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> i32 {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<background::PyBackgroundManager>()?;
+    m.add_class::<background::PyTaskEvents>()?;
     m.add_class::<agent::PyClient>()?;
     m.add_class::<agent::StopFlag>()?;
     m.add_class::<scripted::PyScriptedClient>()?;

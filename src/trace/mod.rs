@@ -1,0 +1,383 @@
+//! The trace of a run: one JSON object per line, in time order, that a viewer can join into a
+//! picture ([`view`]). Schema `bgagent-trace` version [`VERSION`] (the README lists the events).
+//!
+//! Events come from several threads (the loop, the task-event watcher); the one writer stamps
+//! each with seconds since the start and never lets `t` go backwards. Long texts are cut to
+//! [`TEXT_LIMIT`] characters with their full length recorded, and the API credentials are
+//! redacted from every line.
+
+pub mod view;
+
+use crate::agent::LoopEvents;
+use crate::background::TaskEventKind;
+use crate::background::{Awaiter, BackgroundManager, Notification, Subscription, TaskEvent};
+use crate::llm::Response;
+use crate::text::prefix;
+use serde_json::{json, Value};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const SCHEMA: &str = "bgagent-trace";
+pub const VERSION: u32 = 1;
+/// Characters kept of any text (model text, tool input and output, injected block).
+pub const TEXT_LIMIT: usize = 2000;
+/// Lines a trace kept in memory holds at most; progress events go first when it is full.
+pub const MEMORY_LIMIT: usize = 100_000;
+
+/// What the header line says about the run.
+#[derive(Clone, Debug, Default)]
+pub struct RunInfo {
+    /// "mirror" (the lesson's loop) or "production".
+    pub mode: String,
+    pub model: String,
+    pub workdir: PathBuf,
+}
+
+enum Out {
+    File { file: BufWriter<File>, path: PathBuf, failed: bool },
+    Memory(Vec<String>),
+}
+
+struct Writer {
+    out: Out,
+    /// The last `t` written: no line gets an earlier one.
+    last: f64,
+    turn: u64,
+    /// Model calls so far (the next one is `calls + 1`).
+    calls: u64,
+}
+
+/// Writes a trace to a file, or keeps it in memory.
+pub struct Tracer {
+    writer: Mutex<Writer>,
+    start: Instant,
+}
+
+impl Tracer {
+    /// A trace written to `path` (created or truncated), starting with its header line.
+    pub fn to_file(path: &Path, info: &RunInfo) -> std::io::Result<Arc<Tracer>> {
+        let file = BufWriter::new(File::create(path)?);
+        let out = Out::File { file, path: path.to_path_buf(), failed: false };
+        Ok(Tracer::with(out, info))
+    }
+
+    /// A trace kept in memory (see [`Tracer::lines`]).
+    pub fn in_memory(info: &RunInfo) -> Arc<Tracer> {
+        Tracer::with(Out::Memory(Vec::new()), info)
+    }
+
+    fn with(out: Out, info: &RunInfo) -> Arc<Tracer> {
+        let tracer = Arc::new(Tracer {
+            writer: Mutex::new(Writer { out, last: 0.0, turn: 0, calls: 0 }),
+            start: Instant::now(),
+        });
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        tracer.record(
+            "header",
+            json!({
+                "schema": SCHEMA,
+                "version": VERSION,
+                "bgagent": env!("CARGO_PKG_VERSION"),
+                "mode": info.mode,
+                "model": info.model,
+                "workdir": info.workdir.to_string_lossy(),
+                "unix_time": unix,
+            }),
+        );
+        tracer
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lines so far (a file trace gives none: read the file).
+    pub fn lines(&self) -> Vec<String> {
+        match &self.lock().out {
+            Out::Memory(lines) => lines.clone(),
+            Out::File { .. } => Vec::new(),
+        }
+    }
+
+    /// The file, if the trace goes to one.
+    pub fn path(&self) -> Option<PathBuf> {
+        match &self.lock().out {
+            Out::File { path, .. } => Some(path.clone()),
+            Out::Memory(_) => None,
+        }
+    }
+
+    /// Records `event` now.
+    pub fn record(&self, event: &str, fields: Value) {
+        self.record_at(event, fields, Instant::now());
+    }
+
+    /// Records `event` as of `at` (or of the last line written, if that is later).
+    pub fn record_at(&self, event: &str, fields: Value, at: Instant) {
+        let mut w = self.lock();
+        let t = at.saturating_duration_since(self.start).as_secs_f64().max(w.last);
+        w.last = t;
+        let mut line = json!({"t": (t * 1e6).round() / 1e6, "event": event});
+        if let (Value::Object(line), Value::Object(fields)) = (&mut line, fields) {
+            line.extend(fields);
+        }
+        // The API credentials never reach the trace.
+        let text = crate::text::redact(&line.to_string()).into_owned();
+        match &mut w.out {
+            Out::Memory(lines) => {
+                if lines.len() >= MEMORY_LIMIT {
+                    if event == "task_progress" {
+                        return;
+                    }
+                    if let Some(i) = lines.iter().position(|l| l.contains("\"task_progress\"")) {
+                        lines.remove(i);
+                    }
+                }
+                lines.push(text);
+            }
+            Out::File { file, path, failed } => {
+                let written = writeln!(file, "{text}").and_then(|()| file.flush());
+                if let Err(e) = written {
+                    if !std::mem::replace(failed, true) {
+                        eprintln!("bgagent: cannot write the trace to {}: {e}", path.display());
+                    }
+                }
+            }
+        }
+    }
+
+    /// A user's message starts turn N.
+    pub fn user_input(&self, text: &str) {
+        let turn = {
+            let mut w = self.lock();
+            w.turn += 1;
+            w.turn
+        };
+        self.record("user_input", with_text(json!({"turn": turn}), "text", text));
+    }
+
+    /// The turn ended: "done", "interrupted" or "error" (with the message).
+    pub fn turn_end(&self, outcome: &str, message: Option<&str>) {
+        let turn = self.lock().turn;
+        let mut fields = json!({"turn": turn, "outcome": outcome});
+        if let Some(m) = message {
+            fields["message"] = json!(prefix(m, TEXT_LIMIT));
+        }
+        self.record("turn_end", fields);
+    }
+
+    fn turn_and_call(&self) -> (u64, u64) {
+        let w = self.lock();
+        (w.turn, w.calls)
+    }
+
+    fn next_call(&self) -> (u64, u64) {
+        let mut w = self.lock();
+        w.calls += 1;
+        (w.turn, w.calls)
+    }
+
+    /// One task event, with what the manager knows of the task (`tasks`) when it ends.
+    pub fn task_event(&self, event: &TaskEvent, tasks: Option<&Awaiter>) {
+        let id = &event.task_id;
+        let (name, fields) = match &event.kind {
+            TaskEventKind::Queued { command } => {
+                ("task_queued", with_text(json!({"task_id": id}), "command", command))
+            }
+            TaskEventKind::Started { pid } => {
+                // Every task leads its own process group (and session): pgid = pid.
+                ("task_started", json!({"task_id": id, "pid": pid, "pgid": pid}))
+            }
+            TaskEventKind::Progress { stdout_bytes, stderr_bytes } => (
+                "task_progress",
+                json!({"task_id": id, "stdout_bytes": stdout_bytes, "stderr_bytes": stderr_bytes}),
+            ),
+            TaskEventKind::Finished { status, exit_code } => {
+                let mut fields =
+                    json!({"task_id": id, "status": status.as_str(), "exit_code": exit_code});
+                if let Some(record) = tasks.and_then(|t| t.record(id)) {
+                    let o = &record.output;
+                    fields["duration"] = json!(record.elapsed().as_secs_f64());
+                    fields["stdout_bytes"] = json!(o.stdout_bytes);
+                    fields["stderr_bytes"] = json!(o.stderr_bytes);
+                    fields["log_path"] = json!(o.log_path);
+                    let result = record.result.unwrap_or_default();
+                    fields = with_text(fields, "result", &result);
+                }
+                ("task_finished", fields)
+            }
+            TaskEventKind::Drained => ("task_drained", json!({"task_id": id})),
+        };
+        self.record_at(name, fields, event.at);
+    }
+
+    /// Records `manager`'s task events from now on, from a thread of its own, until the
+    /// returned [`Follower`] is dropped.
+    pub fn follow(self: &Arc<Self>, manager: &BackgroundManager) -> Follower {
+        let events = manager.subscribe();
+        let mine = events.clone();
+        let tasks = manager.awaiter();
+        let tracer = Arc::clone(self);
+        let thread = std::thread::Builder::new()
+            .name("bgagent-trace".into())
+            .spawn(move || {
+                while let Some(event) = mine.recv(None) {
+                    tracer.task_event(&event, Some(&tasks));
+                }
+            })
+            .ok();
+        Follower { events, thread }
+    }
+}
+
+/// `fields` with `key` set to `text` cut to [`TEXT_LIMIT`] characters, and `{key}_length`
+/// set to its full length in characters when it was cut.
+fn with_text(mut fields: Value, key: &str, text: &str) -> Value {
+    let kept = prefix(text, TEXT_LIMIT);
+    fields[key] = json!(kept);
+    if kept.len() < text.len() {
+        fields[format!("{key}_length")] = json!(text.chars().count());
+    }
+    fields
+}
+
+/// Records a manager's task events while it lives ([`Tracer::follow`]).
+pub struct Follower {
+    events: Subscription,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Follower {
+    /// The events already published are still recorded, then the thread ends.
+    fn drop(&mut self) {
+        self.events.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The loop's events recorded into a tracer, and passed on to `inner` (which prints them).
+pub struct Traced<'a> {
+    pub tracer: &'a Tracer,
+    pub inner: &'a mut dyn LoopEvents,
+    call_started: Option<Instant>,
+    tool_started: Option<Instant>,
+    text: String,
+    drained: Vec<String>,
+}
+
+impl<'a> Traced<'a> {
+    pub fn new(tracer: &'a Tracer, inner: &'a mut dyn LoopEvents) -> Self {
+        Traced {
+            tracer,
+            inner,
+            call_started: None,
+            tool_started: None,
+            text: String::new(),
+            drained: Vec::new(),
+        }
+    }
+}
+
+fn seconds_since(start: Option<Instant>) -> f64 {
+    start.map_or(0.0, |s| s.elapsed().as_secs_f64())
+}
+
+impl LoopEvents for Traced<'_> {
+    fn model_call(&mut self) {
+        let (turn, call) = self.tracer.next_call();
+        self.call_started = Some(Instant::now());
+        self.text.clear();
+        self.tracer.record("model_call", json!({"turn": turn, "call": call}));
+        self.inner.model_call();
+    }
+
+    fn text(&mut self, piece: &str) {
+        if self.text.len() < 4 * TEXT_LIMIT {
+            self.text.push_str(piece);
+        }
+        self.inner.text(piece);
+    }
+
+    fn model_reply(&mut self, response: &Response) {
+        let (turn, call) = self.tracer.turn_and_call();
+        let text =
+            if self.text.is_empty() { response.text() } else { std::mem::take(&mut self.text) };
+        let mut fields = json!({
+            "turn": turn,
+            "call": call,
+            "stop_reason": response.stop_reason,
+            "duration": seconds_since(self.call_started),
+        });
+        if let Some(usage) = response.rest.get("usage") {
+            fields["usage"] = usage.clone();
+        }
+        self.tracer.record("model_reply", with_text(fields, "text", &text));
+        self.inner.model_reply(response);
+    }
+
+    fn tool_start(&mut self, id: &str, name: &str, input: &Value) {
+        let (turn, call) = self.tracer.turn_and_call();
+        self.tool_started = Some(Instant::now());
+        let fields = json!({"turn": turn, "call": call, "tool_use_id": id, "name": name});
+        self.tracer.record("tool_call", with_text(fields, "input", &input.to_string()));
+        self.inner.tool_start(id, name, input);
+    }
+
+    fn tool(&mut self, id: &str, name: &str, output: &str) {
+        let (turn, call) = self.tracer.turn_and_call();
+        let mut fields = json!({
+            "turn": turn,
+            "call": call,
+            "tool_use_id": id,
+            "name": name,
+            "duration": seconds_since(self.tool_started),
+        });
+        if name == "background_run" {
+            // `Background task {id} started: ...` joins this call to its task.
+            if let Some(task) =
+                output.strip_prefix("Background task ").and_then(|r| r.split(' ').next())
+            {
+                fields["task_id"] = json!(task);
+            }
+        }
+        self.tracer.record("tool_result", with_text(fields, "output", output));
+        self.inner.tool(id, name, output);
+    }
+
+    fn drained(&mut self, notes: &[Notification]) {
+        let (turn, call) = self.tracer.turn_and_call();
+        self.drained = notes.iter().map(|n| n.task_id.clone()).collect();
+        self.tracer
+            .record("drain", json!({"turn": turn, "call": call + 1, "task_ids": self.drained}));
+        self.inner.drained(notes);
+    }
+
+    fn injected(&mut self, text: &str) {
+        let (turn, call) = self.tracer.turn_and_call();
+        let fields =
+            json!({"turn": turn, "call": call + 1, "task_ids": std::mem::take(&mut self.drained)});
+        self.tracer.record("inject", with_text(fields, "text", text));
+        self.inner.injected(text);
+    }
+
+    fn waiting(&mut self, running: usize, max_wait: Duration) {
+        let (turn, _) = self.tracer.turn_and_call();
+        self.tracer.record(
+            "wait_start",
+            json!({"turn": turn, "running": running, "max_wait": max_wait.as_secs_f64()}),
+        );
+        self.inner.waiting(running, max_wait);
+    }
+
+    fn waited(&mut self, why: &str) {
+        let (turn, _) = self.tracer.turn_and_call();
+        self.tracer.record("wait_end", json!({"turn": turn, "why": why}));
+        self.inner.waited(why);
+    }
+}

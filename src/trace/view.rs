@@ -1,0 +1,617 @@
+//! The picture of a trace: a time axis in real seconds, a lane for the main loop (model calls,
+//! tools, the wait for stragglers, idle time waiting for the user) and one lane per background
+//! task, with a link from each task's end to the drain and the model call that first saw its
+//! result. [`html`] adds a step-through of the model calls (left/right keys); [`svg`] is the
+//! static picture alone.
+
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+
+/// Characters of a text shown in the step-through (the trace keeps more).
+const SHOWN: usize = 1000;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Activity {
+    Call,
+    Tool,
+    Wait,
+    Idle,
+}
+
+/// A stretch of the main loop's time.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    pub activity: Activity,
+    pub start: f64,
+    pub end: f64,
+    pub label: String,
+    /// The step (model call) this stretch belongs to.
+    pub step: Option<usize>,
+}
+
+/// One background task's life, and where its result went.
+#[derive(Clone, Debug, Default)]
+pub struct TaskLane {
+    pub id: String,
+    pub command: String,
+    pub queued: f64,
+    pub started: Option<f64>,
+    pub finished: Option<f64>,
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub bytes: u64,
+    pub drained: Option<f64>,
+    /// The model call whose request first carried the injected result.
+    pub injected_into: Option<u64>,
+    /// Seconds the result waited in the queue while the loop was idle (the lesson's gap).
+    pub waited_idle: f64,
+    /// A check_background answer showed its result to the model before the injection did.
+    pub polled: bool,
+}
+
+/// One model call, with what was new in the conversation it was sent.
+#[derive(Clone, Debug, Default)]
+pub struct Step {
+    pub call: u64,
+    pub turn: u64,
+    pub start: f64,
+    pub end: f64,
+    pub stop_reason: String,
+    /// (kind, text): "user", "tool_result", "injected".
+    pub sent: Vec<(String, String)>,
+    pub reply: String,
+    /// (name, input, output) of the tools the reply asked for.
+    pub tools: Vec<(String, String, String)>,
+}
+
+/// A trace read back and joined.
+#[derive(Clone, Debug, Default)]
+pub struct Run {
+    pub header: Value,
+    pub end: f64,
+    pub segments: Vec<Segment>,
+    pub tasks: Vec<TaskLane>,
+    pub steps: Vec<Step>,
+    /// (turn number, when its user message came).
+    pub turns: Vec<(u64, f64)>,
+}
+
+fn text(e: &Value, key: &str) -> String {
+    e[key].as_str().unwrap_or_default().to_string()
+}
+
+impl Run {
+    /// Reads the trace's lines (lines that are not JSON objects are skipped).
+    pub fn from_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> Run {
+        let mut run = Run::default();
+        let mut open: Option<(Activity, f64, String)> = None;
+        let mut idle_since = Some(0.0);
+        let mut idle: Vec<(f64, f64)> = Vec::new();
+        let mut pending: Vec<(String, String)> = Vec::new();
+        for line in lines {
+            let Ok(e) = serde_json::from_str::<Value>(line) else { continue };
+            let t = e["t"].as_f64().unwrap_or(run.end);
+            run.end = run.end.max(t);
+            let step = run.steps.len().checked_sub(1);
+            match e["event"].as_str().unwrap_or_default() {
+                "header" => run.header = e.clone(),
+                "user_input" => {
+                    if let Some(since) = idle_since.take() {
+                        run.segment(Activity::Idle, since, t, "waiting for the user".into(), None);
+                        idle.push((since, t));
+                    }
+                    pending.push(("user".into(), text(&e, "text")));
+                    run.turns.push((e["turn"].as_u64().unwrap_or_default(), t));
+                }
+                "model_call" => {
+                    open = Some((Activity::Call, t, format!("call {}", e["call"])));
+                    run.steps.push(Step {
+                        call: e["call"].as_u64().unwrap_or_default(),
+                        turn: e["turn"].as_u64().unwrap_or_default(),
+                        start: t,
+                        end: t,
+                        sent: std::mem::take(&mut pending),
+                        ..Step::default()
+                    });
+                }
+                "model_reply" => {
+                    run.close(&mut open, t, step);
+                    if let Some(s) = run.steps.last_mut() {
+                        s.end = t;
+                        s.stop_reason = text(&e, "stop_reason");
+                        s.reply = text(&e, "text");
+                    }
+                }
+                "tool_call" => {
+                    open = Some((Activity::Tool, t, text(&e, "name")));
+                    if let Some(s) = run.steps.last_mut() {
+                        s.tools.push((text(&e, "name"), text(&e, "input"), String::new()));
+                    }
+                }
+                "tool_result" => {
+                    run.close(&mut open, t, step);
+                    let (name, output) = (text(&e, "name"), text(&e, "output"));
+                    if let Some(tool) = run.steps.last_mut().and_then(|s| s.tools.last_mut()) {
+                        tool.2 = output.clone();
+                    }
+                    if name == "check_background" {
+                        run.polled(&output);
+                    }
+                    pending.push(("tool_result".into(), format!("{name}: {output}")));
+                }
+                "wait_start" => {
+                    open = Some((Activity::Wait, t, "waiting for running tasks".into()))
+                }
+                "wait_end" => {
+                    if let Some(o) = open.as_mut() {
+                        o.2 = format!("waited for tasks: {}", text(&e, "why"));
+                    }
+                    run.close(&mut open, t, step);
+                }
+                "drain" | "inject" => {
+                    let call = e["call"].as_u64();
+                    for id in e["task_ids"].as_array().into_iter().flatten() {
+                        if let Some(task) = run.task(id.as_str().unwrap_or_default()) {
+                            task.drained.get_or_insert(t);
+                            task.injected_into = task.injected_into.or(call);
+                        }
+                    }
+                    if e["event"] == "inject" {
+                        pending.push(("injected".into(), text(&e, "text")));
+                    }
+                }
+                "turn_end" => {
+                    run.close(&mut open, t, step);
+                    idle_since = Some(t);
+                }
+                "task_queued" => run.tasks.push(TaskLane {
+                    id: text(&e, "task_id"),
+                    command: text(&e, "command"),
+                    queued: t,
+                    status: "running".into(),
+                    ..TaskLane::default()
+                }),
+                "task_started" => {
+                    if let Some(task) = run.task(&text(&e, "task_id")) {
+                        task.started = Some(t);
+                    }
+                }
+                "task_finished" => {
+                    if let Some(task) = run.task(&text(&e, "task_id")) {
+                        task.finished = Some(t);
+                        task.status = text(&e, "status");
+                        task.exit_code = e["exit_code"].as_i64();
+                        task.bytes = e["stdout_bytes"].as_u64().unwrap_or_default()
+                            + e["stderr_bytes"].as_u64().unwrap_or_default();
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(since) = idle_since {
+            if run.end > since {
+                run.segment(Activity::Idle, since, run.end, "waiting for the user".into(), None);
+                idle.push((since, run.end));
+            }
+        }
+        for task in &mut run.tasks {
+            let Some(done) = task.finished else { continue };
+            let until = task.drained.unwrap_or(run.end);
+            task.waited_idle =
+                idle.iter().map(|&(a, b)| (b.min(until) - a.max(done)).max(0.0)).sum();
+        }
+        run
+    }
+
+    fn segment(
+        &mut self,
+        activity: Activity,
+        start: f64,
+        end: f64,
+        label: String,
+        step: Option<usize>,
+    ) {
+        self.segments.push(Segment { activity, start, end, label, step });
+    }
+
+    fn close(&mut self, open: &mut Option<(Activity, f64, String)>, t: f64, step: Option<usize>) {
+        if let Some((activity, start, label)) = open.take() {
+            let step = match activity {
+                Activity::Call => self.steps.len().checked_sub(1),
+                _ => step,
+            };
+            self.segment(activity, start, t, label, step);
+        }
+    }
+
+    fn task(&mut self, id: &str) -> Option<&mut TaskLane> {
+        self.tasks.iter_mut().find(|t| t.id == id)
+    }
+
+    /// A check_background answer: the tasks it showed as ended were seen by the model.
+    fn polled(&mut self, output: &str) {
+        for task in &mut self.tasks {
+            let listed = output
+                .lines()
+                .any(|l| l.starts_with(&format!("{}: [", task.id)) && !l.contains("[running]"));
+            if listed && task.finished.is_some() && task.drained.is_none() {
+                task.polled = true;
+            }
+        }
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&#39;")
+        .replace('"', "&quot;")
+}
+
+fn short(s: &str, n: usize) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= n {
+        one_line
+    } else {
+        one_line.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
+    }
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MB", n as f64 / (1 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+const LEFT: f64 = 300.0;
+const WIDTH: f64 = 900.0;
+const TOP: f64 = 40.0;
+const LANE: f64 = 26.0;
+
+fn colour(status: &str) -> &'static str {
+    match status {
+        "completed" => "#2da44e",
+        "timeout" => "#bf8700",
+        "error" => "#cf222e",
+        "killed" => "#8250df",
+        _ => "#1f6feb",
+    }
+}
+
+/// A round step for axis ticks: about ten over `span` seconds.
+fn tick(span: f64) -> f64 {
+    let rough = (span / 10.0).max(0.001);
+    let power = 10f64.powf(rough.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * power).find(|s| *s >= rough).unwrap_or(power * 10.0)
+}
+
+/// The static picture.
+pub fn svg(run: &Run) -> String {
+    let span = run.end.max(0.001);
+    let x = |t: f64| LEFT + t / span * WIDTH;
+    let loop_y = TOP + 20.0;
+    let height = loop_y + 60.0 + run.tasks.len() as f64 * LANE + 30.0;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg xmlns='http://www.w3.org/2000/svg' class='timeline' width='{w}' height='{height}' \
+         viewBox='0 0 {w} {height}' font-family='sans-serif' font-size='12'>\
+         <defs><pattern id='stripes' width='6' height='6' patternUnits='userSpaceOnUse' \
+         patternTransform='rotate(45)'><rect width='6' height='6' fill='#d0d7de'/>\
+         <rect width='3' height='6' fill='#afb8c1'/></pattern>\
+         <marker id='arrow' viewBox='0 0 10 10' refX='9' refY='5' markerWidth='6' \
+         markerHeight='6' orient='auto'><path d='M0,0 L10,5 L0,10 z' fill='#57606a'/></marker></defs>",
+        w = LEFT + WIDTH + 560.0
+    );
+    // The time axis.
+    let step = tick(span);
+    let mut t = 0.0;
+    while t <= span + 1e-9 {
+        let _ = write!(
+            s,
+            "<line x1='{x0}' y1='{TOP}' x2='{x0}' y2='{bottom}' stroke='#eaeef2'/>\
+             <text x='{x0}' y='{ty}' text-anchor='middle' fill='#57606a'>{t:.label$}s</text>",
+            x0 = x(t),
+            bottom = height - 20.0,
+            ty = TOP - 8.0,
+            label = (-step.log10().floor()).max(0.0) as usize
+        );
+        t += step;
+    }
+    // The main loop.
+    let _ = write!(
+        s,
+        "<g data-lane='loop'><text x='8' y='{ly}' font-weight='bold'>main loop</text>",
+        ly = loop_y + 15.0
+    );
+    // Waits and idle time first, then tools and model calls on top, at least 3 px wide so
+    // that quick ones still show.
+    let mut order: Vec<&Segment> = run.segments.iter().collect();
+    order.sort_by_key(|seg| matches!(seg.activity, Activity::Call | Activity::Tool));
+    for seg in order {
+        let min = if matches!(seg.activity, Activity::Call | Activity::Tool) { 3.0 } else { 1.0 };
+        let fill = match seg.activity {
+            Activity::Call => "#4c78a8",
+            Activity::Tool => "#f58518",
+            Activity::Wait => "url(#stripes)",
+            Activity::Idle => "#f0f3f6",
+        };
+        let step =
+            seg.step.map(|i| format!(" data-step='{i}' class='step-mark'")).unwrap_or_default();
+        let _ = write!(
+            s,
+            "<rect x='{x0}' y='{loop_y}' width='{w:.2}' height='22' fill='{fill}'{step}>\
+             <title>{label} ({d:.2}s)</title></rect>",
+            x0 = x(seg.start),
+            w = (x(seg.end) - x(seg.start)).max(min),
+            label = esc(&seg.label),
+            d = seg.end - seg.start
+        );
+    }
+    for turn in &run.turns {
+        let _ = write!(
+            s,
+            "<line x1='{tx}' y1='{y1}' x2='{tx}' y2='{y2}' stroke='#24292f'/>\
+             <text x='{lx}' y='{ly}' font-size='11'>turn {n}</text>",
+            tx = x(turn.1),
+            y1 = loop_y - 12.0,
+            y2 = loop_y + 22.0,
+            lx = x(turn.1) + 3.0,
+            ly = loop_y - 3.0,
+            n = turn.0
+        );
+    }
+    s.push_str("</g>");
+    // One lane per task, and where its result went.
+    for (i, task) in run.tasks.iter().enumerate() {
+        let y = loop_y + 50.0 + i as f64 * LANE;
+        let start = task.started.unwrap_or(task.queued);
+        let end = task.finished.unwrap_or(run.end);
+        let fill = colour(&task.status);
+        let mut facts = vec![task.status.clone()];
+        if let Some(code) = task.exit_code {
+            facts.push(format!("exit {code}"));
+        }
+        facts.push(format!("{:.1}s", end - start));
+        facts.push(bytes(task.bytes));
+        let _ = write!(
+            s,
+            "<g data-task-id='{id}' class='task'><text x='8' y='{ty}'>{idshort} \
+             <tspan fill='#57606a'>{cmd}</tspan></text>\
+             <rect x='{x0}' y='{y}' width='{w:.2}' height='16' rx='3' fill='{fill}'{dash}>\
+             <title>{full}</title></rect><text x='{tx}' y='{ty}' fill='#24292f'>{facts}</text>",
+            id = esc(&task.id),
+            idshort = esc(&task.id),
+            cmd = esc(&short(&task.command, 34)),
+            ty = y + 12.0,
+            x0 = x(start),
+            w = (x(end) - x(start)).max(2.0),
+            dash = if task.finished.is_none() { " fill-opacity='0.45'" } else { "" },
+            full = esc(&task.command),
+            tx = LEFT + WIDTH + 8.0,
+            facts = esc(&facts.join(" · "))
+        );
+        if let Some(done) = task.finished {
+            let mut notes = Vec::new();
+            match (task.drained, task.injected_into) {
+                (Some(at), call) => {
+                    let waited = task.waited_idle > 0.05;
+                    let _ = write!(
+                        s,
+                        "<path d='M{x1},{y1} C{x1},{mid} {x2},{mid} {x2},{y2}' fill='none' \
+                         stroke='{stroke}' stroke-width='1.5'{dash} marker-end='url(#arrow)'/>",
+                        x1 = x(done),
+                        y1 = y,
+                        x2 = x(at),
+                        y2 = loop_y + 24.0,
+                        mid = (y + loop_y) / 2.0,
+                        stroke = if waited { "#cf222e" } else { "#57606a" },
+                        dash = if waited { " stroke-dasharray='4 3'" } else { "" }
+                    );
+                    if let Some(call) = call {
+                        notes.push(format!("→ call {call}"));
+                    }
+                    if waited {
+                        notes.push(format!(
+                            "waited {:.1}s in the queue while the loop was idle",
+                            task.waited_idle
+                        ));
+                    }
+                }
+                (None, _) => notes.push("still queued when the trace ends".into()),
+            }
+            if task.polled && task.drained.is_some() {
+                notes.push("seen twice: by check_background, then injected".into());
+            }
+            let _ = write!(
+                s,
+                "<text x='{tx}' y='{ty}' fill='{fill}' class='note'>{notes}</text>",
+                tx = LEFT + WIDTH + 200.0,
+                ty = y + 12.0,
+                fill = if task.drained.is_none() || task.waited_idle > 0.05 {
+                    "#cf222e"
+                } else {
+                    "#57606a"
+                },
+                notes = esc(&notes.join(" · "))
+            );
+        }
+        s.push_str("</g>");
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn steps_json(run: &Run) -> Value {
+    let cut = |t: &str| crate::text::prefix(t, SHOWN).to_string();
+    Value::Array(
+        run.steps
+            .iter()
+            .map(|s| {
+                json!({
+                    "call": s.call,
+                    "turn": s.turn,
+                    "start": s.start,
+                    "duration": s.end - s.start,
+                    "stop_reason": s.stop_reason,
+                    "sent": s.sent.iter().map(|(k, t)| json!([k, cut(t)])).collect::<Vec<_>>(),
+                    "reply": cut(&s.reply),
+                    "tools": s.tools.iter().map(|(n, i, o)| json!([n, cut(i), cut(o)])).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// One self-contained page: the picture, a step list, and the step-through (no network).
+pub fn html(run: &Run) -> String {
+    let h = &run.header;
+    let title = format!(
+        "bgagent run: {} mode, model {}, {:.1}s, {} model calls, {} background tasks",
+        h["mode"].as_str().unwrap_or("?"),
+        h["model"].as_str().unwrap_or("?"),
+        run.end,
+        run.steps.len(),
+        run.tasks.len()
+    );
+    let mut list = String::new();
+    for (i, s) in run.steps.iter().enumerate() {
+        let _ = write!(
+            list,
+            "<li data-step='{i}'>call {} · turn {} · {} · {:.2}s</li>",
+            s.call,
+            s.turn,
+            esc(&s.stop_reason),
+            s.end - s.start
+        );
+    }
+    // `</` cannot end the script early once escaped.
+    let steps = steps_json(run).to_string().replace("</", "<\\/");
+    format!(
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>\
+         <style>{STYLE}</style></head><body data-step='0'><h1>{title}</h1>\
+         <p class='legend'><span class='k call'></span>model call <span class='k tool'></span>tool \
+         <span class='k wait'></span>waiting for running tasks <span class='k idle'></span>waiting \
+         for the user · task lanes coloured by status · arrows: result drained and injected into \
+         the model call shown (red, dashed: it waited in the queue while the loop was idle)</p>\
+         <div class='picture'>{svg}</div><div class='steps'><ol id='steps'>{list}</ol>\
+         <div id='detail'></div></div><p class='hint'>← → step through the model calls</p>\
+         <script id='step-data' type='application/json'>{steps}</script><script>{SCRIPT}</script>\
+         </body></html>",
+        title = esc(&title),
+        svg = svg(run),
+    )
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:16px;color:#24292f}h1{font-size:16px}\
+.picture{overflow-x:auto;border:1px solid #d0d7de;padding:4px}.steps{display:flex;gap:16px;\
+margin-top:12px}#steps{width:320px;max-height:480px;overflow-y:auto;font-size:13px}\
+#steps li{cursor:pointer;padding:2px 4px}#steps li.current{background:#ddf4ff;font-weight:bold}\
+#detail{flex:1;font-size:13px}#detail pre{white-space:pre-wrap;background:#f6f8fa;padding:6px;\
+margin:4px 0}.k{display:inline-block;width:12px;height:12px;margin:0 4px 0 10px;\
+vertical-align:middle}.k.call{background:#4c78a8}.k.tool{background:#f58518}.k.wait{background:\
+#afb8c1}.k.idle{background:#f0f3f6;border:1px solid #d0d7de}.legend,.hint{font-size:12px;\
+color:#57606a}rect.current{stroke:#cf222e;stroke-width:3}";
+
+const SCRIPT: &str = "(function(){var steps=JSON.parse(document.getElementById('step-data')\
+.textContent);var items=document.querySelectorAll('#steps li');var detail=\
+document.getElementById('detail');var cur=0;function el(tag,text){var e=document.createElement\
+(tag);e.textContent=text;return e}function show(i){if(!steps.length)return;cur=Math.max(0,\
+Math.min(steps.length-1,i));document.body.dataset.step=cur;items.forEach(function(li){li\
+.classList.toggle('current',+li.dataset.step===cur)});document.querySelectorAll('rect.step-mark')\
+.forEach(function(r){r.classList.toggle('current',+r.dataset.step===cur)});var s=steps[cur];\
+detail.innerHTML='';detail.appendChild(el('h2','Model call '+s.call+' (turn '+s.turn+', '+\
+s.stop_reason+', '+s.duration.toFixed(2)+'s)'));detail.appendChild(el('h3',\
+'New in the conversation sent'));if(!s.sent.length)detail.appendChild(el('p','(nothing new)'));\
+s.sent.forEach(function(m){detail.appendChild(el('b',m[0]==='injected'?'injected by the loop':\
+m[0]==='user'?'user':'tool result'));detail.appendChild(el('pre',m[1]))});detail.appendChild(\
+el('h3','The model said'));detail.appendChild(el('pre',s.reply||'(no text)'));s.tools.forEach(\
+function(t){detail.appendChild(el('b','tool '+t[0]));detail.appendChild(el('pre','input: '+t[1]\
++'\\noutput: '+t[2]))});var li=items[cur];if(li&&li.scrollIntoView)li.scrollIntoView({block:\
+'nearest'})}document.addEventListener('keydown',function(e){if(e.key==='ArrowRight'){show(cur+1);\
+e.preventDefault()}else if(e.key==='ArrowLeft'){show(cur-1);e.preventDefault()}});items\
+.forEach(function(li){li.addEventListener('click',function(){show(+li.dataset.step)})});\
+document.querySelectorAll('rect.step-mark').forEach(function(r){r.addEventListener('click',\
+function(){show(+r.dataset.step)})});show(0)})();";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(lines: &[Value]) -> Run {
+        let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+        Run::from_lines(text.iter().map(String::as_str))
+    }
+
+    /// The lesson's gap: the loop returns at end_turn with a task running; its result waits in
+    /// the queue while the loop is idle and reaches the model only with the next message.
+    #[test]
+    fn a_result_that_waited_while_the_loop_was_idle_is_joined_to_the_call_that_saw_it() {
+        let r = run(&[
+            json!({"t": 0.0, "event": "header", "mode": "mirror"}),
+            json!({"t": 0.1, "event": "user_input", "turn": 1, "text": "go"}),
+            json!({"t": 0.2, "event": "model_call", "turn": 1, "call": 1}),
+            json!({"t": 0.5, "event": "model_reply", "turn": 1, "call": 1, "stop_reason": "tool_use"}),
+            json!({"t": 0.5, "event": "tool_call", "turn": 1, "call": 1, "name": "background_run"}),
+            json!({"t": 0.6, "event": "task_queued", "task_id": "a", "command": "sleep 2"}),
+            json!({"t": 0.6, "event": "task_started", "task_id": "a"}),
+            json!({"t": 0.6, "event": "tool_result", "turn": 1, "call": 1, "name": "background_run", "output": "Background task a started: sleep 2"}),
+            json!({"t": 0.7, "event": "model_call", "turn": 1, "call": 2}),
+            json!({"t": 0.9, "event": "model_reply", "turn": 1, "call": 2, "stop_reason": "end_turn"}),
+            json!({"t": 0.9, "event": "turn_end", "turn": 1}),
+            json!({"t": 2.6, "event": "task_finished", "task_id": "a", "status": "completed", "exit_code": 0}),
+            json!({"t": 5.0, "event": "user_input", "turn": 2, "text": "and?"}),
+            json!({"t": 5.0, "event": "drain", "turn": 2, "call": 3, "task_ids": ["a"]}),
+            json!({"t": 5.0, "event": "inject", "turn": 2, "call": 3, "task_ids": ["a"], "text": "<background-results>"}),
+            json!({"t": 5.1, "event": "model_call", "turn": 2, "call": 3}),
+            json!({"t": 5.3, "event": "model_reply", "turn": 2, "call": 3, "stop_reason": "end_turn"}),
+            json!({"t": 5.3, "event": "turn_end", "turn": 2}),
+        ]);
+        let a = &r.tasks[0];
+        assert_eq!((a.started, a.finished, a.drained), (Some(0.6), Some(2.6), Some(5.0)));
+        assert_eq!(a.injected_into, Some(3));
+        assert!((a.waited_idle - 2.4).abs() < 1e-9, "{}", a.waited_idle);
+        assert_eq!(r.steps.len(), 3);
+        let third = &r.steps[2];
+        assert_eq!(
+            third.sent,
+            vec![
+                ("user".into(), "and?".into()),
+                ("injected".into(), "<background-results>".into())
+            ]
+        );
+        let idle: Vec<(f64, f64)> = r
+            .segments
+            .iter()
+            .filter(|s| s.activity == Activity::Idle)
+            .map(|s| (s.start, s.end))
+            .collect();
+        assert_eq!(idle, vec![(0.0, 0.1), (0.9, 5.0)]);
+        let page = html(&r);
+        assert!(page.contains("data-task-id='a'") && page.contains("data-lane='loop'"));
+        assert!(page.contains("waited 2.4s in the queue while the loop was idle"));
+    }
+
+    #[test]
+    fn a_result_seen_by_polling_and_again_by_injection_is_marked_and_an_undrained_one_too() {
+        let r = run(&[
+            json!({"t": 0.0, "event": "task_queued", "task_id": "a", "command": "true"}),
+            json!({"t": 0.1, "event": "task_finished", "task_id": "a", "status": "completed"}),
+            json!({"t": 0.1, "event": "task_queued", "task_id": "b", "command": "false"}),
+            json!({"t": 0.2, "event": "task_finished", "task_id": "b", "status": "completed", "exit_code": 1}),
+            json!({"t": 0.3, "event": "model_call", "turn": 1, "call": 1}),
+            json!({"t": 0.4, "event": "model_reply", "turn": 1, "call": 1}),
+            json!({"t": 0.4, "event": "tool_call", "name": "check_background"}),
+            json!({"t": 0.5, "event": "tool_result", "name": "check_background", "output": "a: [completed] true\nb: [completed] false"}),
+            json!({"t": 0.6, "event": "inject", "call": 2, "task_ids": ["a"]}),
+        ]);
+        assert!(r.tasks[0].polled && r.tasks[1].polled);
+        assert_eq!(r.tasks[1].drained, None);
+        let picture = svg(&r);
+        assert!(picture.contains("seen twice"));
+        assert!(picture.contains("still queued when the trace ends"));
+    }
+}
