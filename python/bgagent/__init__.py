@@ -33,6 +33,7 @@ from ._core import (
 from ._types import Notification, TaskEntry, TaskInfo
 from .agent import Agent
 from .background import BackgroundManager, Notifications
+from .timeline import Timeline
 
 __all__ = [
     "APIConnectionError",
@@ -57,6 +58,7 @@ __all__ = [
     "ScriptedClient",
     "TaskEntry",
     "TaskInfo",
+    "Timeline",
     "__version__",
 ]
 

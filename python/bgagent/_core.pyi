@@ -28,6 +28,7 @@ __all__ = [
     "ScriptedClient",
     "StopFlag",
     "TaskEvents",
+    "Tracer",
     "__version__",
     "_set_supervisor",
     "_shutdown_all",
@@ -35,6 +36,8 @@ __all__ = [
     "cli_main",
     "lesson_system",
     "read_text",
+    "render_html",
+    "render_svg",
     "run_bash",
     "run_edit",
     "run_loop",
@@ -181,6 +184,30 @@ class ScriptedClient:
     def remaining(self) -> int: ...
 
 @final
+class Tracer:
+    """Records a run as trace lines, into `path` or in memory."""
+
+    def __new__(
+        cls,
+        path: str | PathLike[str] | None = None,
+        *,
+        mode: str = "production",
+        model: str = "",
+        workdir: str | PathLike[str] | None = None,
+    ) -> Self: ...
+    def user_input(self, text: str) -> None: ...
+    def turn_end(self, outcome: str, message: str | None = None) -> None: ...
+    def follow(self, manager: BackgroundManager) -> None: ...
+    def close(self) -> None: ...
+    def settle(self) -> None: ...
+    def lines(self) -> list[str]: ...
+    @property
+    def path(self) -> Path | None: ...
+
+def render_html(lines: list[str]) -> str: ...
+def render_svg(lines: list[str]) -> str: ...
+
+@final
 class StopFlag:
     """Set from any thread to interrupt a loop running on another (`run_loop(stop=...)`)."""
 
@@ -205,6 +232,7 @@ def run_loop(
     stop: StopFlag | None = None,
     overrides: dict[str, Callable[..., Any]] | None = None,
     drain: Callable[[], list[Notification]] | None = None,
+    trace: Tracer | None = None,
 ) -> None: ...
 def safe_path(workdir: str | PathLike[str], p: str) -> Path: ...
 def _set_supervisor(argv: list[str]) -> None: ...

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import _core, _views
 from ._aio import ticking
 from .background import BackgroundManager
+from .timeline import Timeline
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -43,6 +44,7 @@ class Agent:
         max_tokens: int = 8000,
         echo: bool = True,
         pass_api_key: bool = False,
+        trace: str | os.PathLike[str] | None = None,
     ) -> None:
         self.workdir = Path(workdir if workdir is not None else os.getcwd()).resolve()
         self.model = model if model is not None else os.environ.get("MODEL_ID")
@@ -58,6 +60,14 @@ class Agent:
         self.max_tokens = max_tokens
         self.echo = echo
         self.messages: list[Any] = []
+        # Every run is traced: into `trace` (JSON lines) if given, else in memory for timeline().
+        self.tracer = _core.Tracer(
+            None if trace is None else os.fspath(trace),
+            mode="mirror" if mirror else "production",
+            model=self.model or "",
+            workdir=self.workdir,
+        )
+        self.tracer.follow(self.manager._core)
 
     def loop(self, messages: list[Any]) -> None:
         """Runs the loop on `messages` (mutated in place) until the model ends its turn."""
@@ -65,6 +75,22 @@ class Agent:
 
     def _run_loop(self, messages: list[Any], client: Any, stop: _core.StopFlag | None) -> None:
         overrides, drain = _overridden(self.manager)
+        last = messages[-1] if messages else None
+        if isinstance(last, dict) and isinstance(last.get("content"), str):
+            self.tracer.user_input(last["content"])
+        try:
+            self._loop_once(messages, client, stop, overrides, drain)
+        except KeyboardInterrupt:
+            self.tracer.turn_end("interrupted")
+            raise
+        except BaseException as e:
+            self.tracer.turn_end("error", f"{type(e).__name__}: {e}")
+            raise
+        self.tracer.turn_end("done")
+
+    def _loop_once(
+        self, messages: list[Any], client: Any, stop: Any, overrides: Any, drain: Any
+    ) -> None:
         _core.run_loop(
             messages,
             client=client,
@@ -80,6 +106,7 @@ class Agent:
             stop=stop,
             overrides=overrides,
             drain=drain,
+            trace=self.tracer,
         )
 
     def run(self, prompt: str) -> str:
@@ -87,6 +114,14 @@ class Agent:
         self.messages.append({"role": "user", "content": prompt})
         self.loop(self.messages)
         return final_text(self.messages)
+
+    def timeline(self) -> Timeline:
+        """The picture of this agent's runs so far (from its trace file, or from memory)."""
+        path = self.tracer.path
+        if path is None:
+            return Timeline(self.tracer.lines())
+        self.tracer.settle()
+        return Timeline.from_trace(path)
 
     async def run_async(self, prompt: str) -> str:
         """`run` for asyncio: the event loop stays free meanwhile. `client` may be the built-in

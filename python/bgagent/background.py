@@ -25,7 +25,9 @@ class BackgroundManager:
     its output (stdout then stderr, stripped) is kept up to `output_limit` characters, and its
     notification carries the first `preview_limit`. Stopping a task sends SIGTERM to the group,
     then SIGKILL after `grace` seconds. Tasks do not get ANTHROPIC_API_KEY/AUTH_TOKEN unless
-    `pass_api_key=True`. Subclass it freely: the state lives in a core object (`_core`).
+    `pass_api_key=True`. With `trace=FILE`, every task event is written there as trace lines
+    (`bgagent view FILE` draws them). Subclass it freely: the state lives in a core object
+    (`_core`).
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class BackgroundManager:
         log_dir: _StrPath | None = None,
         log_limit: int = 64 * 1024 * 1024,
         pass_api_key: bool = False,
+        trace: _StrPath | None = None,
     ) -> None:
         self._core = _core.BackgroundManager(
             workdir,
@@ -51,6 +54,11 @@ class BackgroundManager:
             pass_api_key=pass_api_key,
         )
         self._tasks: dict[str, Any] = {}
+        # `trace`: the task events as trace lines (the README's schema) in that file.
+        self._tracer = None
+        if trace is not None:
+            self._tracer = _core.Tracer(os.fspath(trace), mode="manager", workdir=self.workdir)
+            self._tracer.follow(self._core)
 
     @property
     def tasks(self) -> dict[str, Any]:

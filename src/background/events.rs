@@ -62,6 +62,8 @@ struct Pending {
     events: VecDeque<TaskEvent>,
     progress: usize,
     closed: bool,
+    /// Events handed out by `recv` so far.
+    taken: u64,
 }
 
 #[derive(Default)]
@@ -91,6 +93,7 @@ impl Subscription {
                 if matches!(event.kind, TaskEventKind::Progress { .. }) {
                     pending.progress -= 1;
                 }
+                pending.taken += 1;
                 return Some(event);
             }
             if pending.closed {
@@ -115,6 +118,13 @@ impl Subscription {
     }
 
     /// Stops receiving; events already waiting can still be taken, then `recv` returns `None`.
+    /// How many events wait, and how many `recv` has handed out, read together: a consumer
+    /// that counts what it has handled knows from these when it has caught up.
+    pub fn backlog(&self) -> (usize, u64) {
+        let pending = self.0.lock();
+        (pending.events.len(), pending.taken)
+    }
+
     /// True once closed (then `recv` returns `None` at once).
     pub fn is_closed(&self) -> bool {
         self.0.lock().closed

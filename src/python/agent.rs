@@ -446,7 +446,7 @@ impl StopFlag {
 #[pyfunction]
 #[pyo3(signature = (messages, *, client, model, system, manager, workdir, tools=None, handlers=None,
                     mirror=false, max_wait=300.0, max_tokens=8000, echo=true, pass_api_key=false,
-                    stop=None, overrides=None, drain=None))]
+                    stop=None, overrides=None, drain=None, trace=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_loop(
     py: Python<'_>,
@@ -466,7 +466,9 @@ pub fn run_loop(
     stop: Option<&Bound<'_, StopFlag>>,
     overrides: Option<&Bound<'_, PyDict>>,
     drain: Option<&Bound<'_, PyAny>>,
+    trace: Option<&Bound<'_, super::trace::PyTracer>>,
 ) -> PyResult<()> {
+    let tracer = trace.map(|t| Arc::clone(&t.get().tracer));
     let stop = stop.map(|s| Arc::clone(&s.get().0));
     let max_wait = Seconds::non_negative("max_wait", max_wait)?.duration();
     let policy = match mirror {
@@ -515,12 +517,20 @@ pub fn run_loop(
     let mut conversation = PyConversation { list: messages.clone().unbind(), pending: &pending };
     let mut events = PyEvents { echo };
     let result = py.detach(|| {
+        let mut traced;
+        let events: &mut dyn LoopEvents = match &tracer {
+            Some(tracer) => {
+                traced = crate::trace::Traced::new(tracer, &mut events);
+                &mut traced
+            }
+            None => &mut events,
+        };
         let mut agent_loop = Loop {
             config: &config,
             model,
             manager,
             tools: runner,
-            events: &mut events,
+            events,
             interrupted: &interrupted,
             drain: drain_fn.as_ref().map(|d| d as Drain),
         };

@@ -8,6 +8,7 @@ mod convert;
 mod errors;
 mod scripted;
 mod stream;
+mod trace;
 
 use crate::runtime::{poll_until, BadSeconds, Seconds};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
@@ -109,6 +110,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<agent::PyClient>()?;
     m.add_class::<agent::StopFlag>()?;
     m.add_class::<scripted::PyScriptedClient>()?;
+    m.add_class::<trace::PyTracer>()?;
+    m.add_function(wrap_pyfunction!(trace::render_html, m)?)?;
+    m.add_function(wrap_pyfunction!(trace::render_svg, m)?)?;
     m.add_class::<stream::PyMessageStream>()?;
     m.add_function(wrap_pyfunction!(background::started_line, m)?)?;
     m.add_function(wrap_pyfunction!(_shutdown_all, m)?)?;

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -222,15 +223,18 @@ impl Tracer {
         let mine = events.clone();
         let tasks = manager.awaiter();
         let tracer = Arc::clone(self);
+        let recorded = Arc::new(AtomicU64::new(0));
+        let count = Arc::clone(&recorded);
         let thread = std::thread::Builder::new()
             .name("bgagent-trace".into())
             .spawn(move || {
                 while let Some(event) = mine.recv(None) {
                     tracer.task_event(&event, Some(&tasks));
+                    count.fetch_add(1, Ordering::SeqCst);
                 }
             })
             .ok();
-        Follower { events, thread }
+        Follower { events, thread, recorded }
     }
 }
 
@@ -249,6 +253,21 @@ fn with_text(mut fields: Value, key: &str, text: &str) -> Value {
 pub struct Follower {
     events: Subscription,
     thread: Option<JoinHandle<()>>,
+    recorded: Arc<AtomicU64>,
+}
+
+impl Follower {
+    /// Waits (at most a second) until the events published so far are recorded.
+    pub fn settle(&self) {
+        let give_up = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < give_up && self.thread.is_some() {
+            let (queued, taken) = self.events.backlog();
+            if queued == 0 && self.recorded.load(Ordering::SeqCst) == taken {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 impl Drop for Follower {
