@@ -235,16 +235,42 @@ fn demo_runs_end_to_end_offline() {
     let o = bgagent(&dir, None).arg("--demo").output().unwrap();
     let stdout = out(&o);
     assert!(o.status.success(), "{}", err(&o));
-    assert!(stdout.contains("s08 >> Run \"sleep 5 && echo done\" in the background"), "{stdout}");
-    assert!(stdout.contains("s08 >> Start 3 background tasks"), "{stdout}");
-    assert!(stdout.contains("s08 >> Run pytest in the background"), "{stdout}");
+    // Each line says when (+seconds since the start) and who: you, the model, a tool, the loop.
+    let said = |who: &str, text: &str| {
+        stdout.lines().any(|l| {
+            let rest = l.strip_prefix('+').and_then(|r| r.split_once("s  "));
+            rest.is_some_and(|(secs, line)| {
+                secs.trim().parse::<f64>().is_ok() && line.starts_with(who) && line.contains(text)
+            })
+        })
+    };
+    assert!(said("you", "Run \"sleep 5 && echo done\" in the background"), "{stdout}");
+    assert!(said("you", "Start 3 background tasks"), "{stdout}");
+    assert!(said("you", "Run pytest in the background"), "{stdout}");
+    assert!(said("tool", "background_run returned:"), "{stdout}");
+    assert!(said("loop", "waiting for 3 background tasks (max 5m)"), "{stdout}");
+    assert_eq!(stdout.matches("the loop injects into the conversation:").count(), 5, "{stdout}");
     assert_eq!(stdout.matches("Background update: [bg:").count(), 5, "{stdout}");
     assert!(
         stdout.contains("completed: done") && stdout.contains("completed: 3 passed in 2.01s"),
         "{stdout}"
     );
+    assert!(stdout.contains("Background tasks at the end:\n"), "{stdout}");
     let workspace = stdout.lines().next().unwrap().rsplit(' ').next().unwrap().to_string();
     assert!(!std::path::Path::new(&workspace).exists(), "the demo workspace is removed");
+}
+
+#[test]
+fn the_mirror_demo_ends_with_the_lessons_gap_in_plain_words() {
+    let dir = Dir::new();
+    let o = bgagent(&dir, None).args(["--demo", "--mirror"]).output().unwrap();
+    let stdout = out(&o);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(stdout.matches("the loop injects").count(), 0, "{stdout}");
+    assert!(stdout.contains("5 results are still in the queue."), "{stdout}");
+    assert!(stdout.contains("only with your next message"), "{stdout}");
+    assert!(stdout.contains("Production mode (bgagent --demo, without --mirror)"), "{stdout}");
+    assert_eq!(stdout.matches(": [completed] ").count(), 5, "{stdout}");
 }
 
 #[test]

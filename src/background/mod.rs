@@ -290,6 +290,11 @@ impl BackgroundManager {
         !self.inner.wait_while(timeout, State::nothing_yet).nothing_yet()
     }
 
+    /// Blocks (at most `timeout`) until no task runs; true once that holds.
+    pub fn wait_idle(&self, timeout: Option<Duration>) -> bool {
+        self.inner.wait_while(timeout, |s| s.running > 0).running == 0
+    }
+
     /// One slice of [`Self::wait_for_notifications`] for callers that must look up between
     /// slices (for Ctrl-C): `None` while there is nothing yet and a task still runs.
     pub fn poll_notifications(&self, wait: Duration) -> Option<Vec<Notification>> {

@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy)]
 pub struct Style {
@@ -112,6 +112,21 @@ pub struct CliEvents {
     open_text: String,
     /// Streamed text was printed and its line is still open (direct sinks).
     text_open: bool,
+    /// The demo's teaching view: each line labelled (who said it) and timed (`+2.1s` since
+    /// this instant), the model's text printed whole.
+    pub labelled: Option<Instant>,
+    /// The model's text of the current call, for the labelled view.
+    said: String,
+}
+
+/// How a wait's bound reads: `5m`, `1m30s`, `45s`.
+pub fn minutes(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 60, s % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m{s}s"),
+    }
 }
 
 impl CliEvents {
@@ -123,11 +138,24 @@ impl CliEvents {
             spinner: None,
             open_text: String::new(),
             text_open: false,
+            labelled: None,
+            said: String::new(),
         }
     }
 
     fn line(&self, text: &str) {
         self.sink.write(&format!("{text}\n"));
+    }
+
+    /// In the labelled view: `+  2.1s  label  text`, later lines of `text` indented under it.
+    pub fn labelled_line(&self, label: &str, colour: &str, text: &str) {
+        let Some(start) = self.labelled else { return };
+        let head = format!("+{:>5.1}s  {label:<6} ", start.elapsed().as_secs_f64());
+        let pad = " ".repeat(head.chars().count());
+        for (i, line) in text.lines().enumerate() {
+            let lead = if i == 0 { self.style.paint("2", &head) } else { pad.clone() };
+            self.line(&format!("{lead}{}", self.style.paint(colour, line)));
+        }
     }
 }
 
@@ -140,6 +168,10 @@ impl LoopEvents for CliEvents {
 
     fn text(&mut self, piece: &str) {
         self.spinner = None;
+        if self.labelled.is_some() {
+            self.said.push_str(piece);
+            return;
+        }
         if !self.stream_text {
             return;
         }
@@ -161,6 +193,13 @@ impl LoopEvents for CliEvents {
 
     fn model_reply(&mut self, _response: &Response) {
         self.spinner = None;
+        if self.labelled.is_some() {
+            let said = std::mem::take(&mut self.said);
+            if !said.trim().is_empty() {
+                self.labelled_line("model", "1", said.trim_end());
+            }
+            return;
+        }
         if !self.open_text.is_empty() {
             let rest = std::mem::take(&mut self.open_text);
             self.sink.write(&format!("{rest}\n"));
@@ -171,12 +210,32 @@ impl LoopEvents for CliEvents {
     }
 
     fn tool(&mut self, _id: &str, name: &str, output: &str) {
+        if self.labelled.is_some() {
+            let shown = format!("{name} returned:\n{}", prefix(output, 200));
+            self.labelled_line("tool", "33", &shown);
+            return;
+        }
         self.line(&self.style.paint("33", &format!("> {name}:")));
         self.line(prefix(output, 200));
     }
 
     fn injected(&mut self, text: &str) {
+        if self.labelled.is_some() {
+            let shown = format!("the loop injects into the conversation:\n{text}");
+            self.labelled_line("loop", "36", &shown);
+            return;
+        }
         self.line(&self.style.paint("2", text));
+    }
+
+    fn waiting(&mut self, running: usize, max_wait: Duration) {
+        let tasks = if running == 1 { "task" } else { "tasks" };
+        let text = format!("waiting for {running} background {tasks} (max {})", minutes(max_wait));
+        if self.labelled.is_some() {
+            self.labelled_line("loop", "36", &text);
+        } else {
+            self.line(&self.style.paint("2", &text));
+        }
     }
 }
 

@@ -387,15 +387,65 @@ fn run_demo(session: &Session) -> Result<(), Failure> {
             )
         )
     ));
+    say(&format!(
+        "{}\n",
+        style.paint(
+            "2",
+            "each line: time since the start, then who: you, the model, a tool, or the loop"
+        )
+    ));
+    let start = std::time::Instant::now();
     let mut messages = Vec::new();
     for prompt in demo::PROMPTS {
-        say(&format!("\n{}{prompt}\n", style.prompt()));
-        messages.push(json!({"role": "user", "content": prompt}));
+        say("\n");
         let mut events = session.events(true, Sink::Stdout);
+        events.labelled = Some(start);
+        events.labelled_line("you", "36", prompt);
+        messages.push(json!({"role": "user", "content": prompt}));
         session.turn(&mut messages, &mut events)?;
     }
-    say(&format!("\n{}\n", session.manager.check(None)));
+    if session.config.policy.wait_at_end_turn.is_none() {
+        explain_the_gap(session);
+    }
+    say(&format!(
+        "\n{}\n{}\n",
+        style.paint("1", "Background tasks at the end:"),
+        session.manager.check(None)
+    ));
     Ok(())
+}
+
+/// `--demo --mirror`: the lesson's loop returned at end_turn with tasks running; let them end,
+/// then say where their results are (the lesson's known gap) and what production does.
+fn explain_the_gap(session: &Session) {
+    let manager = &session.manager;
+    let running = manager.running_count();
+    if running > 0 {
+        say(&format!(
+            "\nThe lesson's loop returned at end_turn while {running} background tasks still ran. \
+             Letting them finish...\n"
+        ));
+        let limit = Some(std::time::Duration::from_secs(15));
+        let interrupted = || INTERRUPTED.load(Ordering::SeqCst);
+        let _ = crate::runtime::poll_until(&interrupted, limit, |slice| {
+            manager.wait_idle(Some(slice)).then_some(())
+        });
+    }
+    let queued = manager.queued();
+    let results = if queued == 1 { "result is" } else { "results are" };
+    say(&format!(
+        "\n{}\n",
+        session.style.paint(
+            "33",
+            &format!(
+                "{queued} {results} still in the queue. The loop returned at end_turn, so \
+                 they would reach\nthe model only with your next message: nothing drains the \
+                 queue until the loop runs again.\nProduction mode (bgagent --demo, without \
+                 --mirror) waits at the end of a turn for running tasks\nand injects their \
+                 results before the turn ends, so none is left behind."
+            )
+        )
+    ));
 }
 
 #[cfg(test)]
