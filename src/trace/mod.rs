@@ -400,3 +400,50 @@ impl LoopEvents for Traced<'_> {
         self.inner.waited(why);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Events reach the writer from several threads and late (a task event stamped before the
+    /// line already written): `t` still never decreases.
+    #[test]
+    fn lines_are_in_time_order_whatever_order_events_arrive_in() {
+        let tracer = Tracer::in_memory(&RunInfo::default());
+        let early = Instant::now();
+        std::thread::scope(|s| {
+            for i in 0..4 {
+                let tracer = &tracer;
+                s.spawn(move || {
+                    for j in 0..200 {
+                        if j % 3 == 0 {
+                            tracer.record_at("late", json!({"thread": i}), early);
+                        } else {
+                            tracer.record("now", json!({"thread": i}));
+                        }
+                    }
+                });
+            }
+        });
+        let lines = tracer.lines();
+        assert_eq!(lines.len(), 801);
+        let times: Vec<f64> = lines
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["t"].as_f64().unwrap())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        let header: Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(
+            (header["event"].as_str(), header["version"].as_u64()),
+            (Some("header"), Some(1))
+        );
+    }
+
+    #[test]
+    fn long_texts_are_cut_with_their_length() {
+        let fields = with_text(json!({}), "text", &"é".repeat(TEXT_LIMIT + 5));
+        assert_eq!(fields["text"].as_str().unwrap().chars().count(), TEXT_LIMIT);
+        assert_eq!(fields["text_length"], TEXT_LIMIT + 5);
+        assert_eq!(with_text(json!({}), "text", "short"), json!({"text": "short"}));
+    }
+}
