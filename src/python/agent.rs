@@ -293,16 +293,7 @@ impl PyClient {
         other: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let request = build_request(model, messages, max_tokens, system, tools, other)?;
-        let pending = Pending::default();
-        let response = py.detach(|| {
-            let mut ignore = |_: &str| {};
-            let interrupted = || pending.interrupted();
-            let mut ctx = CallContext { on_text: &mut ignore, interrupted: &interrupted };
-            self.http.create(&request, &mut ctx)
-        });
-        let response =
-            response.map_err(|e| pending.take().unwrap_or_else(|| model_error(py, &e)))?;
-        message_object(py, &response)
+        create_message(py, self.http.as_ref(), &request)
     }
 
     /// Like the SDK's `client.messages.stream(...)`: a context manager whose `text_stream`
@@ -326,6 +317,24 @@ impl PyClient {
     fn __repr__(&self) -> String {
         format!("<bgagent.Client base_url={:?}>", self.http.config().base_url)
     }
+}
+
+/// One call of a built-in model from Python: without the GIL, Ctrl-C stopping it, the reply
+/// as a message object.
+pub(super) fn create_message<'py>(
+    py: Python<'py>,
+    model: &dyn Model,
+    request: &Request,
+) -> PyResult<Bound<'py, PyAny>> {
+    let pending = Pending::default();
+    let response = py.detach(|| {
+        let mut ignore = |_: &str| {};
+        let interrupted = || pending.interrupted();
+        let mut ctx = CallContext { on_text: &mut ignore, interrupted: &interrupted };
+        model.create(request, &mut ctx)
+    });
+    let response = response.map_err(|e| pending.take().unwrap_or_else(|| model_error(py, &e)))?;
+    message_object(py, &response)
 }
 
 /// A request from `create`'s and `stream`'s keywords.

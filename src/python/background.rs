@@ -75,6 +75,11 @@ async fn within<T>(limit: Option<Duration>, fut: impl Future<Output = T>) -> Opt
     }
 }
 
+/// A `timeout` argument in seconds (None: no limit), checked.
+fn limit(timeout: Option<f64>) -> PyResult<Option<Duration>> {
+    Ok(Seconds::limit("timeout", timeout)?.map(Seconds::duration))
+}
+
 fn no_notification(limit: Option<Duration>) -> PyErr {
     let seconds = limit.map_or(0.0, |l| l.as_secs_f64());
     PyTimeoutError::new_err(format!("no notification within {seconds} s"))
@@ -186,7 +191,7 @@ impl PyBackgroundManager {
         task_id: String,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let limit = Seconds::limit("timeout", timeout)?.map(Seconds::duration);
+        let limit = limit(timeout)?;
         let awaiter = self.manager.awaiter();
         let known = self.manager.task(&task_id).is_some();
         awaitable(py, async move {
@@ -202,7 +207,7 @@ impl PyBackgroundManager {
         py: Python<'py>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let limit = Seconds::limit("timeout", timeout)?.map(Seconds::duration);
+        let limit = limit(timeout)?;
         let awaiter = self.manager.awaiter();
         awaitable(py, async move {
             Ok(Notes(within(limit, awaiter.notifications()).await.unwrap_or_default()))
@@ -217,7 +222,7 @@ impl PyBackgroundManager {
         py: Python<'py>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let limit = Seconds::limit("timeout", timeout)?.map(Seconds::duration);
+        let limit = limit(timeout)?;
         let got = wait_interruptibly(py, timeout, |slice| {
             self.manager.next_notification(Some(slice)).ok()
         })?;
@@ -234,7 +239,7 @@ impl PyBackgroundManager {
         py: Python<'py>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let limit = Seconds::limit("timeout", timeout)?.map(Seconds::duration);
+        let limit = limit(timeout)?;
         let awaiter = self.manager.awaiter();
         awaitable(py, async move {
             match within(limit, awaiter.next_notification()).await {

@@ -2,10 +2,9 @@
 //! tests without a key. The same model the CLI's `--script` (and, with `demo()`, `--demo`)
 //! plays.
 
-use super::agent::{build_request, message_object};
+use super::agent::{build_request, create_message};
 use super::convert::to_json;
-use super::errors::model_error;
-use crate::llm::{CallContext, Model, Response, ScriptedModel};
+use crate::llm::{Model, Response, ScriptedModel};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -67,10 +66,7 @@ impl PyScriptedClient {
         other: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let request = build_request(model, messages, max_tokens, system, tools, other)?;
-        let mut ignore = |_: &str| {};
-        let mut ctx = CallContext { on_text: &mut ignore, interrupted: &|| false };
-        let response = self.model.create(&request, &mut ctx).map_err(|e| model_error(py, &e))?;
-        message_object(py, &response)
+        create_message(py, self.model.as_ref(), &request)
     }
 
     /// The requests received so far, as the JSON bodies a server would have got.
