@@ -53,6 +53,10 @@ class Agent:
         self._owns_manager = manager is None
         if manager is None:
             manager = BackgroundManager(self.workdir, pass_api_key=self.pass_api_key)
+        if not isinstance(manager, BackgroundManager):
+            raise TypeError(
+                f"manager must be a bgagent.BackgroundManager, not {type(manager).__name__}"
+            )
         self.manager = manager
         self.system = system if system is not None else _core.lesson_system(self.workdir)
         self.mirror = mirror

@@ -357,4 +357,4 @@ def test_the_manager_can_be_subclassed(tmp_path):
         agent = bgagent.Agent(model="m", client=object(), workdir=tmp_path, manager=bg)
         assert agent.manager is bg
     with pytest.raises(TypeError, match="manager must be a bgagent.BackgroundManager, not object"):
-        bgagent.Agent(model="m", client=object(), workdir=tmp_path, manager=object()).run("hi")
+        bgagent.Agent(model="m", client=object(), workdir=tmp_path, manager=object())
