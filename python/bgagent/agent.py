@@ -142,7 +142,7 @@ class Agent:
         event_loop = asyncio.get_running_loop()
         stop = _core.StopFlag()
         client = self.client
-        if not isinstance(client, _core.Client):
+        if not isinstance(client, (_core.Client, _core.ScriptedClient)):
             client = _OnLoop(client, event_loop)
         done = event_loop.create_future()
 

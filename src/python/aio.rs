@@ -7,6 +7,23 @@ use pyo3_async_runtimes::generic::{self, ContextExt, Runtime};
 use pyo3_async_runtimes::TaskLocals;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Results being handed to Python right now, and whether Python is exiting.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static CLOSING: AtomicBool = AtomicBool::new(false);
+
+/// At the interpreter's exit (atexit, before it finalizes): no more results are handed to
+/// Python, and those in flight finish first (at most two seconds).
+pub(crate) fn close(py: Python<'_>) {
+    CLOSING.store(true, Ordering::SeqCst);
+    py.detach(|| {
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while IN_FLIGHT.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < give_up {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    });
+}
 
 /// The core's runtime, as pyo3-async-runtimes sees a runtime.
 pub(crate) struct CoreRuntime;
@@ -26,11 +43,29 @@ impl Runtime for CoreRuntime {
         crate::runtime::runtime().spawn(fut)
     }
 
+    /// Where a future's result is handed to Python (the library runs `f` holding the GIL).
+    /// Counted, so that the interpreter's exit can wait for those in flight ([`close`]): a
+    /// thread that takes the GIL while Python finalizes aborts the process.
     fn spawn_blocking<F>(f: F) -> Self::JoinHandle
     where
         F: FnOnce() + Send + 'static,
     {
-        crate::runtime::runtime().spawn_blocking(f)
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        let runtime = crate::runtime::runtime();
+        if CLOSING.load(Ordering::SeqCst) {
+            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+            return runtime.spawn_blocking(|| {}); // Python is exiting: nobody awaits it
+        }
+        runtime.spawn_blocking(move || {
+            struct Done;
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            let _done = Done;
+            f()
+        })
     }
 }
 

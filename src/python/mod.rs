@@ -69,10 +69,12 @@ pub(crate) fn wait_interruptibly<T: Send>(
     py.detach(|| poll_until(&interrupted, limit, step)).map_err(|_| pending.interrupt_error())
 }
 
-/// Kills the running tasks of every live manager; registered with `atexit` by the package.
+/// Kills the running tasks of every live manager, and lets results being handed to asyncio
+/// land; registered with `atexit` by the package.
 #[pyfunction]
 fn _shutdown_all(py: Python<'_>) {
     py.detach(crate::background::shutdown_all);
+    aio::close(py);
 }
 
 /// Names the supervisor's command: the package passes the interpreter, told to call

@@ -193,3 +193,35 @@ def test_ctrl_c_during_asyncio_run_raises_keyboard_interrupt_and_keeps_things_va
     if what == "agent":
         assert lines[2] == "['Error: Interrupted by the user']"
     wait_until(lambda: not processes_with(f"agent {marker}"), "the interrupted command is gone")
+
+
+EXIT_RIGHT_AFTER_AWAITS = """
+import asyncio, bgagent, tempfile
+client = bgagent.ScriptedClient([
+    {"content": [{"type": "tool_use", "id": "t1", "name": "background_run",
+                  "input": {"command": "echo built"}}], "stop_reason": "tool_use"},
+    {"content": [{"type": "text", "text": "started"}], "stop_reason": "end_turn"},
+    {"content": [{"type": "text", "text": "done"}], "stop_reason": "end_turn"},
+])
+async def main():
+    async with bgagent.Agent(model="m", client=client, workdir=tempfile.mkdtemp(), echo=False) as a:
+        await a.run_async("go")
+        await a.manager.wait_for_notifications_async(timeout=0)
+asyncio.run(main())
+"""
+
+
+def test_the_interpreter_exits_cleanly_right_after_awaits():
+    """Results handed to asyncio from the core's threads must land before Python finalizes (a
+    thread taking the GIL then aborts the process): each run exits 0."""
+    codes = [
+        subprocess.run(
+            [sys.executable, "-c", EXIT_RIGHT_AFTER_AWAITS],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        for _ in range(10)
+    ]
+    assert [(c.returncode, c.stderr[-300:]) for c in codes] == [(0, "")] * 10
