@@ -4,6 +4,7 @@ for, so the package works without it."""
 
 from __future__ import annotations
 
+import atexit
 import html
 import threading
 from typing import TYPE_CHECKING, Any
@@ -145,4 +146,18 @@ def live(manager: BackgroundManager) -> None:
             events.close()
             handle.update(HTML(tasks_html(manager)))
 
-    threading.Thread(target=follow, name="bgagent-display", daemon=True).start()
+    thread = threading.Thread(target=follow, name="bgagent-display", daemon=True)
+    _live[:] = [(e, t) for e, t in _live if t.is_alive()]
+    _live.append((events, thread))
+    thread.start()
+
+
+# Live views still following at exit: stopped and joined while Python can still run them.
+_live: list[tuple[Any, threading.Thread]] = []
+
+
+@atexit.register
+def _stop_live_views() -> None:
+    for events, thread in _live:
+        events.close()
+        thread.join(timeout=2)
