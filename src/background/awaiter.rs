@@ -62,7 +62,7 @@ impl Awaiter {
 
     /// What the manager knows of a task now.
     pub fn record(&self, task_id: &str) -> Option<TaskRecord> {
-        self.inner.lock().tasks.get(task_id).cloned()
+        self.inner.record(task_id)
     }
 
     /// How long stopping a task can take (grace, SIGKILL, the pipe cut-off).

@@ -117,7 +117,6 @@ impl Subscription {
         self.recv(Some(Duration::ZERO))
     }
 
-    /// Stops receiving; events already waiting can still be taken, then `recv` returns `None`.
     /// How many events wait, and how many `recv` has handed out, read together: a consumer
     /// that counts what it has handled knows from these when it has caught up.
     pub fn backlog(&self) -> (usize, u64) {
@@ -130,6 +129,7 @@ impl Subscription {
         self.0.lock().closed
     }
 
+    /// Stops receiving; events already waiting can still be taken, then `recv` returns `None`.
     pub fn close(&self) {
         self.0.lock().closed = true;
         self.0.ready.notify_all();

@@ -292,7 +292,7 @@ impl BackgroundManager {
 
     /// Blocks (at most `timeout`) until no task runs; true once that holds.
     pub fn wait_idle(&self, timeout: Option<Duration>) -> bool {
-        self.inner.wait_while(timeout, |s| s.running > 0).running == 0
+        self.inner.wait_idle(timeout)
     }
 
     /// One slice of [`Self::wait_for_notifications`] for callers that must look up between
@@ -378,7 +378,7 @@ impl BackgroundManager {
     }
 
     pub fn task(&self, task_id: &str) -> Option<TaskRecord> {
-        self.inner.lock().tasks.get(task_id).cloned()
+        self.inner.record(task_id)
     }
 
     /// Stops every running task and waits for them to end. Their notifications stay queued.
@@ -444,8 +444,13 @@ impl Inner {
         self.executor.stop_bound()
     }
 
-    pub(crate) fn wait_idle(&self, timeout: Option<Duration>) {
-        drop(self.wait_while(timeout, |s| s.running > 0));
+    pub(crate) fn wait_idle(&self, timeout: Option<Duration>) -> bool {
+        self.wait_while(timeout, |s| s.running > 0).running == 0
+    }
+
+    /// A snapshot of one task's record.
+    pub(crate) fn record(&self, task_id: &str) -> Option<TaskRecord> {
+        self.lock().tasks.get(task_id).cloned()
     }
 
     pub(crate) fn request_kill_all(&self) {
