@@ -11,12 +11,14 @@ mod capture;
 mod events;
 mod record;
 mod registry;
+mod watcher;
 
 pub use awaiter::Awaiter;
 pub use capture::Capture;
 pub use events::{Subscription, TaskEvent, TaskEventKind, MAX_PENDING_PROGRESS, PROGRESS_EVERY};
 pub use record::{Notification, Outcome, OutputStats, Status, TaskRecord};
 pub use registry::shutdown_all;
+pub use watcher::Watcher;
 
 use crate::error::{Error, Result};
 use crate::exec::{EventSink, ExecEvent, Executor, LocalExecutor, LocalSettings, TaskSpec};

@@ -2,7 +2,6 @@
 //! lesson's tool lines, streamed text and a spinner on stderr.
 
 use crate::agent::LoopEvents;
-use crate::background::{BackgroundManager, Subscription, TaskEvent};
 use crate::llm::Response;
 use crate::text::prefix;
 use std::io::{IsTerminal, Write};
@@ -235,38 +234,6 @@ impl LoopEvents for CliEvents {
             self.labelled_line("loop", "36", &text);
         } else {
             self.line(&self.style.paint("2", &text));
-        }
-    }
-}
-
-/// Follows a manager's task events on a thread, calling `on_event` for each.
-pub struct TaskWatcher {
-    events: Subscription,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl TaskWatcher {
-    pub fn start(
-        manager: &BackgroundManager,
-        mut on_event: impl FnMut(&TaskEvent) + Send + 'static,
-    ) -> TaskWatcher {
-        let events = manager.subscribe();
-        let mine = events.clone();
-        let thread = std::thread::spawn(move || {
-            while let Some(event) = mine.recv(None) {
-                on_event(&event);
-            }
-        });
-        TaskWatcher { events, thread: Some(thread) }
-    }
-}
-
-impl Drop for TaskWatcher {
-    /// The events already published are still handled, then the thread ends.
-    fn drop(&mut self) {
-        self.events.close();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
         }
     }
 }

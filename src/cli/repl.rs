@@ -2,10 +2,10 @@
 //! quit. On a terminal it has line editing, history, a notice when a background task ends
 //! while you type, and Ctrl-C cancels the turn (twice at the prompt quits).
 
-use super::console::{say, Sink, TaskWatcher};
+use super::console::{say, Sink};
 use super::INTERRUPTED;
 use super::{Failure, Session};
-use crate::background::TaskEventKind;
+use crate::background::{TaskEventKind, Watcher};
 use crate::error::Error;
 use rustyline::error::ReadlineError;
 use rustyline::ExternalPrinter;
@@ -163,7 +163,7 @@ fn terminal(session: &Session, auto_resume: bool) -> Result<(), Failure> {
     // A task that ends while the prompt waits gets a line above it, without breaking what is typed.
     let _watcher = printer.clone().map(|printer| {
         let (waiting, style) = (at_prompt.clone(), session.style);
-        TaskWatcher::start(&session.manager, move |event| {
+        Watcher::start(&session.manager, "bgagent-notices", move |event| {
             if let TaskEventKind::Finished { status, .. } = &event.kind {
                 if waiting.load(Ordering::SeqCst) {
                     let line = style.paint("2", &format!("[bg:{}] {status}", event.task_id));

@@ -2,8 +2,9 @@
 //! that follows a manager's tasks, and the rendering of a trace as HTML or SVG.
 
 use super::background::PyBackgroundManager;
+use crate::background::Watcher;
 use crate::trace::view::{self, Run};
-use crate::trace::{Follower, RunInfo, Tracer};
+use crate::trace::{RunInfo, Tracer};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 #[pyclass(frozen, name = "Tracer", module = "bgagent._core")]
 pub struct PyTracer {
     pub(crate) tracer: Arc<Tracer>,
-    followers: Mutex<Vec<Follower>>,
+    followers: Mutex<Vec<Watcher>>,
 }
 
 #[pymethods]
@@ -67,7 +68,7 @@ impl PyTracer {
     /// Waits until the task events published so far are recorded.
     fn settle(&self, py: Python<'_>) {
         let followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
-        py.detach(|| followers.iter().for_each(Follower::settle));
+        py.detach(|| followers.iter().for_each(Watcher::settle));
     }
 
     /// The lines recorded in memory (empty for a trace written to a file), once the task

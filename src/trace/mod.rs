@@ -10,16 +10,14 @@ pub mod view;
 
 use crate::agent::LoopEvents;
 use crate::background::TaskEventKind;
-use crate::background::{Awaiter, BackgroundManager, Notification, Subscription, TaskEvent};
+use crate::background::{Awaiter, BackgroundManager, Notification, TaskEvent, Watcher};
 use crate::llm::Response;
 use crate::text::prefix;
 use serde_json::{json, Value};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const SCHEMA: &str = "bgagent-trace";
@@ -217,24 +215,13 @@ impl Tracer {
     }
 
     /// Records `manager`'s task events from now on, from a thread of its own, until the
-    /// returned [`Follower`] is dropped.
-    pub fn follow(self: &Arc<Self>, manager: &BackgroundManager) -> Follower {
-        let events = manager.subscribe();
-        let mine = events.clone();
+    /// returned [`Watcher`] is dropped.
+    pub fn follow(self: &Arc<Self>, manager: &BackgroundManager) -> Watcher {
         let tasks = manager.awaiter();
         let tracer = Arc::clone(self);
-        let recorded = Arc::new(AtomicU64::new(0));
-        let count = Arc::clone(&recorded);
-        let thread = std::thread::Builder::new()
-            .name("bgagent-trace".into())
-            .spawn(move || {
-                while let Some(event) = mine.recv(None) {
-                    tracer.task_event(&event, Some(&tasks));
-                    count.fetch_add(1, Ordering::SeqCst);
-                }
-            })
-            .ok();
-        Follower { events, thread, recorded }
+        Watcher::start(manager, "bgagent-trace", move |event| {
+            tracer.task_event(event, Some(&tasks))
+        })
     }
 }
 
@@ -247,37 +234,6 @@ fn with_text(mut fields: Value, key: &str, text: &str) -> Value {
         fields[format!("{key}_length")] = json!(text.chars().count());
     }
     fields
-}
-
-/// Records a manager's task events while it lives ([`Tracer::follow`]).
-pub struct Follower {
-    events: Subscription,
-    thread: Option<JoinHandle<()>>,
-    recorded: Arc<AtomicU64>,
-}
-
-impl Follower {
-    /// Waits (at most a second) until the events published so far are recorded.
-    pub fn settle(&self) {
-        let give_up = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < give_up && self.thread.is_some() {
-            let (queued, taken) = self.events.backlog();
-            if queued == 0 && self.recorded.load(Ordering::SeqCst) == taken {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-}
-
-impl Drop for Follower {
-    /// The events already published are still recorded, then the thread ends.
-    fn drop(&mut self) {
-        self.events.close();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// The loop's events recorded into a tracer, and passed on to `inner` (which prints them).
