@@ -79,22 +79,6 @@ class Agent:
 
     def _run_loop(self, messages: list[Any], client: Any, stop: _core.StopFlag | None) -> None:
         overrides, drain = _overridden(self.manager)
-        last = messages[-1] if messages else None
-        if isinstance(last, dict) and isinstance(last.get("content"), str):
-            self.tracer.user_input(last["content"])
-        try:
-            self._loop_once(messages, client, stop, overrides, drain)
-        except KeyboardInterrupt:
-            self.tracer.turn_end("interrupted")
-            raise
-        except BaseException as e:
-            self.tracer.turn_end("error", f"{type(e).__name__}: {e}")
-            raise
-        self.tracer.turn_end("done")
-
-    def _loop_once(
-        self, messages: list[Any], client: Any, stop: Any, overrides: Any, drain: Any
-    ) -> None:
         _core.run_loop(
             messages,
             client=client,

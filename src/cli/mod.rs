@@ -6,13 +6,13 @@ pub(crate) mod demo;
 mod ending;
 mod repl;
 
-use crate::agent::{Loop, LoopConfig, LoopEvents, LoopPolicy};
+use crate::agent::{Loop, LoopConfig, LoopPolicy};
 use crate::background::{BackgroundManager, Options};
 use crate::error::Error;
 use crate::llm::{HttpClient, HttpConfig, Model, ScriptedModel};
 use crate::runtime::Seconds;
 use crate::tools::BuiltinTools;
-use crate::trace::{RunInfo, Traced, Tracer};
+use crate::trace::{self, RunInfo, Tracer};
 use clap::Parser;
 use console::{say, CliEvents, Sink, Style};
 use serde_json::{json, Value};
@@ -179,35 +179,19 @@ impl Session {
         let interrupted = || INTERRUPTED.load(Ordering::SeqCst);
         let ctx = self.config.policy.tool_context(&self.workdir, &self.manager, &interrupted);
         let mut tools = BuiltinTools { ctx };
-        let mut traced;
-        let events: &mut dyn LoopEvents = match &self.trace {
-            Some(tracer) => {
-                if let Some(text) = messages.last().and_then(|m| m["content"].as_str()) {
-                    tracer.user_input(text);
-                }
-                traced = Traced::new(tracer, events);
-                &mut traced
+        let user = messages.last().and_then(|m| m["content"].as_str()).map(str::to_string);
+        trace::turn(self.trace.as_deref(), user.as_deref(), events, |events| {
+            Loop {
+                config: &self.config,
+                model: self.model.as_ref(),
+                manager: &self.manager,
+                tools: &mut tools,
+                events,
+                interrupted: &interrupted,
+                drain: None,
             }
-            None => events,
-        };
-        let result = Loop {
-            config: &self.config,
-            model: self.model.as_ref(),
-            manager: &self.manager,
-            tools: &mut tools,
-            events,
-            interrupted: &interrupted,
-            drain: None,
-        }
-        .run(messages);
-        if let Some(tracer) = &self.trace {
-            match &result {
-                Ok(()) => tracer.turn_end("done", None),
-                Err(Error::Interrupted) => tracer.turn_end("interrupted", None),
-                Err(e) => tracer.turn_end("error", Some(&e.to_string())),
-            }
-        }
-        result
+            .run(messages)
+        })
     }
 
     fn events(&self, stream_text: bool, sink: Sink) -> CliEvents {

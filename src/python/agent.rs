@@ -525,28 +525,29 @@ pub fn run_loop(
     };
     let mut conversation = PyConversation { list: messages.clone().unbind(), pending: &pending };
     let mut events = PyEvents { echo };
+    let user = last_user_text(messages);
     let result = py.detach(|| {
-        let mut traced;
-        let events: &mut dyn LoopEvents = match &tracer {
-            Some(tracer) => {
-                traced = crate::trace::Traced::new(tracer, &mut events);
-                &mut traced
-            }
-            None => &mut events,
-        };
-        let mut agent_loop = Loop {
-            config: &config,
-            model,
-            manager,
-            tools: runner,
-            events,
-            interrupted: &interrupted,
-            drain: drain_fn.as_ref().map(|d| d as Drain),
-        };
-        agent_loop.run(&mut conversation)
+        crate::trace::turn(tracer.as_deref(), user.as_deref(), &mut events, |events| {
+            let mut agent_loop = Loop {
+                config: &config,
+                model,
+                manager,
+                tools: runner,
+                events,
+                interrupted: &interrupted,
+                drain: drain_fn.as_ref().map(|d| d as Drain),
+            };
+            agent_loop.run(&mut conversation)
+        })
     });
     // A Python exception raised inside (Ctrl-C, a Python client's error) is raised as itself.
     result.map_err(|e| pending.take().unwrap_or_else(|| core_error(py, &e)))
+}
+
+/// The text of the conversation's last message, when it is a user's text (it starts the turn).
+fn last_user_text(messages: &Bound<'_, PyList>) -> Option<String> {
+    let last = messages.get_item(messages.len().checked_sub(1)?).ok()?;
+    last.get_item("content").ok()?.extract().ok()
 }
 
 /// The core of a `bgagent.BackgroundManager` (or the core object itself).

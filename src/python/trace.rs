@@ -41,17 +41,6 @@ impl PyTracer {
         Ok(PyTracer { tracer, followers: Mutex::default() })
     }
 
-    /// A user message starts the next turn.
-    fn user_input(&self, text: &str) {
-        self.tracer.user_input(text);
-    }
-
-    /// The turn ended: "done", "interrupted" or "error" (with the message).
-    #[pyo3(signature = (outcome, message=None))]
-    fn turn_end(&self, outcome: &str, message: Option<&str>) {
-        self.tracer.turn_end(outcome, message);
-    }
-
     /// Records `manager`'s task events from now on, until `close()`.
     fn follow(&self, manager: &Bound<'_, PyBackgroundManager>) {
         let follower = self.tracer.follow(manager.get().manager());

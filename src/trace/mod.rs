@@ -150,7 +150,7 @@ impl Tracer {
     }
 
     /// A user's message starts turn N.
-    pub fn user_input(&self, text: &str) {
+    fn user_input(&self, text: &str) {
         let turn = {
             let mut w = self.lock();
             w.turn += 1;
@@ -160,7 +160,7 @@ impl Tracer {
     }
 
     /// The turn ended: "done", "interrupted" or "error" (with the message).
-    pub fn turn_end(&self, outcome: &str, message: Option<&str>) {
+    fn turn_end(&self, outcome: &str, message: Option<&str>) {
         let turn = self.lock().turn;
         let mut fields = json!({"turn": turn, "outcome": outcome});
         if let Some(m) = message {
@@ -223,6 +223,29 @@ impl Tracer {
             tracer.task_event(event, Some(&tasks))
         })
     }
+}
+
+/// Runs one turn of the loop (`run`, given the events to report to), traced when there is a
+/// tracer: the user message that starts it (`user`: the conversation's last message, when it
+/// is text), the loop's events (passed on to `events`), and how the turn ended. The one place
+/// every face (CLI, Python) records a turn.
+pub fn turn(
+    tracer: Option<&Tracer>,
+    user: Option<&str>,
+    events: &mut dyn LoopEvents,
+    run: impl FnOnce(&mut dyn LoopEvents) -> crate::Result<()>,
+) -> crate::Result<()> {
+    let Some(tracer) = tracer else { return run(events) };
+    if let Some(text) = user {
+        tracer.user_input(text);
+    }
+    let result = run(&mut Traced::new(tracer, events));
+    match &result {
+        Ok(()) => tracer.turn_end("done", None),
+        Err(crate::Error::Interrupted) => tracer.turn_end("interrupted", None),
+        Err(e) => tracer.turn_end("error", Some(&e.to_string())),
+    }
+    result
 }
 
 /// `fields` with `key` set to `text` cut to [`TEXT_LIMIT`] characters, and `{key}_length`
