@@ -91,10 +91,15 @@ class BackgroundManager(background.BackgroundManager):
         except TypeError as e:
             failure = f"Error: {e}"
         else:
-            raise TypeError(f"bgagent.s08 runs str commands, not {type(command).__name__}")
+            raise _not_text(command)
         self.tasks[self._new_id()] = {"status": "error", "result": failure, "command": command}
         _ = command[:80]  # the lesson's answer slices the command: TypeError
-        raise TypeError(f"bgagent.s08 runs str commands, not {type(command).__name__}")
+        raise _not_text(command)
+
+
+def _not_text(command: Any) -> TypeError:
+    """What the mirror raises for a command it cannot run as the lesson would (a list, bytes)."""
+    return TypeError(f"bgagent.s08 runs str commands, not {type(command).__name__}")
 
 
 BG = BackgroundManager()
@@ -121,7 +126,7 @@ def safe_path(p: str) -> Path:
 def run_bash(command: str) -> str:
     if not isinstance(command, str):
         _ = "sudo" in command  # the lesson's blocklist test raises TypeError first
-        raise TypeError(f"bgagent.s08 runs str commands, not {type(command).__name__}")
+        raise _not_text(command)
     return _core.run_bash(WORKDIR, command)
 
 
