@@ -69,9 +69,15 @@ atexit.register(_shutdown_all)
 # If this process dies without exiting (SIGKILL, a crashed kernel), a small supervisor
 # process (this interpreter again) stops whatever its tasks left running. Only where
 # sys.executable really is an interpreter (not a frozen app or an embedding server).
+# It starts isolated (-I -S, in /, with an empty environment) and loads this very extension
+# by its path, so nothing in the working directory, PYTHONPATH, the user's site-packages or
+# the environment can change the code it runs (see _supervisor.py).
 _interpreter = os.path.basename(sys.executable or "")
 if _interpreter.startswith("python") and not getattr(sys, "frozen", False):
-    _set_supervisor([sys.executable, "-c", "from bgagent import _core; _core._supervise()"])
+    from ._supervisor import command as _supervisor_command
+
+    _set_supervisor(_supervisor_command(sys.executable))
+    del _supervisor_command
 del atexit, os, sys, _interpreter
 
 

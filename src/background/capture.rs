@@ -214,6 +214,7 @@ impl Capture {
                 (Status::Timeout, format!("Error: Timeout ({}s)", seconds(self.timeout)))
             }
             Ended::Cancelled => (Status::Killed, "Error: Killed".to_string()),
+            Ended::Lost => (Status::Error, LOST.to_string()),
             Ended::Exited => {
                 let text = combine(&self.out, &self.err, self.limit);
                 let text = if text.is_empty() { "(no output)".to_string() } else { text };
@@ -236,6 +237,11 @@ impl Capture {
         (Status::Error, Outcome { result: format!("Error: {message}"), ..Default::default() })
     }
 }
+
+/// The result of a task ended because bgagent's supervisor died while it ran.
+pub const LOST: &str = "Error: bgagent's supervisor died while this task ran (a task may have \
+                        killed it), so the task was stopped; its output so far is in its log. \
+                        A new supervisor runs later tasks.";
 
 fn seconds(d: Duration) -> String {
     // 300.0 prints as "300" and 0.5 as "0.5", as the lesson's f-string would print them.

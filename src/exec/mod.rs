@@ -46,6 +46,8 @@ pub enum Ended {
     TimedOut,
     /// The cancel handle stopped it.
     Cancelled,
+    /// The process that ran it died (a task can kill bgagent's supervisor), so it was ended.
+    Lost,
 }
 
 /// Where a run's full output went.

@@ -32,13 +32,15 @@ pub enum Leader {
 }
 
 impl Leader {
-    /// Waits for the shell to exit; a wait that fails counts as a death by signal.
-    pub async fn wait(&mut self) -> ExitStatus {
-        let status = match self {
+    /// Waits for the shell to exit. An error means the supervisor died first (it ended the
+    /// task); a direct wait that fails counts as a death by signal.
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        match self {
             Leader::Supervised(handle) => handle.wait().await,
-            Leader::Direct(child) => child.wait().await,
-        };
-        status.unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL))
+            Leader::Direct(child) => {
+                Ok(child.wait().await.unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL)))
+            }
+        }
     }
 
     /// What signals the task's group from now on.

@@ -16,7 +16,10 @@ use nix::sys::signal::Signal;
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
@@ -66,8 +69,14 @@ impl LocalExecutor {
                 (dir.clone(), None)
             }
             None => {
+                // Only the user may read the logs (they hold whatever the tasks printed).
                 let prefix = format!("bgagent-{}-", std::process::id());
-                let dir = tempfile::Builder::new().prefix(&prefix).tempdir()?;
+                let dir = tempfile::Builder::new()
+                    .prefix(&prefix)
+                    .permissions(std::fs::Permissions::from_mode(0o700))
+                    .tempdir()?;
+                // Removed with its owner even when no destructor runs (SIGTERM, SIGKILL).
+                supervisor::remove_at_exit(dir.path());
                 (dir.path().to_path_buf(), Some(dir))
             }
         };
@@ -227,7 +236,8 @@ async fn supervise(
 
     let timeout_at = Instant::now() + timeout;
     let mut stopped: Option<Ended> = None; // TimedOut or Cancelled, once we decided to stop it
-    let mut exit: Option<std::process::ExitStatus> = None;
+    let mut exit: Option<ExitStatus> = None;
+    let mut lost = false; // the supervisor died, and the task with it
     let mut kill_at: Option<Instant> = None; // when the group gets SIGKILL
     let mut give_up_at: Option<Instant> = None; // when we stop reading pipes after SIGKILL
 
@@ -246,7 +256,10 @@ async fn supervise(
             () = out.read_some(&sink), if out.open() => {}
             () = err.read_some(&sink), if err.open() => {}
             status = leader.wait(), if exit.is_none() => {
-                exit = Some(status);
+                if status.is_err() {
+                    lost = true;
+                }
+                exit = Some(status.unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL)));
                 // Pipes still open now are held by leftovers: give them a moment, then kill.
                 let deadline = Instant::now() + limits.pipe_grace;
                 kill_at = Some(kill_at.map_or(deadline, |k| k.min(deadline)));
@@ -283,6 +296,7 @@ async fn supervise(
     leader.finish(pgid).await;
     let Sink { log, mut events } = sink.into_inner().unwrap_or_else(|p| p.into_inner());
     let code = exit.and_then(|s| s.code());
-    let exit = Exit { code, ended: stopped.unwrap_or(Ended::Exited), log: log.close() };
+    let ended = if lost { Ended::Lost } else { stopped.unwrap_or(Ended::Exited) };
+    let exit = Exit { code, ended, log: log.close() };
     events.event(ExecEvent::Exited(exit));
 }

@@ -1,6 +1,10 @@
 //! What /proc says about the processes on the machine: enough to find a group's members and
 //! a process's descendants, and a pidfd to wait for one.
 
+use std::collections::HashSet;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::ptr;
+
 /// One process, from `/proc/PID/stat`.
 #[derive(Clone, Copy, Debug)]
 pub struct Proc {
@@ -39,7 +43,7 @@ fn parse_stat(pid: i32, stat: &str) -> Option<Proc> {
 }
 
 /// A descriptor for the process (readable once it has exited, zombie or not).
-pub fn pidfd_open(pid: i32) -> std::io::Result<std::os::fd::OwnedFd> {
+pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
     use std::os::fd::FromRawFd;
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -47,7 +51,59 @@ pub fn pidfd_open(pid: i32) -> std::io::Result<std::os::fd::OwnedFd> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: a descriptor just created, owned by nobody else.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as std::os::fd::RawFd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as std::os::fd::RawFd) })
+}
+
+/// Sends `signal` to the process behind `pidfd` (never to a stranger that took its number).
+pub fn pidfd_signal(pidfd: &OwnedFd, signal: i32) -> bool {
+    // SAFETY: pidfd_send_signal with a pidfd we hold and no siginfo.
+    let sent = unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, ptr::null::<u8>(), 0)
+    };
+    sent == 0
+}
+
+/// Whether the process behind `pidfd` has exited (a pidfd polls readable from then on).
+pub fn has_exited(pidfd: &OwnedFd) -> bool {
+    let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: poll on one descriptor we hold, without waiting.
+    unsafe { libc::poll(&mut pfd, 1, 0) != 0 }
+}
+
+/// Ends a task whose supervisor is gone, signalling nothing by number alone; true if its
+/// shell was still running. The shell, known by the pidfd the supervisor handed over, is
+/// stopped first: alive and stopped, it stays the subreaper of everything below it, so
+/// nothing can slip out from under it. Then each live descendant is killed through a pidfd
+/// of its own, after checking (with that pidfd holding it) that it is still below the shell;
+/// this repeats until none is left. The shell is killed last.
+pub fn end_orphaned_task(shell: i32, pidfd: &OwnedFd) -> bool {
+    if has_exited(pidfd) || !pidfd_signal(pidfd, libc::SIGSTOP) {
+        return false;
+    }
+    for _ in 0..100 {
+        let all = all();
+        let below: Vec<i32> = descendants(&all, shell);
+        let family: HashSet<i32> = below.iter().copied().chain([shell]).collect();
+        let mut killed = 0;
+        for &pid in &below {
+            let Ok(fd) = pidfd_open(pid) else { continue };
+            let still_below = stat(pid).is_some_and(|p| !p.zombie && family.contains(&p.ppid));
+            // Alive now, so the stat read above was of the process this pidfd holds.
+            if still_below && !has_exited(&fd) && pidfd_signal(&fd, libc::SIGKILL) {
+                killed += 1;
+            }
+        }
+        if killed == 0 {
+            break;
+        }
+    }
+    pidfd_signal(pidfd, libc::SIGKILL);
+    true
+}
+
+/// One process's `/proc/PID/stat`, if it can be read.
+fn stat(pid: i32) -> Option<Proc> {
+    parse_stat(pid, &std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
 /// The pids of every descendant of `root` in `procs` (not `root` itself).

@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -45,17 +45,17 @@ pub fn run(owner: &str) -> ! {
     std::process::exit(0)
 }
 
+/// Directories the supervisor removes once the owner is gone (told again to a supervisor
+/// that replaces one that died).
+static REMOVE_AT_EXIT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
 /// This process's link to its supervisor. A forked child is another owner, so the link
 /// remembers whose it is.
 enum Link {
-    Up {
-        owner: u32,
-        link: Arc<Shared>,
-    },
+    /// A supervisor was started; if it has died since, the next use starts another.
+    Up { owner: u32, link: Arc<Shared> },
     /// No command, or it could not start: do not try again for this owner.
-    Down {
-        owner: u32,
-    },
+    Down { owner: u32 },
 }
 
 static LINK: Mutex<Option<Link>> = Mutex::new(None);
@@ -66,6 +66,10 @@ struct Shared {
     /// inherits the socket, but not the tasks).
     owner: u32,
     socket: OwnedFd,
+    /// The supervisor's pid (for the warning when it dies).
+    pid: u32,
+    /// It has started a task (so it did start: were it to die, another would be worth a try).
+    served: AtomicBool,
     /// The longest order the socket takes in one packet (its send buffer, which the system
     /// may have granted smaller than asked).
     max_order: usize,
@@ -78,8 +82,8 @@ struct Shared {
 
 /// Who waits for a task's reports.
 struct Waiting {
-    /// The shell's pid (and group), once started.
-    pid: Option<i32>,
+    /// The shell's pid (and group) and a pidfd of it, once started.
+    shell: Option<(i32, OwnedFd)>,
     started: Option<oneshot::Sender<Result<i32, i32>>>,
     exited: Option<oneshot::Sender<(i32, bool)>>,
     released: Option<oneshot::Sender<()>>,
@@ -104,12 +108,34 @@ pub fn current() -> Option<Supervisor> {
 fn current_link() -> Option<Arc<Shared>> {
     let mut guard = LINK.lock().unwrap_or_else(|p| p.into_inner());
     let me = std::process::id();
-    let ours =
-        matches!(&*guard, Some(Link::Up { owner, .. } | Link::Down { owner }) if *owner == me);
-    if !ours {
+    let dead_early = match &*guard {
+        Some(Link::Up { owner, link }) if *owner == me && !link.alive.load(Ordering::Acquire) => {
+            // One that served tasks and then died is replaced; one that died before serving
+            // any would only die again.
+            (!link.served.load(Ordering::Acquire)).then_some(link.pid)
+        }
+        _ => None,
+    };
+    if let Some(pid) = dead_early {
+        eprintln!(
+            "bgagent: warning: the supervisor (pid {pid}) stopped before it ran a task; {WITHOUT}"
+        );
+        *guard = Some(Link::Down { owner: me });
+    }
+    let usable = match &*guard {
+        Some(Link::Up { owner, link }) => *owner == me && link.alive.load(Ordering::Acquire),
+        Some(Link::Down { owner }) => *owner == me,
+        None => false,
+    };
+    if !usable {
         *guard = Some(match start_supervisor() {
-            Some(link) => Link::Up { owner: me, link },
-            None => Link::Down { owner: me },
+            Ok(link) => Link::Up { owner: me, link },
+            Err(e) => {
+                if let Some(e) = e {
+                    eprintln!("bgagent: warning: cannot start the supervisor ({e}); {WITHOUT}");
+                }
+                Link::Down { owner: me }
+            }
         });
     }
     match &*guard {
@@ -118,30 +144,46 @@ fn current_link() -> Option<Arc<Shared>> {
     }
 }
 
-fn start_supervisor() -> Option<Arc<Shared>> {
-    let (program, args) = COMMAND.get()?.split_first()?;
-    // The supervisor needs pidfds (Linux 5.4): without them, tasks are started here.
-    super::procs::pidfd_open(std::process::id() as i32).ok()?;
+/// What is lost when tasks run without a supervisor.
+const WITHOUT: &str = "tasks are started by this process instead, so what a task leaves running \
+                       may outlive this process if it is killed";
+
+/// Starts a supervisor; `Err(None)` when none is wanted (no command, or no pidfds: Linux
+/// before 5.4), `Err(Some(why))` when it could not start.
+fn start_supervisor() -> Result<Arc<Shared>, Option<io::Error>> {
+    let Some((program, args)) = COMMAND.get().and_then(|argv| argv.split_first()) else {
+        return Err(None);
+    };
+    super::procs::pidfd_open(std::process::id() as i32).map_err(|_| None)?;
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     let (ours, theirs) =
-        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).ok()?;
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|e| Some(e.into()))?;
     for fd in [&ours, &theirs] {
         // Room for many orders and reports in flight.
         set_buffer(fd.as_raw_fd(), libc::SO_SNDBUF, 4 << 20);
     }
     let owner = std::process::id();
-    Command::new(program)
+    // An empty environment (no credentials, nothing that changes what code runs: PATH,
+    // LD_PRELOAD, PYTHONPATH) and `/` as its directory: the supervisor needs neither, since
+    // each start carries the task's environment and directory.
+    let child = Command::new(program)
         .args(args)
+        .env_clear()
         .env(ENV, owner.to_string())
+        .current_dir("/")
         .stdin(Stdio::from(theirs))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
-        .ok()?; // never waited for: it outlives us, or ends as we exit
+        .map_err(|e| Some(io::Error::new(e.kind(), format!("{}: {e}", Path::new(program).display()))))?;
+    // Never waited for: it outlives us, or ends as we exit.
     let max_order = send_buffer(ours.as_raw_fd()).saturating_sub(8 << 10).min(server::MAX_ORDER);
     let link = Arc::new(Shared {
         owner,
+        pid: child.id(),
+        served: AtomicBool::new(false),
         max_order,
         socket: ours,
         alive: AtomicBool::new(true),
@@ -149,8 +191,21 @@ fn start_supervisor() -> Option<Arc<Shared>> {
         last_env: Mutex::new(None),
         waiting: Mutex::new(HashMap::new()),
     });
+    for dir in REMOVE_AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let _ = link.try_send(&Order::RemoveAtExit(dir.clone()).encode());
+    }
     crate::runtime::runtime().spawn(read_reports(link.clone()));
-    Some(link)
+    Ok(link)
+}
+
+/// Has this process's supervisor remove `dir` once this process is gone, however it ends
+/// (SIGKILL included). For the owner's own temporary directory only: `dir` must not be a
+/// directory the user named.
+pub fn remove_at_exit(dir: &Path) {
+    REMOVE_AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).push(dir.to_path_buf());
+    if let Some(link) = current_link() {
+        let _ = link.try_send(&Order::RemoveAtExit(dir.to_path_buf()).encode());
+    }
 }
 
 fn set_buffer(fd: RawFd, option: libc::c_int, size: libc::c_int) {
@@ -180,10 +235,9 @@ fn send_buffer(fd: RawFd) -> usize {
     }
 }
 
-/// Hands each report to whoever waits for it, until the supervisor is gone; then every
-/// waiter learns that (its sender is dropped).
+/// Hands each report to whoever waits for it, until the supervisor is gone; then the tasks
+/// it ran are ended here (see [`lost`]) and every waiter learns that (its sender is dropped).
 async fn read_reports(link: Arc<Shared>) {
-    let fd = link.socket.as_raw_fd();
     let registered = link.socket.try_clone().and_then(|own| {
         // SAFETY: the AsyncFd owns its duplicate of the socket for its whole life.
         unsafe {
@@ -195,44 +249,76 @@ async fn read_reports(link: Arc<Shared>) {
         .map_err(io::Error::from)
     });
     if let Ok(readable) = registered {
-        let mut buf = vec![0u8; protocol::REPORT_SIZE * 4096];
+        let mut buf = vec![0u8; protocol::REPORT_SIZE * protocol::REPORTS_PER_PACKET];
         'read: loop {
             let Ok(mut ready) = readable.readable().await else {
                 break;
             };
             loop {
-                // SAFETY: recv(2) into our buffer on our socket, without blocking.
-                let n = unsafe {
-                    libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
-                };
-                if n > 0 {
-                    Report::decode_all(&buf[..n as usize]).for_each(|r| link.deliver(r));
-                    continue;
+                match recv_reports(link.socket.as_raw_fd(), &mut buf) {
+                    Ok((0, _)) if server::hung_up(link.socket.as_raw_fd()) => break 'read,
+                    Ok((n, fds)) => {
+                        let mut pidfds = fds.into_iter();
+                        for report in Report::decode_all(&buf[..n]) {
+                            let pidfd = match report {
+                                Report::Started { .. } => pidfds.next(),
+                                _ => None,
+                            };
+                            link.deliver(report, pidfd);
+                        }
+                    }
+                    Err(nix::errno::Errno::EAGAIN) => {
+                        ready.clear_ready();
+                        break;
+                    }
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(_) => break 'read,
                 }
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::WouldBlock if n < 0 => ready.clear_ready(),
-                    io::ErrorKind::Interrupted if n < 0 => continue,
-                    _ => break 'read,
-                }
-                break;
             }
         }
     }
-    // The supervisor is gone (someone killed it): new tasks are started here from now on, and
-    // the groups it left are stopped here, as its own cleanup would have (what left them is
-    // out of reach now).
     link.alive.store(false, Ordering::Release);
     let orphaned: Vec<Waiting> =
         link.waiting.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, w)| w).collect();
-    for pid in orphaned.iter().filter_map(|w| w.pid) {
-        let _ =
-            nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    let pid = link.pid;
+    // Off the runtime's workers: ending a task reads /proc.
+    let _ = tokio::task::spawn_blocking(move || lost(pid, orphaned)).await;
+}
+
+/// One packet of reports and the descriptors that came with it (close-on-exec).
+fn recv_reports(socket: RawFd, buf: &mut [u8]) -> nix::Result<(usize, Vec<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut space = nix::cmsg_space!([RawFd; protocol::REPORTS_PER_PACKET]);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
+    let msg = recvmsg::<()>(socket, &mut iov, Some(&mut space), flags)?;
+    let mut fds = Vec::new();
+    for cmsg in msg.cmsgs().into_iter().flatten() {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            // SAFETY: descriptors the kernel just installed for us.
+            fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
     }
+    Ok((msg.bytes, fds))
+}
+
+/// The supervisor died (a task may have killed it): its running tasks are ended here, each
+/// through the pidfd of its shell that the supervisor handed over, and the loss is said. The
+/// tasks then end as `error`; the next start starts a new supervisor.
+fn lost(supervisor: u32, orphaned: Vec<Waiting>) {
+    let mut ended = 0;
+    for (pid, pidfd) in orphaned.iter().filter_map(|w| w.shell.as_ref()) {
+        ended += usize::from(super::procs::end_orphaned_task(*pid, pidfd));
+    }
+    eprintln!(
+        "bgagent: warning: the supervisor (pid {supervisor}) stopped; {ended} running task(s) \
+         were ended; a new supervisor serves later tasks"
+    );
 }
 
 impl Shared {
-    fn deliver(&self, report: Report) {
+    fn deliver(&self, report: Report, pidfd: Option<OwnedFd>) {
         let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
         let token = report.token();
         let Some(w) = waiting.get_mut(&token) else {
@@ -240,7 +326,8 @@ impl Shared {
         };
         match report {
             Report::Started { pid, .. } => {
-                w.pid = Some(pid);
+                self.served.store(true, Ordering::Release);
+                w.shell = pidfd.map(|fd| (pid, fd));
                 w.started.take().map(|s| s.send(Ok(pid)));
             }
             Report::Failed { errno, .. } => {
@@ -412,7 +499,7 @@ impl Supervisor {
         let (exited_tx, exited_rx) = oneshot::channel();
         let (released_tx, released_rx) = oneshot::channel();
         let waiting = Waiting {
-            pid: None,
+            shell: None,
             started: Some(started_tx),
             exited: Some(exited_tx),
             released: Some(released_tx),

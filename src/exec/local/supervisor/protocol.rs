@@ -1,6 +1,9 @@
 //! The messages between an owner and its supervisor. Each is one packet on a SOCK_SEQPACKET
 //! socket: a kind byte, the task's token (chosen by the owner), then the kind's fields. A
-//! start also carries the two output pipes' write ends (SCM_RIGHTS).
+//! start also carries the two output pipes' write ends (SCM_RIGHTS). Reports travel in
+//! batches, and a batch carries one descriptor per `Started` in it, in the same order: a
+//! pidfd of the shell, taken while the supervisor held it unreaped, so the owner can end the
+//! task safely should the supervisor die.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -28,6 +31,9 @@ pub enum Order {
     },
     /// The owner is done with the task: kill and reap whatever is left of its group.
     Release(u64),
+    /// Remove this directory (the owner's temporary log directory) once the owner is gone,
+    /// whatever ended it.
+    RemoveAtExit(PathBuf),
 }
 
 /// Supervisor -> owner.
@@ -66,6 +72,11 @@ impl Order {
                 out
             }
             Order::Start(s) => s.encode(),
+            Order::RemoveAtExit(dir) => {
+                let mut out = head(b'D', 0);
+                out.extend_from_slice(dir.as_os_str().as_bytes());
+                out
+            }
         }
     }
 
@@ -73,6 +84,9 @@ impl Order {
         let (kind, token, rest) = split_head(bytes)?;
         match kind {
             b'R' => Some(Order::Release(token)),
+            b'D' if !rest.is_empty() && !rest.contains(&0) => {
+                Some(Order::RemoveAtExit(PathBuf::from(OsStr::from_bytes(rest))))
+            }
             b'K' => {
                 let signal = i32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
                 Some(Order::Signal { token, signal })
@@ -136,6 +150,9 @@ impl Start {
 
 /// Reports travel in batches: one packet holds any number of them, each this long.
 pub const REPORT_SIZE: usize = 13;
+/// The most reports in one packet (so a packet's `Started` pidfds fit: the kernel passes at
+/// most 253 descriptors in one message).
+pub const REPORTS_PER_PACKET: usize = 250;
 
 impl Report {
     /// Every report in a packet.
@@ -212,7 +229,8 @@ mod tests {
             env: None,
         });
         let signal = Order::Signal { token: 3, signal: libc::SIGTERM };
-        for order in [start, same_env, signal, Order::Release(u64::MAX - 9)] {
+        let remove = Order::RemoveAtExit(PathBuf::from("/tmp/bgagent-1-x"));
+        for order in [start, same_env, signal, Order::Release(u64::MAX - 9), remove] {
             assert_eq!(Order::decode(&order.encode()), Some(order));
         }
         let all = [
@@ -236,5 +254,7 @@ mod tests {
         assert_eq!(Order::decode(b"R123"), None);
         assert_eq!(Order::decode(b"Z12345678"), None);
         assert_eq!(Report::decode(b"s12345678"), None);
+        assert_eq!(Order::decode(b"D\0\0\0\0\0\0\0\0"), None); // no directory
+        assert_eq!(Order::decode(b"D\0\0\0\0\0\0\0\0/a\0b"), None);
     }
 }

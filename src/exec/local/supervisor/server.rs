@@ -9,7 +9,7 @@
 //! unreaped (the shell until it exits, then the dead of what it left), so the group's number
 //! cannot have been reused by a stranger.
 
-use super::protocol::{Order, Report, Start, REPORT_SIZE};
+use super::protocol::{Order, Report, Start, REPORTS_PER_PACKET, REPORT_SIZE};
 use super::spawn::{Plan, Spawner};
 use crate::exec::local::procs::{self, pidfd_open};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -17,6 +17,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The socket to the owner is our standard input.
@@ -67,8 +68,12 @@ struct Server {
     starts: VecDeque<(Start, Vec<OwnedFd>)>,
     /// The environment of the latest start that sent one.
     env: Vec<CString>,
-    /// Reports not sent yet: all of one wake-up go in one packet.
+    /// Reports not sent yet: all of one wake-up go in one packet (or a few).
     outbox: Vec<u8>,
+    /// The shells' pidfds for the `Started` reports in `outbox`, in order.
+    outbox_fds: Vec<OwnedFd>,
+    /// Directories to remove once the owner is gone.
+    remove_at_exit: Vec<PathBuf>,
     last_sweep: Option<Instant>,
     /// At least [`SWEEP_EVERY`], and twenty times what the last sweep took.
     sweep_every: Duration,
@@ -82,6 +87,10 @@ pub fn serve(owner: i32) {
     };
     server.run();
     server.stop_everything();
+    for dir in &server.remove_at_exit {
+        // Does not follow symbolic links: only what is inside the directory goes.
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -101,6 +110,9 @@ impl Server {
                 libc::signal(sig, libc::SIG_IGN);
             }
             cvt(libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))?;
+            // It holds every task's environment (the key, when tasks are given it): a task
+            // running as the same user must not read our memory or /proc/PID/environ.
+            cvt(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0))?;
             // Each task holds a pidfd here, and each queued start two pipes: the soft limit
             // goes up to the hard one (tasks get the user's back).
             let mut limit: libc::rlimit = std::mem::zeroed();
@@ -133,6 +145,8 @@ impl Server {
                 buf: vec![0; MAX_ORDER + 64],
                 starts: VecDeque::new(),
                 outbox: Vec::new(),
+                outbox_fds: Vec::new(),
+                remove_at_exit: Vec::new(),
                 env: Vec::new(),
                 last_sweep: None,
                 sweep_every: SWEEP_EVERY,
@@ -197,11 +211,15 @@ impl Server {
         self.outbox.extend_from_slice(&report.encode());
     }
 
-    /// Sends the waiting reports, in packets of whole reports.
+    /// Sends the waiting reports, in packets of whole reports, each with the pidfds of the
+    /// `Started` reports in it.
     fn flush(&mut self) {
-        const MOST: usize = REPORT_SIZE * 4096;
-        for packet in self.outbox.chunks(MOST) {
-            send_packet(packet);
+        let mut fds = std::mem::take(&mut self.outbox_fds).into_iter();
+        for packet in self.outbox.chunks(REPORT_SIZE * REPORTS_PER_PACKET) {
+            let started =
+                Report::decode_all(packet).filter(|r| matches!(r, Report::Started { .. })).count();
+            let with: Vec<OwnedFd> = fds.by_ref().take(started).collect();
+            send_packet(packet, &with);
         }
         self.outbox.clear();
     }
@@ -221,7 +239,9 @@ impl Server {
         while self.starts.len() < MAX_QUEUED_STARTS {
             let mut fds = Vec::new();
             match recv_order(&mut self.buf, &mut fds) {
-                Ok(0) => return false,
+                // An empty packet reads as 0 bytes too: only a hung-up socket means the end.
+                Ok(0) if hung_up(SOCKET) => return false,
+                Ok(0) => {}
                 Ok(n) => {
                     let order = Order::decode(&self.buf[..n]);
                     match order {
@@ -230,6 +250,7 @@ impl Server {
                         Some(Order::Start(start)) => self.starts.push_back((start, fds)),
                         Some(Order::Release(token)) => self.release(token),
                         Some(Order::Signal { token, signal }) => self.signal(token, signal),
+                        Some(Order::RemoveAtExit(dir)) => self.remove_at_exit.push(dir),
                         None => {}
                     }
                 }
@@ -246,14 +267,18 @@ impl Server {
     fn start(&mut self, start: Start, fds: Vec<OwnedFd>) {
         let token = start.token;
         let report = match self.spawn(&start, &fds) {
-            Ok(pid) => Report::Started { token, pid },
+            Ok((pid, pidfd)) => {
+                self.outbox_fds.push(pidfd);
+                Report::Started { token, pid }
+            }
             Err(errno) => Report::Failed { token, errno },
         };
         drop(fds); // the task holds its own copies now
         self.send(&report);
     }
 
-    fn spawn(&mut self, start: &Start, fds: &[OwnedFd]) -> Result<i32, i32> {
+    /// Starts a task's shell; returns its pid and a pidfd of it for the owner.
+    fn spawn(&mut self, start: &Start, fds: &[OwnedFd]) -> Result<(i32, OwnedFd), i32> {
         if let Some(env) = start.env_strings() {
             self.env = env; // kept for the starts that say "the same environment"
         }
@@ -277,8 +302,9 @@ impl Server {
         };
         let pid = self.spawner.spawn(&plan)?;
         // Our unreaped child: its pid cannot be reused, so this pidfd is surely its.
-        let pidfd = match pidfd_open(pid) {
-            Ok(fd) => fd,
+        let pidfds = pidfd_open(pid).and_then(|fd| Ok((fd.try_clone()?, fd)));
+        let (for_owner, pidfd) = match pidfds {
+            Ok(pair) => pair,
             Err(e) => {
                 kill_and_reap(pid);
                 return Err(e.raw_os_error().unwrap_or(libc::EIO));
@@ -290,7 +316,7 @@ impl Server {
         }
         self.tasks.insert(start.token, Task { pid, pidfd, state: State::Running });
         self.shells.insert(pid);
-        Ok(pid)
+        Ok((pid, for_owner))
     }
 
     /// A task's shell exited: reap it and report its status. When nothing else is left of its
@@ -540,24 +566,28 @@ fn recv_order(buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
     Ok(msg.bytes)
 }
 
-/// Sends a packet; waits while the owner's side is full, unless the owner is gone.
-fn send_packet(bytes: &[u8]) {
+/// Whether the other end of a socket has closed it.
+pub(super) fn hung_up(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd { fd, events: 0, revents: 0 };
+    // SAFETY: poll on one descriptor we hold, without waiting.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+    ready > 0 && pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}
+
+/// Sends a packet with these descriptors; waits while the owner's side is full, unless the
+/// owner is gone.
+fn send_packet(bytes: &[u8], fds: &[OwnedFd]) {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
+    let iov = [io::IoSlice::new(bytes)];
+    let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
     loop {
-        // SAFETY: send(2) on our socket with a valid buffer.
-        let sent = unsafe {
-            libc::send(
-                SOCKET,
-                bytes.as_ptr().cast(),
-                bytes.len(),
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
-        };
-        if sent >= 0 {
-            return;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
-            return; // the owner is gone
+        match sendmsg::<()>(SOCKET, &iov, cmsgs, flags, None) {
+            Ok(_) => return,
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+            Err(_) => return, // the owner is gone
         }
         let mut pfd = libc::pollfd { fd: SOCKET, events: libc::POLLOUT, revents: 0 };
         // SAFETY: poll on our socket.

@@ -1,0 +1,228 @@
+"""The supervisor as an attacker meets it: code planted where Python looks for modules, a task
+that reads its parent's environment or memory, a task that kills it, descriptors a task should
+not get, and an owner that dies without cleaning up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import bgagent
+import pytest
+from helpers import new_marker, processes_with, wait_until
+
+KEY = "sk-ant-test-0123456789abcdef"
+
+
+def owner(code: str, **popen) -> subprocess.Popen:
+    """A child Python running `code` (dedented); stdout and stderr are pipes the test reads."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def finished(proc: subprocess.Popen) -> tuple[str, str]:
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    return out, err
+
+
+def plant(folder: Path, marks: Path) -> None:
+    """Modules Python would import from `folder`, each leaving a file in `marks` if it runs."""
+    leave = f"import os; open(os.path.join({str(marks)!r}, __name__ + '-' + str(os.getpid())), 'w')"
+    for name in ("bgagent.py", "sitecustomize.py", "usercustomize.py", "_core.py"):
+        (folder / name).write_text(leave + "\n")
+    (folder / "bgagent").mkdir()
+    (folder / "bgagent" / "__init__.py").write_text(leave + "\n")
+
+
+def test_code_planted_in_the_working_directory_or_on_pythonpath_never_runs_in_the_supervisor(
+    tmp_path,
+):
+    cwd, on_path, marks = tmp_path / "repo", tmp_path / "path", tmp_path / "marks"
+    for folder in (cwd, on_path, marks):
+        folder.mkdir()
+    plant(cwd, marks)
+    plant(on_path, marks)
+    # The package is imported first (as a user's program would); the hostile places are in
+    # force from then on: the supervisor starts with the manager.
+    out, _ = finished(
+        owner(f"""
+        import os, bgagent
+        os.chdir({str(cwd)!r})
+        os.environ["PYTHONPATH"] = {str(on_path)!r}
+        os.environ["PYTHONSTARTUP"] = {str(on_path / "bgagent.py")!r}
+        bg = bgagent.BackgroundManager()
+        print(bg.wait(bg.start("tr '\\\\0' ' ' < /proc/$PPID/cmdline"), timeout=60))
+        """)
+    )
+    status, parent = out.splitlines()
+    assert status.startswith("[completed]")
+    assert "_supervise" in parent, "the task was not started by a supervisor"
+    assert sorted(os.listdir(marks)) == []
+
+
+def test_the_supervisor_holds_no_credentials_and_runs_in_the_root_directory(tmp_path):
+    out, _ = finished(
+        owner(
+            """
+            import bgagent
+            bg = bgagent.BackgroundManager()
+            print(bg.wait(bg.start("tr '\\\\0' '\\\\n' < /proc/$PPID/environ; readlink /proc/$PPID/cwd"), timeout=60))
+            """,
+            cwd=tmp_path,
+            env={**os.environ, "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_AUTH_TOKEN": KEY + "x"},
+        )
+    )
+    status, *environ, cwd = out.splitlines()
+    assert status.startswith("[completed]")
+    assert [line.split("=")[0] for line in environ] == ["BGAGENT_SUPERVISOR"]
+    assert cwd == "/"
+    assert KEY not in out
+
+
+def test_a_task_of_the_same_user_cannot_read_the_supervisors_environment_or_memory():
+    setpriv, python = shutil.which("setpriv"), "/usr/bin/python3"
+    if os.getuid() != 0 or setpriv is None or not os.access(python, os.X_OK):
+        pytest.skip("needs root, setpriv and /usr/bin/python3 to run as an unprivileged user")
+    # The distribution's interpreter (the one under test may sit in root's home, out of the
+    # user's reach) with this package on its path, in a directory the user may work in.
+    package = str(Path(bgagent.__file__).parent.parent)
+    work = Path(tempfile.mkdtemp(prefix="bgagent-nobody-"))
+    work.chmod(0o777)
+    try:
+        read = (
+            "tr '\\0' ' ' < /proc/$PPID/cmdline; echo; "
+            "cat /proc/$PPID/environ >/dev/null 2>&1 && echo environ-read || echo environ-refused; "
+            "(exec 3</proc/$PPID/mem) 2>/dev/null && echo mem-opened || echo mem-refused; "
+            "cat /proc/$PPID/environ"
+        )
+        code = textwrap.dedent(f"""
+            import os, bgagent
+            assert os.getuid() == 65534
+            bg = bgagent.BackgroundManager({str(work)!r})
+            print(bg.wait(bg.start({read!r}), timeout=60))
+        """)
+        proc = subprocess.run(
+            [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", code],
+            cwd=work,
+            env={"PYTHONPATH": package, "ANTHROPIC_API_KEY": KEY, "HOME": str(work)}
+            | {"TMPDIR": str(work), "PATH": os.environ["PATH"]},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    _, parent, *checks = proc.stdout.splitlines()
+    assert "_supervise" in parent, "the task was not started by a supervisor"
+    assert checks[:2] == ["environ-refused", "mem-refused"]
+    assert KEY not in proc.stdout
+
+
+def test_a_task_gets_only_standard_input_output_and_error():
+    read_end, write_end = os.pipe()  # inherited by the owner, as a user's shell can leave one
+    try:
+        out, _ = finished(
+            owner(
+                """
+                import os, bgagent
+                os.set_inheritable(os.pipe()[1], True)  # and one the owner makes itself
+                bg = bgagent.BackgroundManager()
+                print(bg.wait(bg.start("ls /proc/$$/fd"), timeout=60))
+                """,
+                pass_fds=(write_end,),
+            )
+        )
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert out.splitlines()[1:] == ["0", "1", "2"]
+
+
+def test_an_empty_packet_on_the_owners_socket_does_not_stop_the_supervisor():
+    out, err = finished(
+        owner("""
+        import os, socket, bgagent
+        bg = bgagent.BackgroundManager()
+        parent = "tr '\\\\0' ' ' < /proc/$PPID/stat | cut -d' ' -f1"
+        before = bg.wait(bg.start(parent), timeout=60).splitlines()[1]
+        for fd in map(int, os.listdir("/proc/self/fd")):
+            try:
+                s = socket.socket(fileno=fd)
+            except OSError:
+                continue
+            if s.type == socket.SOCK_SEQPACKET:
+                s.send(b"")
+            s.detach()
+        print(before, bg.wait(bg.start(parent), timeout=60).splitlines()[1])
+        """)
+    )
+    before, after = out.split()
+    assert before == after, "a new supervisor had to be started"
+    assert "supervisor" not in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_the_temporary_log_directory_goes_with_an_owner_killed_by(sig):
+    proc = owner("""
+        import os, time, bgagent
+        bg = bgagent.BackgroundManager()
+        bg.wait(bg.start("echo some output"), timeout=60)
+        print(bg.log_dir, oct(os.stat(bg.log_dir).st_mode & 0o777), flush=True)
+        time.sleep(600)
+    """)
+    log_dir, mode = proc.stdout.readline().split()
+    assert mode == "0o700"
+    assert os.listdir(log_dir), "the task's log was not written"
+    proc.send_signal(sig)
+    assert proc.wait(timeout=60) == -sig
+    wait_until(lambda: not os.path.exists(log_dir), f"{log_dir} is removed", timeout=30)
+
+
+def test_a_task_that_kills_the_supervisor_ends_its_tasks_honestly_and_a_new_one_takes_over(
+    tmp_path,
+):
+    marker, later = new_marker(), new_marker()
+    ready = tmp_path / "ready"
+    proc = owner(f"""
+        import os, signal, time, bgagent
+        bg = bgagent.BackgroundManager()
+        victim = bg.start("setsid sh -c 'sleep 600; :' {marker}s & touch {ready}; sleep 600")
+        while not os.path.exists({str(ready)!r}):
+            time.sleep(0.01)
+        killer = bg.start("kill -9 $PPID")
+        for task in (victim, killer):
+            bg.wait(task, timeout=60)
+            info = bg.info(task)
+            print(info["status"], info["exit_code"], bg.tasks[task]["result"], sep="|", flush=True)
+        print(bg.wait(bg.start("echo still works"), timeout=60), flush=True)
+        bg.start("sh -c 'sleep 600; :' {later}")
+        while not bg.info(list(bg.tasks)[-1])["pid"]:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGKILL)  # the new supervisor must stop the later task
+    """)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, err
+    victim, killer, *rest = out.splitlines()
+    for line in (victim, killer):
+        status, code, result = line.split("|")
+        assert (status, code) == ("error", "None")
+        assert "supervisor died" in result
+    assert rest == ["[completed] echo still works", "still works"]
+    assert "warning: the supervisor" in err and "a new supervisor" in err
+    wait_until(lambda: not processes_with(marker), "the escaped process is gone", timeout=30)
+    wait_until(lambda: not processes_with(later), "the later task is gone", timeout=30)
