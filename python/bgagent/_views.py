@@ -26,7 +26,7 @@ PREVIEW = 80
 def task_rows(manager: BackgroundManager) -> list[dict[str, str]]:
     """One row per entry of `manager.tasks`: id, status, exit code, elapsed, command, preview."""
     rows = []
-    for task_id, entry in manager.tasks.items():
+    for task_id, entry in list(manager.tasks.items()):  # another thread may start a task
         try:
             info: Any = manager.info(task_id)
         except KeyError:
@@ -126,11 +126,14 @@ def live(manager: BackgroundManager) -> None:
     """Shows the table and updates it, from a thread that follows the task events, until
     nothing runs; the kernel stays free meanwhile."""
     try:
+        from IPython import get_ipython
         from IPython.display import HTML, display
     except ImportError:
-        raise RuntimeError(
-            "display() shows a live table in IPython or Jupyter; install IPython"
-        ) from None
+        get_ipython = None
+    if get_ipython is None or get_ipython() is None:
+        # Not in IPython or Jupyter (IPython may be installed all the same): no live view.
+        print(tasks_text(manager))
+        return
     events = manager._core.subscribe()
     handle = display(HTML(tasks_html(manager)), display_id=True)
 

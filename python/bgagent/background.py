@@ -105,7 +105,9 @@ class BackgroundManager:
             if not t:
                 return f"Error: Unknown task {task_id}"
             return f"[{t['status']}] {t['command'][:60]}\n{t.get('result') or '(running)'}"
-        lines = [f"{tid}: [{t['status']}] {t['command'][:60]}" for tid, t in tasks.items()]
+        # A snapshot taken in one step: another thread may start a task meanwhile.
+        entries = list(tasks.items())
+        lines = [f"{tid}: [{t['status']}] {t['command'][:60]}" for tid, t in entries]
         return "\n".join(lines) if lines else "No background tasks."
 
     def drain_notifications(self) -> list[Notification]:
@@ -201,8 +203,8 @@ class BackgroundManager:
 
     def display(self) -> None:
         """In a notebook: shows the task table and keeps it updated as tasks start, progress
-        and end, while the kernel stays free; it stops updating once nothing runs. Needs
-        IPython (RuntimeError without it)."""
+        and end, while the kernel stays free; it stops updating once nothing runs. Outside
+        IPython (a plain script) it prints the table once."""
         _views.live(self)
 
     def _repr_html_(self) -> str:

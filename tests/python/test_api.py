@@ -4,6 +4,7 @@ exception, and `python -m bgagent`."""
 import inspect
 import subprocess
 import sys
+import threading
 
 import bgagent
 import pytest
@@ -162,19 +163,57 @@ def test_managers_and_agents_render_as_tables(tmp_path):
         assert "1 turns, 2 background tasks" in agent._repr_html_()
 
 
-def test_the_package_imports_and_says_what_display_needs_without_ipython():
-    code = (
-        "import sys; sys.modules['IPython'] = None\n"
+@pytest.mark.parametrize("ipython", ["missing", "installed"])
+def test_display_in_a_plain_script_prints_the_table_once(ipython):
+    if ipython == "installed":
+        pytest.importorskip("IPython")
+    hide = "import sys; sys.modules['IPython'] = None\n" if ipython == "missing" else ""
+    code = hide + (
         "import bgagent\n"
-        "try:\n"
-        "    bgagent.BackgroundManager().display()\n"
-        "except RuntimeError as e:\n"
-        "    print(e)\n"
+        "bg = bgagent.BackgroundManager()\n"
+        "bg.wait(bg.start('echo shown'), timeout=60)\n"
+        "bg.display()\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
-    assert "install IPython" in out.stdout
+    header, row = out.stdout.splitlines()
+    assert header.split() == ["id", "status", "exit", "elapsed", "command", "result"]
+    assert row.split()[1:3] == ["completed", "0"] and row.endswith("echo shown  shown")
+    assert out.stderr == ""
+
+
+def test_check_and_tasks_are_safe_while_another_thread_starts_tasks():
+    # A tiny switch interval makes the threads interleave inside check()'s loop.
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    errors: list[BaseException] = []
+    try:
+        with bgagent.BackgroundManager() as bg:
+            # A long listing (planted entries show in check(), as in the lesson's tests).
+            for i in range(3000):
+                bg.tasks[f"planted{i}"] = {"status": "completed", "result": "", "command": "x"}
+
+            def read_while_starting() -> None:
+                try:
+                    while not done.is_set():
+                        bg.check()
+                        len(bg.tasks)
+                except BaseException as e:  # noqa: BLE001 - the test reports any of them
+                    errors.append(e)
+
+            done = threading.Event()
+            reader = threading.Thread(target=read_while_starting)
+            reader.start()
+            try:
+                for _ in range(300):
+                    bg.start("true")
+            finally:
+                done.set()
+                reader.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
 
 
 def test_an_agent_used_with_with_shuts_down_the_manager_it_made_only(tmp_path):
