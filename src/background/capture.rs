@@ -240,8 +240,8 @@ impl Capture {
 
 /// The result of a task ended because bgagent's supervisor died while it ran.
 pub const LOST: &str = "Error: bgagent's supervisor died while this task ran (a task may have \
-                        killed it), so the task was stopped; its output so far is in its log. \
-                        A new supervisor runs later tasks.";
+                        killed it), so the task was ended and its exit status is unknown; its \
+                        output so far is in its log. A new supervisor runs later tasks.";
 
 fn seconds(d: Duration) -> String {
     // 300.0 prints as "300" and 0.5 as "0.5", as the lesson's f-string would print them.

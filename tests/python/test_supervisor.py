@@ -15,7 +15,8 @@ from pathlib import Path
 
 import bgagent
 import pytest
-from helpers import new_marker, processes_with, wait_until
+from helpers import new_marker, processes_with, run_clean, wait_until
+from messages_server import message, text, tool_use
 
 KEY = "sk-ant-test-0123456789abcdef"
 
@@ -69,6 +70,21 @@ def test_code_planted_in_the_working_directory_or_on_pythonpath_never_runs_in_th
     status, parent = out.splitlines()
     assert status.startswith("[completed]")
     assert "_supervise" in parent, "the task was not started by a supervisor"
+    assert sorted(os.listdir(marks)) == []
+
+
+def test_code_planted_in_the_working_directory_never_runs_under_the_pip_command(tmp_path, server):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    plant(tmp_path, marks)
+    server.add(
+        message([tool_use("bash", {"command": "tr '\\0' ' ' < /proc/$PPID/cmdline"})], "tool_use"),
+        message([text("done")]),
+    )
+    env = {"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": "k", "MODEL_ID": "m"}
+    proc = run_clean([Path(sys.executable).parent / "bgagent", "-p", "go"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    assert "python -I -S -c" in proc.stderr, "the command was not run by a supervisor"
     assert sorted(os.listdir(marks)) == []
 
 
@@ -176,7 +192,7 @@ def test_an_empty_packet_on_the_owners_socket_does_not_stop_the_supervisor():
     assert "supervisor" not in err
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGHUP, signal.SIGINT])
 def test_the_temporary_log_directory_goes_with_an_owner_killed_by(sig):
     proc = owner("""
         import os, time, bgagent
@@ -218,10 +234,11 @@ def test_a_task_that_kills_the_supervisor_ends_its_tasks_honestly_and_a_new_one_
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL, err
     victim, killer, *rest = out.splitlines()
+    # The killer may die before its start is reported: then it is the start that was lost.
     for line in (victim, killer):
         status, code, result = line.split("|")
         assert (status, code) == ("error", "None")
-        assert "supervisor died" in result
+        assert result.startswith("Error: bgagent's supervisor died"), result
     assert rest == ["[completed] echo still works", "still works"]
     assert "warning: the supervisor" in err and "a new supervisor" in err
     wait_until(lambda: not processes_with(marker), "the escaped process is gone", timeout=30)

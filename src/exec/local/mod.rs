@@ -148,6 +148,10 @@ fn report_start(
     events: &mut Box<dyn EventSink>,
 ) -> Option<Running> {
     match started {
+        Err(e) if supervisor::Died::is(&e) => {
+            events.event(ExecEvent::Failed(e.to_string()));
+            None
+        }
         Err(e) => {
             let workdir = spec.workdir.display();
             events.event(ExecEvent::Failed(format!("cannot start sh in {workdir}: {e}")));

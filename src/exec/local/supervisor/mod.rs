@@ -144,6 +144,28 @@ fn current_link() -> Option<Arc<Shared>> {
     }
 }
 
+/// The error of a wait or a start cut short because the supervisor died.
+#[derive(Debug)]
+pub struct Died;
+
+impl std::fmt::Display for Died {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "bgagent's supervisor died before it reported this task's start (a task may have \
+             killed it), so whether the command ran is unknown; a new supervisor runs later tasks",
+        )
+    }
+}
+
+impl std::error::Error for Died {}
+
+impl Died {
+    /// Whether `e` is this error.
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<Died>())
+    }
+}
+
 /// What is lost when tasks run without a supervisor.
 const WITHOUT: &str = "tasks are started by this process instead, so what a task leaves running \
                        may outlive this process if it is killed";
@@ -391,7 +413,7 @@ pub struct Handle {
 impl Handle {
     /// Waits for the shell to exit. An error means the supervisor is gone.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
-        let gone = || io::Error::other("bgagent's supervisor stopped");
+        let gone = || io::Error::other(Died);
         let exited = self.exited.as_mut().ok_or_else(gone)?;
         let exit = exited.await.map_err(|_| gone());
         self.exited = None;
@@ -524,7 +546,7 @@ impl Supervisor {
                 handle.abandon();
                 Err(io::Error::from_raw_os_error(errno))
             }
-            Ok(Err(_)) => Err(io::Error::other("bgagent's supervisor stopped")),
+            Ok(Err(_)) => Err(io::Error::other(Died)),
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "bgagent's supervisor did not answer within 60 s",
