@@ -253,6 +253,6 @@ impl ToolRunner for BuiltinTools<'_> {
     fn run(&mut self, name: &str, input: &Value) -> Result<String, Interrupted> {
         let output = call(&self.ctx, name, input)?;
         // In production a tool's output never carries the API credentials (`cat .env`).
-        Ok(if self.ctx.hide_secrets { crate::text::redact(&output).into_owned() } else { output })
+        Ok(crate::secrets::Redactor::when(self.ctx.hide_secrets).redact(&output).into_owned())
     }
 }

@@ -125,7 +125,7 @@ impl Tracer {
             line.extend(fields);
         }
         // The API credentials never reach the trace.
-        let text = crate::text::redact(&line.to_string()).into_owned();
+        let text = crate::secrets::Redactor::from_env().redact(&line.to_string()).into_owned();
         match &mut w.out {
             Out::Memory(lines) => {
                 if lines.len() >= MEMORY_LIMIT {

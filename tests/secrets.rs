@@ -1,0 +1,118 @@
+//! The API key never reaches what bgagent writes, wherever it falls: across the 50,000- and
+//! 500-character cuts of task results and bash. Real processes, a real key in the environment.
+
+mod common;
+
+use _core::tools::{call, ToolContext, BASH_TIMEOUT};
+use _core::{BackgroundManager, Options, Status};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Once;
+use std::time::Duration;
+
+/// Quotes, a backslash, regex-looking and non-ASCII characters: none of them may let it pass.
+const KEY: &str = r#"sk-ant-api03-"quoted"\back\slash.*+?(x|y)$-ünïcode-0123456789-END"#;
+
+/// Sets the key in this process's environment once, before any test reads it (every test in
+/// this binary uses the same value, so the tests running side by side agree).
+fn with_key() -> &'static str {
+    static SET: Once = Once::new();
+    SET.call_once(|| std::env::set_var("ANTHROPIC_API_KEY", KEY));
+    KEY
+}
+
+/// Neither the start of the key nor a piece of its middle or end in `text`, in any escaping
+/// (JSON escapes only the quotes and backslashes, which these pieces leave out).
+fn assert_no_key(text: &str, what: &str) {
+    for piece in ["sk-an", "ünïcode", "6789-END"] {
+        assert!(!text.contains(piece), "{what} holds {piece:?} of the key: {text:?}");
+    }
+}
+
+/// A workspace holding `key.txt` (the key, as a task would find it in a file).
+struct Dir(std::path::PathBuf);
+
+impl Dir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("bgagent-secrets-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("key.txt"), KEY).unwrap();
+        Dir(std::fs::canonicalize(dir).unwrap())
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn production(dir: &Path) -> BackgroundManager {
+    with_key();
+    common::use_supervisor();
+    let options = Options {
+        workdir: Some(dir.to_path_buf()),
+        log_dir: Some(dir.join("logs")),
+        hide_secrets: true,
+        ..Options::default()
+    };
+    BackgroundManager::new(options).unwrap()
+}
+
+/// Prints `before` x's, then the key (in 3-byte writes, so it tends to arrive in pieces),
+/// then ` tail`.
+fn key_after(before: usize) -> String {
+    format!("head -c {before} /dev/zero | tr '\\0' x; dd bs=3 status=none < key.txt; echo ' tail'")
+}
+
+#[test]
+fn a_key_straddling_the_result_and_preview_cuts_leaves_none_of_its_characters() {
+    let dir = Dir::new();
+    let m = production(&dir.0);
+    for before in [49_995, 49_990, 50_000 - KEY.chars().count() + 1] {
+        let id = m.start(&key_after(before));
+        assert_eq!(m.wait_task(&id, Some(Duration::from_secs(60))), Some(Status::Completed));
+        let result = m.task(&id).unwrap().result.unwrap();
+        assert_no_key(&result, "the result");
+        // Redacted before the cut: the kept text is the x's and the start of the marker.
+        let want = format!("{}[redacted] tail", "x".repeat(before));
+        assert_eq!(result, want.chars().take(50_000).collect::<String>());
+    }
+    for before in [495, 499] {
+        let id = m.start(&key_after(before));
+        m.wait_task(&id, Some(Duration::from_secs(60)));
+        let note = m.drain_notifications().into_iter().find(|n| n.task_id == id).unwrap();
+        assert_no_key(&note.result, "the notification");
+        assert_eq!(note.result.chars().count(), 500.min(before + 15));
+        assert_eq!(
+            m.task(&id).unwrap().result.unwrap(),
+            format!("{}[redacted] tail", "x".repeat(before))
+        );
+    }
+}
+
+fn tool(dir: &Path, manager: &BackgroundManager, name: &str, input: Value) -> String {
+    let never = || false;
+    let ctx = ToolContext {
+        workdir: dir,
+        manager,
+        extended: true,
+        max_wait: Duration::from_secs(30),
+        bash_timeout: BASH_TIMEOUT,
+        hide_secrets: true,
+        interrupted: &never,
+    };
+    call(&ctx, name, &input).unwrap()
+}
+
+#[test]
+fn bash_output_is_cut_from_redacted_text() {
+    let dir = Dir::new();
+    let m = production(&dir.0);
+    for before in [49_995, 49_990] {
+        let output = tool(&dir.0, &m, "bash", json!({"command": key_after(before)}));
+        assert_no_key(&output, "bash's output");
+        let want = format!("{}[redacted] tail", "x".repeat(before));
+        assert_eq!(output, want.chars().take(50_000).collect::<String>());
+    }
+}
