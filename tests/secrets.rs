@@ -1,5 +1,5 @@
 //! The API key never reaches what bgagent writes, wherever it falls: across the 50,000- and
-//! 500-character cuts of task results and bash. Real processes, a real key in the environment.
+//! 500-character cuts of task results, bash and read_file. Real processes, a real key in the environment.
 
 mod common;
 
@@ -115,4 +115,23 @@ fn bash_output_is_cut_from_redacted_text() {
         let want = format!("{}[redacted] tail", "x".repeat(before));
         assert_eq!(output, want.chars().take(50_000).collect::<String>());
     }
+}
+
+#[test]
+fn read_file_answers_are_cut_from_redacted_text() {
+    let dir = Dir::new();
+    let m = production(&dir.0);
+    for before in [49_995, 49_990] {
+        let text = format!("{}{KEY}\nsecond line\n", "é".repeat(before));
+        std::fs::write(dir.0.join("big.txt"), text).unwrap();
+        let answer = tool(&dir.0, &m, "read_file", json!({"path": "big.txt"}));
+        assert_no_key(&answer, "read_file's answer");
+        let want = format!("{}[redacted]\nsecond line", "é".repeat(before));
+        assert_eq!(answer, want.chars().take(50_000).collect::<String>());
+    }
+    // A file that ends, at the cut, in the first characters of the key: they go too.
+    let text = format!("{}{}", "z".repeat(49_995), &KEY[..20]);
+    std::fs::write(dir.0.join("start.txt"), text).unwrap();
+    let answer = tool(&dir.0, &m, "read_file", json!({"path": "start.txt"}));
+    assert_eq!(answer, format!("{}[redacted]", "z".repeat(49_990)));
 }
