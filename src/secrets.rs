@@ -10,6 +10,7 @@
 //! could still grow into a secret until the next bytes (or the end) decide it.
 
 use crate::text::prefix;
+use serde_json::Value;
 use std::borrow::Cow;
 
 /// The variables that hold the API credentials bgagent itself uses. In production, tasks do
@@ -138,6 +139,33 @@ impl Redactor {
         // A start that matches in bytes begins with the secret's first byte, never a
         // continuation byte, so it is a character boundary of `text`.
         best.filter(|&b| text.is_char_boundary(b))
+    }
+
+    /// Redacts every string in `value` (object keys too), so a secret cannot reach the JSON
+    /// written from it in any escaping.
+    pub fn redact_json(&self, value: &mut Value) {
+        if self.is_empty() {
+            return;
+        }
+        match value {
+            Value::String(s) => {
+                if let Cow::Owned(r) = self.redact(s) {
+                    *s = r;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_json(v)),
+            Value::Object(map) => {
+                let changed = map.keys().any(|k| matches!(self.redact(k), Cow::Owned(_)));
+                if changed {
+                    let old = std::mem::take(map);
+                    for (k, v) in old {
+                        map.insert(self.redact(&k).into_owned(), v);
+                    }
+                }
+                map.values_mut().for_each(|v| self.redact_json(v));
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
     }
 
     /// A streaming redactor for one stream of bytes.
@@ -350,5 +378,20 @@ mod tests {
         assert_eq!(key().cut("日本語sk-ant-XYZ", 6), "日本語");
         assert_eq!(key().cut("日本語日本語日本語日本語sk-ant-XYZ", 14), "日本語日[redacted]");
         assert_eq!(Redactor::default().cut("日本語", 2), "日本");
+    }
+
+    #[test]
+    fn json_strings_and_keys_are_redacted_before_serialising() {
+        let mut value = serde_json::json!({
+            "text": format!("key={KEY}"),
+            "list": [KEY, 1, null, {"deep": KEY}],
+            (KEY): true,
+        });
+        key().redact_json(&mut value);
+        let line = value.to_string();
+        assert!(!line.contains("sk-ant"), "{line}");
+        assert_eq!(value["text"], "key=[redacted]");
+        assert_eq!(value["list"][3]["deep"], "[redacted]");
+        assert_eq!(value["[redacted]"], true);
     }
 }

@@ -1,5 +1,6 @@
 //! The API key never reaches what bgagent writes, wherever it falls: across the 50,000- and
-//! 500-character cuts of task results, bash and read_file. Real processes, a real key in the environment.
+//! 500-character cuts of task results, bash and read_file, and in the trace even when the key
+//! holds `"` and `\`. Real processes, a real key in the environment.
 
 mod common;
 
@@ -7,6 +8,7 @@ use _core::tools::{call, ToolContext, BASH_TIMEOUT};
 use _core::{BackgroundManager, Options, Status};
 use serde_json::{json, Value};
 use std::path::Path;
+use std::process::Command;
 use std::sync::Once;
 use std::time::Duration;
 
@@ -134,4 +136,50 @@ fn read_file_answers_are_cut_from_redacted_text() {
     std::fs::write(dir.0.join("start.txt"), text).unwrap();
     let answer = tool(&dir.0, &m, "read_file", json!({"path": "start.txt"}));
     assert_eq!(answer, format!("{}[redacted]", "z".repeat(49_990)));
+}
+
+#[test]
+fn a_key_with_quotes_and_backslashes_never_reaches_the_trace() {
+    let dir = Dir::new();
+    let script = dir.0.join("script.json");
+    let reply = |content: Value, stop: &str| json!({"content": content, "stop_reason": stop});
+    let replies = json!([
+        reply(
+            json!([
+                {"type": "text", "text": format!("I will print {KEY} now")},
+                {"type": "tool_use", "id": "a", "name": "bash", "input": {"command": "cat key.txt"}},
+                {"type": "tool_use", "id": "b", "name": "bash",
+                 "input": {"command": format!("echo '{KEY}' | wc -c")}},
+            ]),
+            "tool_use"
+        ),
+        reply(json!([{"type": "text", "text": "done"}]), "end_turn"),
+    ]);
+    std::fs::write(&script, replies.to_string()).unwrap();
+    let trace = dir.0.join("trace.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_bgagent"))
+        .current_dir(&dir.0)
+        .env("ANTHROPIC_API_KEY", KEY)
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .env("NO_COLOR", "1")
+        .args(["-p", "go", "--script"])
+        .arg(&script)
+        .arg("--trace")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert_no_key(&text, "the trace");
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let find = |event: &str, id: &str| {
+        lines.iter().find(|l| l["event"] == event && l["tool_use_id"] == id).unwrap().clone()
+    };
+    // Each string was redacted, then the line serialised: the marker stands where the key was.
+    assert_eq!(find("tool_result", "a")["output"], "[redacted]");
+    assert!(find("tool_call", "b")["input"].as_str().unwrap().contains("echo '[redacted]'"));
+    let reply = lines.iter().find(|l| l["event"] == "model_reply").unwrap();
+    assert_eq!(reply["text"], "I will print [redacted] now");
+    // The tool outputs shown on stderr come redacted too.
+    assert_no_key(&String::from_utf8_lossy(&o.stderr), "stderr");
 }
