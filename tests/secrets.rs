@@ -1,12 +1,13 @@
 //! The API key never reaches what bgagent writes, wherever it falls: across the 50,000- and
-//! 500-character cuts of task results, bash and read_file, and in the trace even when the key
-//! holds `"` and `\`. Real processes, a real key in the environment.
+//! 500-character cuts of task results, bash and read_file, in task log files, and in the trace
+//! even when the key holds `"` and `\`. Real processes, a real key in the environment.
 
 mod common;
 
 use _core::tools::{call, ToolContext, BASH_TIMEOUT};
 use _core::{BackgroundManager, Options, Status};
 use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Once;
@@ -91,6 +92,28 @@ fn a_key_straddling_the_result_and_preview_cuts_leaves_none_of_its_characters() 
             format!("{}[redacted] tail", "x".repeat(before))
         );
     }
+}
+
+#[test]
+fn log_files_are_private_and_redacted_as_results_are() {
+    let dir = Dir::new();
+    let m = production(&dir.0);
+    let id = m.start("echo start; dd bs=2 status=none < key.txt; echo; cat key.txt >&2; echo end");
+    assert_eq!(m.wait_task(&id, Some(Duration::from_secs(60))), Some(Status::Completed));
+    let output = m.task(&id).unwrap().output;
+    let path = output.log_path.expect("a log file");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the log is its user's only");
+    let log = std::fs::read_to_string(&path).unwrap();
+    assert_no_key(&log, "the log");
+    assert_eq!(log.matches("[redacted]").count(), 2, "{log}");
+    assert!(log.starts_with("start\n") && log.contains("end\n"), "{log}");
+    // `log_bytes` counts what the log holds: the redacted output.
+    assert_eq!(output.log_bytes, log.len() as u64);
+    assert_eq!(
+        output.stdout_bytes + output.stderr_bytes,
+        (log.len() + 2 * (KEY.len() - 10)) as u64
+    );
 }
 
 fn tool(dir: &Path, manager: &BackgroundManager, name: &str, input: Value) -> String {
