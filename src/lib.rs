@@ -9,6 +9,7 @@
 //! - [`exec`]: the executor seam through which every command runs;
 //! - [`llm`]: the Messages API types, client and scripted model;
 //! - [`runtime`]: the shared runtime, interrupts, cancel handles and `Seconds`;
+//! - `secrets`: the API credentials' variables and the one rule that redacts their values;
 //! - [`error`]: the core's one error type.
 
 pub mod agent;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod exec;
 pub mod llm;
 pub mod runtime;
+mod secrets;
 mod text;
 pub mod tools;
 pub mod trace;

@@ -1,23 +1,8 @@
 //! Small string helpers that reproduce Python's slicing and `str.strip()` exactly,
 //! so the lesson's strings come out the same from Rust.
 
-/// The variables that hold the API credentials bgagent itself uses. In production, tasks do
-/// not get them and their values are redacted from what bgagent writes.
-pub const SECRET_VARS: [&str; 2] = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"];
-
-/// `text` with the current value of each [`SECRET_VARS`] (8 characters or more, so a short
-/// test value cannot blank out ordinary words) replaced by `[redacted]`.
-pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
-    let mut out = std::borrow::Cow::Borrowed(text);
-    for name in SECRET_VARS {
-        if let Some(value) = std::env::var(name).ok().filter(|v| v.len() >= 8) {
-            if out.contains(value.as_str()) {
-                out = std::borrow::Cow::Owned(out.replace(value.as_str(), "[redacted]"));
-            }
-        }
-    }
-    out
-}
+// Where the rest of the crate has always found it; the rule itself lives in `secrets`.
+pub use crate::secrets::SECRET_VARS;
 
 /// Python's `repr()` of a string: single quotes unless it holds one and no double quote;
 /// backslashes, the quote and control characters escaped.

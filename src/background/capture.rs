@@ -4,9 +4,15 @@
 //! chatty command eat memory, so each stream keeps only what the formula can ever show: its
 //! leading whitespace and its first `limit` characters after it (both capped), plus one bit
 //! saying whether anything but whitespace came later. [`combine`] rebuilds the exact result.
+//!
+//! In production the API credentials are redacted before any of this: each stream goes
+//! through a [`RedactStream`] first, so the result is cut from redacted text (a key that
+//! straddles the cut leaves none of its characters) and the `[redacted]` marker, not the
+//! key, counts towards the limit.
 
 use super::record::{Outcome, OutputStats, Status};
 use crate::exec::{Ended, ExecEvent, Exit, Stream};
+use crate::secrets::{RedactStream, Redactor};
 use crate::text::{is_py_space, py_rstrip};
 use std::time::Duration;
 
@@ -64,6 +70,10 @@ impl Utf8Decoder {
 /// What one stream keeps of its text.
 pub struct StreamHead {
     limit: usize,
+    /// Redacts the bytes before they are decoded and kept.
+    redact: RedactStream,
+    /// Bytes the redactor has decided, reused from chunk to chunk.
+    decided: Vec<u8>,
     decoder: Utf8Decoder,
     /// Leading whitespace, at most `limit` characters.
     leading: String,
@@ -75,14 +85,16 @@ pub struct StreamHead {
     more_beyond: bool,
     /// The last character was `\r` (a `\n` right after it belongs to the same line break).
     after_cr: bool,
-    /// Total bytes read from the stream.
+    /// Total bytes read from the stream, as the command wrote them (before redaction).
     pub bytes: u64,
 }
 
 impl StreamHead {
-    pub fn new(limit: usize) -> Self {
+    pub fn new(limit: usize, redactor: &Redactor) -> Self {
         StreamHead {
             limit,
+            redact: redactor.stream(),
+            decided: Vec::new(),
             decoder: Utf8Decoder::default(),
             leading: String::new(),
             leading_chars: 0,
@@ -100,13 +112,21 @@ impl StreamHead {
         if self.more_beyond {
             return;
         }
+        self.decided.clear();
+        self.redact.push(bytes, &mut self.decided);
         let mut text = String::new();
-        self.decoder.decode(bytes, &mut text);
+        self.decoder.decode(&self.decided, &mut text);
         self.take(&text);
     }
 
     pub fn finish(&mut self) {
+        // What the redactor still held was not the start of a key after all.
+        self.decided.clear();
+        if !self.more_beyond {
+            self.redact.finish(&mut self.decided);
+        }
         let mut text = String::new();
+        self.decoder.decode(&self.decided, &mut text);
         self.decoder.finish(&mut text);
         self.take(&text);
     }
@@ -135,8 +155,9 @@ impl StreamHead {
     }
 }
 
-/// `(stdout + stderr).strip()[:limit]`, computed from the two kept heads.
-pub fn combine(stdout: &StreamHead, stderr: &StreamHead, limit: usize) -> String {
+/// `(stdout + stderr).strip()[:limit]`, computed from the two kept heads, and whether text
+/// was cut off (something visible lies past the limit).
+pub fn combine(stdout: &StreamHead, stderr: &StreamHead, limit: usize) -> (String, bool) {
     // stdout's leading whitespace always goes to strip(); stderr's goes only if stdout is blank.
     let pieces: &[&str] = if stdout.body_chars > 0 {
         &[&stdout.body, &stderr.leading, &stderr.body]
@@ -159,9 +180,9 @@ pub fn combine(stdout: &StreamHead, stderr: &StreamHead, limit: usize) -> String
     }
     // Without anything visible past the cut, strip() would have removed the trailing blanks.
     if more_beyond {
-        head
+        (head, true)
     } else {
-        py_rstrip(&head).to_string()
+        (py_rstrip(&head).to_string(), false)
     }
 }
 
@@ -173,11 +194,19 @@ pub struct Capture {
     err: StreamHead,
     limit: usize,
     timeout: Duration,
+    redactor: Redactor,
 }
 
 impl Capture {
-    pub fn new(limit: usize, timeout: Duration) -> Self {
-        Capture { out: StreamHead::new(limit), err: StreamHead::new(limit), limit, timeout }
+    /// `redactor` removes the API credentials from the result (one that knows none leaves
+    /// the lesson's result exactly).
+    pub fn new(limit: usize, timeout: Duration, redactor: Redactor) -> Self {
+        let (out, err) = (StreamHead::new(limit, &redactor), StreamHead::new(limit, &redactor));
+        Capture { out, err, limit, timeout, redactor }
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// Takes one event of the run: `Some` with its status and outcome once the run has ended.
@@ -216,7 +245,14 @@ impl Capture {
             Ended::Cancelled => (Status::Killed, "Error: Killed".to_string()),
             Ended::Lost => (Status::Error, LOST.to_string()),
             Ended::Exited => {
-                let text = combine(&self.out, &self.err, self.limit);
+                let (text, cut) = combine(&self.out, &self.err, self.limit);
+                // Each stream came redacted; a key printed half to stdout, half to stderr
+                // meets itself only here.
+                let text = self.redactor.redact(&text);
+                let text = match cut {
+                    true => self.redactor.end_of_cut(&text, self.limit).into_owned(),
+                    false => text.into_owned(),
+                };
                 let text = if text.is_empty() { "(no output)".to_string() } else { text };
                 (Status::Completed, text)
             }
@@ -263,8 +299,8 @@ mod tests {
     }
 
     fn kept_result(stdout: &[u8], stderr: &[u8], limit: usize, chunk: usize) -> String {
-        let mut out = StreamHead::new(limit);
-        let mut err = StreamHead::new(limit);
+        let mut out = StreamHead::new(limit, &Redactor::default());
+        let mut err = StreamHead::new(limit, &Redactor::default());
         for c in stdout.chunks(chunk.max(1)) {
             out.push(c);
         }
@@ -273,7 +309,7 @@ mod tests {
         }
         out.finish();
         err.finish();
-        combine(&out, &err, limit)
+        combine(&out, &err, limit).0
     }
 
     #[test]
@@ -306,6 +342,56 @@ mod tests {
                 }
             }
         }
+    }
+
+    const KEY: &str = "sk-ant-api03-cap\"ture\\key-ü";
+
+    fn redacted_result(stdout: &[u8], stderr: &[u8], limit: usize, chunk: usize) -> String {
+        let mut capture = Capture::new(limit, Duration::from_secs(1), Redactor::new([KEY]));
+        for c in stdout.chunks(chunk.max(1)) {
+            capture.output(Stream::Stdout, c);
+        }
+        for c in stderr.chunks(chunk.max(1)) {
+            capture.output(Stream::Stderr, c);
+        }
+        let exit = Exit { code: Some(0), ended: Ended::Exited, log: Default::default() };
+        capture.finish(exit).1.result
+    }
+
+    #[test]
+    fn the_result_is_cut_from_redacted_output_whatever_the_chunks() {
+        let outputs = [
+            format!("{}{KEY} after", "x".repeat(40)),
+            format!("  {KEY}{KEY}\n{}{KEY}", "é".repeat(30)),
+            KEY.to_string(),
+            format!("ab\r\n{KEY}\r"),
+        ];
+        for out in &outputs {
+            for err in ["", "err text", KEY] {
+                for limit in [0, 5, 9, 10, 11, 38, 41, 45, 50, 55, 200] {
+                    let all = text_mode(out.as_bytes()) + &text_mode(err.as_bytes());
+                    let want = Redactor::new([KEY]).cut(crate::text::py_strip(&all), limit);
+                    let want = if want.is_empty() { "(no output)".into() } else { want };
+                    for chunk in [1, 2, 3, 7, 64] {
+                        let got = redacted_result(out.as_bytes(), err.as_bytes(), limit, chunk);
+                        assert_eq!(got, want, "{out:?} {err:?} limit={limit} chunk={chunk}");
+                        assert!(got.chars().count() <= limit.max(11), "{got}");
+                        assert!(!got.contains("sk-ant"), "{got}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_split_between_stdout_and_stderr_is_redacted_too() {
+        let (head, tail) = KEY.split_at(10);
+        assert_eq!(redacted_result(head.as_bytes(), tail.as_bytes(), 100, 3), "[redacted]");
+        // Cut inside it: the kept start of the key goes (no room for the marker here).
+        assert_eq!(redacted_result(head.as_bytes(), tail.as_bytes(), 5, 3), "(no output)");
+        let out = format!("{}{head}", "z".repeat(20));
+        let got = redacted_result(out.as_bytes(), tail.as_bytes(), 25, 3);
+        assert_eq!(got, format!("{}[redacted]", "z".repeat(15)));
     }
 
     #[test]

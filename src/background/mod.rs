@@ -22,6 +22,7 @@ pub use watcher::Watcher;
 
 use crate::error::{Error, Result};
 use crate::exec::{EventSink, ExecEvent, Executor, LocalExecutor, LocalSettings, TaskSpec};
+use crate::secrets::Redactor;
 use crate::text::prefix;
 use events::Hub;
 use std::collections::{HashMap, VecDeque};
@@ -501,7 +502,11 @@ impl Inner {
         let sink = TaskSink {
             inner: Arc::clone(self),
             id: id.clone(),
-            capture: Capture::new(self.output_limit, self.timeout),
+            capture: Capture::new(
+                self.output_limit,
+                self.timeout,
+                Redactor::when(self.hide_secrets),
+            ),
             last_progress: Instant::now(),
             done: false,
         };
@@ -534,9 +539,11 @@ impl Inner {
     }
 
     /// Records the end of a task and queues its one notification, in one step under the lock.
-    fn finish(&self, id: &str, status: Status, mut outcome: record::Outcome) {
-        if self.hide_secrets {
-            outcome.result = crate::text::redact(&outcome.result).into_owned();
+    /// `redactor` is the one the task's output went through (so its result came redacted).
+    fn finish(&self, id: &str, status: Status, mut outcome: record::Outcome, redactor: &Redactor) {
+        // Results of a run come redacted; an error text (a start that failed) may not.
+        if let std::borrow::Cow::Owned(text) = redactor.redact(&outcome.result) {
+            outcome.result = text;
         }
         let mut state = self.lock();
         let Some(task) = state.tasks.get_mut(id) else {
@@ -547,8 +554,9 @@ impl Inner {
             task_id: id.to_string(),
             status,
             command: prefix(&task.command, 80).to_string(),
-            result: prefix(task.result.as_deref().unwrap_or_default(), self.preview_limit)
-                .to_string(),
+            result: redactor
+                .cut(task.result.as_deref().unwrap_or_default(), self.preview_limit)
+                .into_owned(),
             exit_code: task.exit_code,
         };
         let exit_code = note.exit_code;
@@ -600,7 +608,7 @@ struct TaskSink {
 impl TaskSink {
     fn finish(&mut self, (status, outcome): (Status, Outcome)) {
         self.done = true;
-        self.inner.finish(&self.id, status, outcome);
+        self.inner.finish(&self.id, status, outcome, self.capture.redactor());
     }
 }
 

@@ -26,7 +26,8 @@ pub struct TaskSpec {
     pub timeout: Duration,
     /// Keep the full output in a log file (background tasks do; the bash tool does not).
     pub keep_log: bool,
-    /// Leave the API credentials ([`crate::text::SECRET_VARS`]) out of the environment.
+    /// Leave the API credentials ([`crate::secrets::SECRET_VARS`]) out of the environment, and
+    /// redact their values from the log.
     pub hide_secrets: bool,
 }
 
@@ -54,7 +55,8 @@ pub enum Ended {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LogSummary {
     pub path: Option<PathBuf>,
-    /// Bytes of output stored (a cut marker not counted).
+    /// Bytes of output stored: after redaction (`[redacted]` counted), the line that says
+    /// the log was cut not counted.
     pub bytes: u64,
     pub cut: bool,
     /// A problem with the log (the command itself still ran).

@@ -5,6 +5,7 @@
 use crate::background::Capture;
 use crate::exec::{EventSink, ExecEvent, Executor, TaskSpec};
 use crate::runtime::{poll_until, Cancel, Interrupt, Interrupted};
+use crate::secrets::Redactor;
 use std::path::Path;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::Duration;
@@ -57,6 +58,8 @@ fn without_harmless_redirections(command: &str) -> String {
 }
 
 /// Runs `command` in `workdir` to its end (or its timeout, or Ctrl-C) and returns its output.
+/// With `hide_secrets`, the command does not get the API credentials and their values are
+/// redacted from the output before it is cut.
 pub fn bash(
     executor: &dyn Executor,
     workdir: &Path,
@@ -79,7 +82,8 @@ pub fn bash(
         keep_log: false,
         hide_secrets,
     };
-    let sink = Foreground { capture: Capture::new(OUTPUT_LIMIT, timeout), done: Some(send) };
+    let capture = Capture::new(OUTPUT_LIMIT, timeout, Redactor::when(hide_secrets));
+    let sink = Foreground { capture, done: Some(send) };
     executor.launch(spec, cancel.clone(), Box::new(sink));
     let ended = |wait| match done.recv_timeout(wait) {
         Ok(text) => Some(text),

@@ -3,12 +3,13 @@
 //! Files are opened beneath the workspace without following a symlink swapped in after the
 //! check ([`beneath`]), and only regular files (a FIFO would block forever). read_file streams:
 //! it keeps only what its answer can show (50,000 characters) and counts the rest, so a huge
-//! file costs time, not memory.
+//! file costs time, not memory. In production the API credentials are redacted as the file is
+//! read, before the answer is cut (see [`crate::secrets`]).
 
 use super::bash::Guard;
 use super::beneath::{self, Access};
 use super::path::safe_path;
-use crate::text::prefix;
+use crate::secrets::{RedactStream, Redactor};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -131,12 +132,30 @@ pub fn count_lines(root: &Path, path: &str, guard: Guard) -> Result<u64, String>
     Ok(lines.finish().1)
 }
 
+/// read_file as the lesson has it: the file's text as it is.
 pub fn read(root: &Path, path: &str, limit: Option<i64>, guard: Guard) -> String {
-    read_head(root, path, limit).unwrap_or_else(|f| f.text(guard))
+    read_redacted(root, path, limit, guard, &Redactor::default())
 }
 
-/// The lesson's `"\n".join(lines[:limit] + ["... (N more)"])[:50000]`, read as a stream.
-fn read_head(root: &Path, path: &str, limit: Option<i64>) -> Result<String, Failure> {
+/// read_file with the secrets `redactor` knows replaced before the answer is cut.
+pub(crate) fn read_redacted(
+    root: &Path,
+    path: &str,
+    limit: Option<i64>,
+    guard: Guard,
+    redactor: &Redactor,
+) -> String {
+    read_head(root, path, limit, redactor).unwrap_or_else(|f| f.text(guard))
+}
+
+/// The lesson's `"\n".join(lines[:limit] + ["... (N more)"])[:50000]`, read as a stream, of the
+/// redacted text.
+fn read_head(
+    root: &Path,
+    path: &str,
+    limit: Option<i64>,
+    redactor: &Redactor,
+) -> Result<String, Failure> {
     let (mut file, resolved) = open(root, path, Access::Read)?;
     // `if limit and limit < len(lines)`: zero or no limit reads everything; a negative one
     // slices from the end, as Python does (so every line may be needed: keep what shows).
@@ -146,6 +165,9 @@ fn read_head(root: &Path, path: &str, limit: Option<i64>) -> Result<String, Fail
     let mut buf = vec![0u8; 64 * 1024];
     let mut carry = Vec::new(); // the start of a character cut by the chunk's end
     let mut offset = 0u64;
+    // Redacted after the UTF-8 check, so a refusal names offsets in the file itself.
+    let mut redact = redactor.stream();
+    let mut decided = Vec::new();
     loop {
         let n = match file.read(&mut buf) {
             Ok(0) => break,
@@ -159,7 +181,7 @@ fn read_head(root: &Path, path: &str, limit: Option<i64>) -> Result<String, Fail
             Err(e) if e.error_len().is_none() => e.valid_up_to(), // cut, not invalid
             Err(e) => return Err(utf8_failure(&resolved, offset, &carry, e)),
         };
-        lines.feed(std::str::from_utf8(&carry[..valid]).expect("checked above"));
+        feed_redacted(&mut lines, &mut redact, &carry[..valid], &mut decided, false);
         offset += valid as u64;
         carry.drain(..valid);
     }
@@ -167,6 +189,7 @@ fn read_head(root: &Path, path: &str, limit: Option<i64>) -> Result<String, Fail
         let e = std::str::from_utf8(&carry).expect_err("an incomplete character is left");
         return Err(utf8_failure(&resolved, offset, &carry, e));
     }
+    feed_redacted(&mut lines, &mut redact, &[], &mut decided, true);
     let (mut kept, count) = lines.finish();
     if let Some(limit) = limit.filter(|&l| l < count as i64) {
         // `lines[:limit]`: a negative limit counts from the end.
@@ -175,7 +198,24 @@ fn read_head(root: &Path, path: &str, limit: Option<i64>) -> Result<String, Fail
         kept.truncate(shown.min(kept.len() as u64) as usize);
         kept.push(format!("... ({} more)", count as i64 - limit));
     }
-    Ok(prefix(&kept.join("\n"), ANSWER).to_string())
+    Ok(redactor.cut(&kept.join("\n"), ANSWER).into_owned())
+}
+
+/// Feeds `valid` (UTF-8) to `lines` once `redact` has decided it; `end` releases what it held.
+fn feed_redacted(
+    lines: &mut Lines,
+    redact: &mut RedactStream,
+    valid: &[u8],
+    decided: &mut Vec<u8>,
+    end: bool,
+) {
+    decided.clear();
+    redact.push(valid, decided);
+    if end {
+        redact.finish(decided);
+    }
+    // Valid text stays valid: a held tail starts where a key would, on a character boundary.
+    lines.feed(&String::from_utf8_lossy(decided));
 }
 
 /// Python's `str.splitlines()` over a stream: counts every line, keeps the first ones while

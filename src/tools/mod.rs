@@ -17,7 +17,9 @@ pub use path::{resolve, safe_path};
 
 use crate::background::{BackgroundManager, Status};
 use crate::runtime::{poll_until, Interrupt, Seconds};
+use crate::secrets::Redactor;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
@@ -38,7 +40,8 @@ pub struct ToolContext<'a> {
     pub max_wait: Duration,
     /// The blocking bash tool's timeout ([`BASH_TIMEOUT`] in the lesson).
     pub bash_timeout: Duration,
-    /// Commands do not get the API credentials; outputs have their values redacted.
+    /// Commands do not get the API credentials; outputs have their values redacted (before
+    /// any cut).
     pub hide_secrets: bool,
     /// Polled while a tool waits; true means Ctrl-C was pressed.
     pub interrupted: Interrupt<'a>,
@@ -124,6 +127,22 @@ pub fn extended_tools() -> Vec<Value> {
 
 /// Runs one tool call. Unknown tools and bad arguments come back as text for the model.
 pub fn call(ctx: &ToolContext, name: &str, input: &Value) -> Result<String, Interrupted> {
+    let redactor = Redactor::when(ctx.hide_secrets);
+    let output = dispatch(ctx, name, input, &redactor)?;
+    // In production a tool's output never carries the API credentials (`cat .env`). Outputs
+    // that are cut were redacted before the cut; this catches every other text.
+    Ok(match redactor.redact(&output) {
+        Cow::Borrowed(_) => output,
+        Cow::Owned(redacted) => redacted,
+    })
+}
+
+fn dispatch(
+    ctx: &ToolContext,
+    name: &str,
+    input: &Value,
+    redactor: &Redactor,
+) -> Result<String, Interrupted> {
     if ctx.guard() == Guard::Lesson {
         // Missing keys and other types get the texts the lesson's Python raises.
         if let Some(text) = lesson_args::answer(ctx.workdir, name, input) {
@@ -138,7 +157,7 @@ pub fn call(ctx: &ToolContext, name: &str, input: &Value) -> Result<String, Inte
         },
         "read_file" => args.string("path").and_then(|p| {
             let limit = args.optional_int("limit")?;
-            Ok(files::read(ctx.workdir, p, limit, ctx.guard()))
+            Ok(files::read_redacted(ctx.workdir, p, limit, ctx.guard(), redactor))
         }),
         "write_file" => args
             .string("path")
@@ -251,8 +270,6 @@ impl ToolRunner for BuiltinTools<'_> {
     }
 
     fn run(&mut self, name: &str, input: &Value) -> Result<String, Interrupted> {
-        let output = call(&self.ctx, name, input)?;
-        // In production a tool's output never carries the API credentials (`cat .env`).
-        Ok(if self.ctx.hide_secrets { crate::text::redact(&output).into_owned() } else { output })
+        call(&self.ctx, name, input)
     }
 }

@@ -4,7 +4,8 @@
 //! Events come from several threads (the loop, the task-event watcher); the one writer stamps
 //! each with seconds since the start and never lets `t` go backwards. Long texts are cut to
 //! [`TEXT_LIMIT`] characters with their full length recorded, and the API credentials are
-//! redacted from every line.
+//! redacted from every string of every line before it is serialised (so a key holding `"` or
+//! `\` cannot slip through as its JSON escape), and before a text is cut.
 
 pub mod view;
 
@@ -12,7 +13,7 @@ use crate::agent::LoopEvents;
 use crate::background::TaskEventKind;
 use crate::background::{Awaiter, BackgroundManager, Notification, TaskEvent, Watcher};
 use crate::llm::Response;
-use crate::text::prefix;
+use crate::secrets::Redactor;
 use serde_json::{json, Value};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -124,8 +125,10 @@ impl Tracer {
         if let (Value::Object(line), Value::Object(fields)) = (&mut line, fields) {
             line.extend(fields);
         }
-        // The API credentials never reach the trace.
-        let text = crate::text::redact(&line.to_string()).into_owned();
+        // The API credentials never reach the trace: redacted in the values, not in the
+        // serialised line, where a key's `"` or `\` would be escaped past the match.
+        Redactor::from_env().redact_json(&mut line);
+        let text = line.to_string();
         match &mut w.out {
             Out::Memory(lines) => {
                 if lines.len() >= MEMORY_LIMIT {
@@ -164,7 +167,7 @@ impl Tracer {
         let turn = self.lock().turn;
         let mut fields = json!({"turn": turn, "outcome": outcome});
         if let Some(m) = message {
-            fields["message"] = json!(prefix(m, TEXT_LIMIT));
+            fields["message"] = json!(Redactor::from_env().cut(m, TEXT_LIMIT));
         }
         self.record("turn_end", fields);
     }
@@ -248,15 +251,29 @@ pub fn turn(
     result
 }
 
-/// `fields` with `key` set to `text` cut to [`TEXT_LIMIT`] characters, and `{key}_length`
-/// set to its full length in characters when it was cut.
+/// `fields` with `key` set to `text`, redacted, cut to [`TEXT_LIMIT`] characters, and
+/// `{key}_length` set to its full (redacted) length in characters when it was cut.
 fn with_text(mut fields: Value, key: &str, text: &str) -> Value {
-    let kept = prefix(text, TEXT_LIMIT);
-    fields[key] = json!(kept);
-    if kept.len() < text.len() {
+    let redactor = Redactor::from_env();
+    let text = redactor.redact(text);
+    let cut = crate::text::prefix(&text, TEXT_LIMIT).len() < text.len();
+    fields[key] = json!(redactor.cut(&text, TEXT_LIMIT));
+    if cut {
         fields[format!("{key}_length")] = json!(text.chars().count());
     }
     fields
+}
+
+/// `value` as JSON text with the API credentials redacted from its strings first: once
+/// serialised, a key holding `"` or `\` would be escaped and no longer match.
+fn json_text(value: &Value) -> String {
+    let redactor = Redactor::from_env();
+    if redactor.is_empty() {
+        return value.to_string();
+    }
+    let mut value = value.clone();
+    redactor.redact_json(&mut value);
+    value.to_string()
 }
 
 /// The loop's events recorded into a tracer, and passed on to `inner` (which prints them).
@@ -323,7 +340,7 @@ impl LoopEvents for Traced<'_> {
         let (turn, call) = self.tracer.turn_and_call();
         self.tool_started = Some(Instant::now());
         let fields = json!({"turn": turn, "call": call, "tool_use_id": id, "name": name});
-        self.tracer.record("tool_call", with_text(fields, "input", &input.to_string()));
+        self.tracer.record("tool_call", with_text(fields, "input", &json_text(input)));
         self.inner.tool_start(id, name, input);
     }
 

@@ -90,7 +90,7 @@ impl Executor for LocalExecutor {
     fn launch(&self, spec: TaskSpec, cancel: Cancel, mut events: Box<dyn EventSink>) {
         let settings = self.settings.clone();
         let log_path = spec.keep_log.then(|| self.log_dir.join(format!("{}.log", spec.id)));
-        let log = LogFile::new(log_path, settings.log_limit);
+        let log = LogFile::new(log_path, settings.log_limit, spec.hide_secrets);
         match supervisor::current() {
             // The supervisor forks and execs: here a start is a message and its answer.
             Some(supervisor) => {
@@ -201,7 +201,7 @@ impl Pipe {
                         Ok(0) => return true,
                         Ok(n) => {
                             let mut sink = sink.lock().unwrap_or_else(|p| p.into_inner());
-                            sink.log.write(&buf[..n]);
+                            sink.log.write(self.stream, &buf[..n]);
                             let output =
                                 ExecEvent::Output { stream: self.stream, bytes: &buf[..n] };
                             sink.events.event(output);
