@@ -24,6 +24,11 @@ pub const MARKER: &str = "[redacted]";
 /// `k` would otherwise blank out every `k` in every output.
 pub const SHORTEST: usize = 8;
 
+/// The shortest tail of a cut text that counts as the start of a secret. Text is redacted
+/// before it is cut, so a tail that matches is nearly always ordinary text (a result that ends
+/// in `s`, as keys start); three characters of a key tell nothing (`sk-` is every key's start).
+pub const SHORTEST_TAIL: usize = 4;
+
 /// Knows the secret values and removes them from text.
 #[derive(Clone, Debug, Default)]
 pub struct Redactor {
@@ -120,15 +125,15 @@ impl Redactor {
         Cow::Owned(format!("{}{MARKER}", prefix(before, room)))
     }
 
-    /// Where the longest tail of `text` that is a non-empty start of a secret begins (a whole
-    /// secret included, though a redacted text has none).
+    /// Where the longest tail of `text` that is a start of a secret, [`SHORTEST_TAIL`]
+    /// characters or more, begins (a whole secret included, though a redacted text has none).
     fn secret_start_at_end(&self, text: &str) -> Option<usize> {
         let bytes = text.as_bytes();
         let mut best: Option<usize> = None;
         for s in &self.secrets {
             // Longest candidate first: the first match is this secret's longest.
             let longest = s.len().min(bytes.len());
-            for n in (1..=longest).rev() {
+            for n in (SHORTEST_TAIL..=longest).rev() {
                 let start = bytes.len() - n;
                 if bytes[start..] == s[..n] {
                     best = Some(best.map_or(start, |b| b.min(start)));
@@ -367,16 +372,19 @@ mod tests {
         let cut = key().cut(&text, 36);
         assert_eq!(cut, format!("{}[redacted]", "y".repeat(20)));
         // The marker fits in the limit by taking characters before it.
-        let cut = key().cut(&text, 23);
-        assert_eq!(cut, format!("{}[redacted]", "y".repeat(13)));
-        assert_eq!(cut.chars().count(), 23);
+        let cut = key().cut(&text, 24);
+        assert_eq!(cut, format!("{}[redacted]", "y".repeat(14)));
+        assert_eq!(cut.chars().count(), 24);
+        // Three characters of a key are every key's start: they stay.
+        assert_eq!(key().cut(&text, 23), format!("{}sk-", "y".repeat(20)));
+        assert_eq!(key().cut("a result that ends in s and more", 23), "a result that ends in s");
         // Too small a limit for the marker: the tail simply goes.
-        assert_eq!(key().cut("ab sk-an", 5), "ab ");
+        assert_eq!(key().cut("ab sk-ant-x", 7), "ab ");
         // No cut, no change: the text really ended there.
         assert_eq!(key().cut("ends sk-ant", 100), "ends sk-ant");
         // Non-ASCII before the tail is kept whole.
-        assert_eq!(key().cut("日本語sk-ant-XYZ", 6), "日本語");
-        assert_eq!(key().cut("日本語日本語日本語日本語sk-ant-XYZ", 14), "日本語日[redacted]");
+        assert_eq!(key().cut("日本語sk-ant-XYZ", 7), "日本語");
+        assert_eq!(key().cut("日本語日本語日本語日本語sk-ant-XYZ", 16), "日本語日本語[redacted]");
         assert_eq!(Redactor::default().cut("日本語", 2), "日本");
     }
 
