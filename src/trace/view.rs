@@ -5,6 +5,7 @@
 //! static picture alone.
 
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// Characters of a text shown in the step-through (the trace keeps more).
@@ -80,127 +81,22 @@ fn text(e: &Value, key: &str) -> String {
     e[key].as_str().unwrap_or_default().to_string()
 }
 
+/// A line's time: never before the line before it (the writer's promise, kept for a trace
+/// edited by hand), so that the loop's idle stretches come in order.
+fn time(e: &Value, before: f64) -> f64 {
+    e["t"].as_f64().unwrap_or(before).max(before)
+}
+
 impl Run {
     /// Reads the trace's lines (lines that are not JSON objects are skipped).
     pub fn from_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> Run {
-        let mut run = Run::default();
-        let mut open: Option<(Activity, f64, String)> = None;
-        let mut idle_since = Some(0.0);
-        let mut idle: Vec<(f64, f64)> = Vec::new();
-        let mut pending: Vec<(String, String)> = Vec::new();
+        let mut reader = Reader::new();
         for line in lines {
-            let Ok(e) = serde_json::from_str::<Value>(line) else { continue };
-            let t = e["t"].as_f64().unwrap_or(run.end);
-            run.end = run.end.max(t);
-            let step = run.steps.len().checked_sub(1);
-            match e["event"].as_str().unwrap_or_default() {
-                "header" => run.header = e.clone(),
-                "user_input" => {
-                    if let Some(since) = idle_since.take() {
-                        run.segment(Activity::Idle, since, t, "waiting for the user".into(), None);
-                        idle.push((since, t));
-                    }
-                    pending.push(("user".into(), text(&e, "text")));
-                    run.turns.push((e["turn"].as_u64().unwrap_or_default(), t));
-                }
-                "model_call" => {
-                    open = Some((Activity::Call, t, format!("call {}", e["call"])));
-                    run.steps.push(Step {
-                        call: e["call"].as_u64().unwrap_or_default(),
-                        turn: e["turn"].as_u64().unwrap_or_default(),
-                        start: t,
-                        end: t,
-                        sent: std::mem::take(&mut pending),
-                        ..Step::default()
-                    });
-                }
-                "model_reply" => {
-                    run.close(&mut open, t, step);
-                    if let Some(s) = run.steps.last_mut() {
-                        s.end = t;
-                        s.stop_reason = text(&e, "stop_reason");
-                        s.reply = text(&e, "text");
-                    }
-                }
-                "tool_call" => {
-                    open = Some((Activity::Tool, t, text(&e, "name")));
-                    if let Some(s) = run.steps.last_mut() {
-                        s.tools.push((text(&e, "name"), text(&e, "input"), String::new()));
-                    }
-                }
-                "tool_result" => {
-                    run.close(&mut open, t, step);
-                    let (name, output) = (text(&e, "name"), text(&e, "output"));
-                    if let Some(tool) = run.steps.last_mut().and_then(|s| s.tools.last_mut()) {
-                        tool.2 = output.clone();
-                    }
-                    if name == "check_background" {
-                        run.polled(&output);
-                    }
-                    pending.push(("tool_result".into(), format!("{name}: {output}")));
-                }
-                "wait_start" => {
-                    open = Some((Activity::Wait, t, "waiting for running tasks".into()))
-                }
-                "wait_end" => {
-                    if let Some(o) = open.as_mut() {
-                        o.2 = format!("waited for tasks: {}", text(&e, "why"));
-                    }
-                    run.close(&mut open, t, step);
-                }
-                "drain" | "inject" => {
-                    let call = e["call"].as_u64();
-                    for id in e["task_ids"].as_array().into_iter().flatten() {
-                        if let Some(task) = run.task(id.as_str().unwrap_or_default()) {
-                            task.drained.get_or_insert(t);
-                            task.injected_into = task.injected_into.or(call);
-                        }
-                    }
-                    if e["event"] == "inject" {
-                        pending.push(("injected".into(), text(&e, "text")));
-                    }
-                }
-                "turn_end" => {
-                    run.close(&mut open, t, step);
-                    idle_since = Some(t);
-                }
-                "task_queued" => run.tasks.push(TaskLane {
-                    id: text(&e, "task_id"),
-                    command: text(&e, "command"),
-                    queued: t,
-                    status: "running".into(),
-                    ..TaskLane::default()
-                }),
-                "task_started" => {
-                    if let Some(task) = run.task(&text(&e, "task_id")) {
-                        task.started = Some(t);
-                    }
-                }
-                "task_finished" => {
-                    if let Some(task) = run.task(&text(&e, "task_id")) {
-                        task.finished = Some(t);
-                        task.status = text(&e, "status");
-                        task.exit_code = e["exit_code"].as_i64();
-                        task.bytes = e["stdout_bytes"].as_u64().unwrap_or_default()
-                            + e["stderr_bytes"].as_u64().unwrap_or_default();
-                    }
-                }
-                _ => {}
+            if let Some(e) = serde_json::from_str::<Value>(line).ok().filter(Value::is_object) {
+                reader.event(&e);
             }
         }
-        if let Some(since) = idle_since {
-            if run.end > since {
-                run.segment(Activity::Idle, since, run.end, "waiting for the user".into(), None);
-                idle.push((since, run.end));
-            }
-        }
-        for task in &mut run.tasks {
-            let Some(done) = task.finished else { continue };
-            let until = task.drained.unwrap_or(run.end);
-            task.waited_idle =
-                idle.iter().map(|&(a, b)| (b.min(until) - a.max(done)).max(0.0)).sum();
-        }
-        run
+        reader.finish()
     }
 
     fn segment(
@@ -223,21 +119,203 @@ impl Run {
             self.segment(activity, start, t, label, step);
         }
     }
+}
 
-    fn task(&mut self, id: &str) -> Option<&mut TaskLane> {
-        self.tasks.iter_mut().find(|t| t.id == id)
+/// A trace being read: the run so far, and what the next lines join to.
+struct Reader {
+    run: Run,
+    /// Each task id's lane (its first, should an id be queued twice), so that joining an event
+    /// to its task does not scan every lane.
+    lanes: HashMap<String, usize>,
+    /// The main loop's stretch under way: a model call, a tool or a wait.
+    open: Option<(Activity, f64, String)>,
+    idle_since: Option<f64>,
+    /// The loop's idle stretches so far, in time order.
+    idle: Vec<(f64, f64)>,
+    /// What is new in the conversation for the next model call.
+    pending: Vec<(String, String)>,
+}
+
+impl Reader {
+    fn new() -> Reader {
+        Reader {
+            run: Run::default(),
+            lanes: HashMap::new(),
+            open: None,
+            idle_since: Some(0.0),
+            idle: Vec::new(),
+            pending: Vec::new(),
+        }
     }
 
-    /// A check_background answer: the tasks it showed as ended were seen by the model.
+    fn event(&mut self, e: &Value) {
+        let t = time(e, self.run.end);
+        self.run.end = t;
+        let step = self.run.steps.len().checked_sub(1);
+        let run = &mut self.run;
+        match e["event"].as_str().unwrap_or_default() {
+            "header" => run.header = e.clone(),
+            "user_input" => {
+                if let Some(since) = self.idle_since.take() {
+                    run.segment(Activity::Idle, since, t, "waiting for the user".into(), None);
+                    self.idle.push((since, t));
+                }
+                self.pending.push(("user".into(), text(e, "text")));
+                run.turns.push((e["turn"].as_u64().unwrap_or_default(), t));
+            }
+            "model_call" => {
+                self.open = Some((Activity::Call, t, format!("call {}", e["call"])));
+                run.steps.push(Step {
+                    call: e["call"].as_u64().unwrap_or_default(),
+                    turn: e["turn"].as_u64().unwrap_or_default(),
+                    start: t,
+                    end: t,
+                    sent: std::mem::take(&mut self.pending),
+                    ..Step::default()
+                });
+            }
+            "model_reply" => {
+                run.close(&mut self.open, t, step);
+                if let Some(s) = run.steps.last_mut() {
+                    s.end = t;
+                    s.stop_reason = text(e, "stop_reason");
+                    s.reply = text(e, "text");
+                }
+            }
+            "tool_call" => {
+                self.open = Some((Activity::Tool, t, text(e, "name")));
+                if let Some(s) = run.steps.last_mut() {
+                    s.tools.push((text(e, "name"), text(e, "input"), String::new()));
+                }
+            }
+            "tool_result" => {
+                run.close(&mut self.open, t, step);
+                let (name, output) = (text(e, "name"), text(e, "output"));
+                if let Some(tool) = run.steps.last_mut().and_then(|s| s.tools.last_mut()) {
+                    tool.2 = output.clone();
+                }
+                if name == "check_background" {
+                    self.polled(&output);
+                }
+                self.pending.push(("tool_result".into(), format!("{name}: {output}")));
+            }
+            "wait_start" => {
+                self.open = Some((Activity::Wait, t, "waiting for running tasks".into()))
+            }
+            "wait_end" => {
+                if let Some(o) = self.open.as_mut() {
+                    o.2 = format!("waited for tasks: {}", text(e, "why"));
+                }
+                run.close(&mut self.open, t, step);
+            }
+            "drain" | "inject" => {
+                let call = e["call"].as_u64();
+                for id in e["task_ids"].as_array().into_iter().flatten() {
+                    if let Some(task) = self.task(id.as_str().unwrap_or_default()) {
+                        task.drained.get_or_insert(t);
+                        task.injected_into = task.injected_into.or(call);
+                    }
+                }
+                if e["event"] == "inject" {
+                    self.pending.push(("injected".into(), text(e, "text")));
+                }
+            }
+            "turn_end" => {
+                run.close(&mut self.open, t, step);
+                self.idle_since = Some(t);
+            }
+            "task_queued" => {
+                let id = text(e, "task_id");
+                self.lanes.entry(id.clone()).or_insert(run.tasks.len());
+                run.tasks.push(TaskLane {
+                    id,
+                    command: text(e, "command"),
+                    queued: t,
+                    status: "running".into(),
+                    ..TaskLane::default()
+                });
+            }
+            "task_started" => {
+                if let Some(task) = self.task(&text(e, "task_id")) {
+                    task.started = Some(t);
+                }
+            }
+            "task_finished" => {
+                if let Some(task) = self.task(&text(e, "task_id")) {
+                    task.finished = Some(t);
+                    task.status = text(e, "status");
+                    task.exit_code = e["exit_code"].as_i64();
+                    task.bytes = e["stdout_bytes"].as_u64().unwrap_or_default()
+                        + e["stderr_bytes"].as_u64().unwrap_or_default();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn task(&mut self, id: &str) -> Option<&mut TaskLane> {
+        self.lanes.get(id).map(|&i| &mut self.run.tasks[i])
+    }
+
+    /// A check_background answer: the tasks it showed as ended were seen by the model. Each of
+    /// its lines is `{id}: [{status}] {command}`; each `: [` in a line is tried as the end of
+    /// an id, so the cost follows the answer's length, not the number of tasks.
     fn polled(&mut self, output: &str) {
-        for task in &mut self.tasks {
-            let listed = output
-                .lines()
-                .any(|l| l.starts_with(&format!("{}: [", task.id)) && !l.contains("[running]"));
-            if listed && task.finished.is_some() && task.drained.is_none() {
-                task.polled = true;
+        for line in output.lines().filter(|l| !l.contains("[running]")) {
+            for (end, _) in line.match_indices(": [") {
+                if let Some(task) = self.task(&line[..end]) {
+                    if task.finished.is_some() && task.drained.is_none() {
+                        task.polled = true;
+                    }
+                }
             }
         }
+    }
+
+    fn finish(mut self) -> Run {
+        let mut run = self.run;
+        if let Some(since) = self.idle_since {
+            if run.end > since {
+                run.segment(Activity::Idle, since, run.end, "waiting for the user".into(), None);
+                self.idle.push((since, run.end));
+            }
+        }
+        let idle = Idle::new(self.idle);
+        for task in &mut run.tasks {
+            let Some(done) = task.finished else { continue };
+            task.waited_idle = idle.between(done, task.drained.unwrap_or(run.end));
+        }
+        run
+    }
+}
+
+/// The loop's idle stretches, in time order and apart (times never go backwards), with the
+/// idle seconds before each: the idle time within any span takes two binary searches.
+struct Idle {
+    stretches: Vec<(f64, f64)>,
+    /// `before[k]`: idle seconds in the first `k` stretches.
+    before: Vec<f64>,
+}
+
+impl Idle {
+    fn new(stretches: Vec<(f64, f64)>) -> Idle {
+        let mut before = vec![0.0];
+        for &(start, end) in &stretches {
+            before.push(before[before.len() - 1] + (end - start));
+        }
+        Idle { stretches, before }
+    }
+
+    /// Idle seconds before `t`.
+    fn until(&self, t: f64) -> f64 {
+        let k = self.stretches.partition_point(|&(_, end)| end <= t);
+        let within = self.stretches.get(k).map_or(0.0, |&(start, _)| (t - start).max(0.0));
+        self.before[k] + within
+    }
+
+    /// Idle seconds between `from` and `to` (none if `to` comes first).
+    fn between(&self, from: f64, to: f64) -> f64 {
+        (self.until(to) - self.until(from)).max(0.0)
     }
 }
 
@@ -613,5 +691,33 @@ mod tests {
         let picture = svg(&r);
         assert!(picture.contains("seen twice"));
         assert!(picture.contains("still queued when the trace ends"));
+    }
+
+    #[test]
+    fn the_idle_time_in_a_span_adds_the_stretches_it_covers() {
+        let idle = Idle::new(vec![(0.0, 1.0), (2.0, 4.0), (4.0, 5.0), (7.0, 8.0)]);
+        let brute = |from: f64, to: f64| -> f64 {
+            idle.stretches.iter().map(|&(a, b)| (b.min(to) - a.max(from)).max(0.0)).sum()
+        };
+        for (from, to) in [(0.0, 9.0), (0.5, 2.5), (1.0, 2.0), (3.0, 7.5), (4.5, 4.5), (6.0, 3.0)] {
+            assert!((idle.between(from, to) - brute(from, to)).abs() < 1e-12, "{from} {to}");
+        }
+        assert_eq!(Idle::new(Vec::new()).between(0.0, 1.0), 0.0);
+    }
+
+    /// Ids are joined through a map: the first lane of an id queued twice gets its events, as
+    /// when lanes were searched in order.
+    #[test]
+    fn a_task_id_queued_twice_joins_its_events_to_the_first_lane() {
+        let r = run(&[
+            json!({"t": 0.0, "event": "task_queued", "task_id": "a", "command": "one"}),
+            json!({"t": 0.1, "event": "task_queued", "task_id": "a", "command": "two"}),
+            json!({"t": 0.2, "event": "task_finished", "task_id": "a", "status": "completed"}),
+            json!({"t": 0.3, "event": "tool_result", "name": "check_background",
+                   "output": "x: [y]\na: [completed] one"}),
+        ]);
+        assert_eq!(r.tasks.len(), 2);
+        assert_eq!((r.tasks[0].finished, r.tasks[1].finished), (Some(0.2), None));
+        assert!(r.tasks[0].polled && !r.tasks[1].polled);
     }
 }
