@@ -327,6 +327,24 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// JSON to put inside a `<script>` element. `<`, `>` and `&` become `\u` escapes (they can
+/// only occur inside strings), so no text (`</script>`, `<!--`, `<script`) can change how the
+/// HTML parser reads the element; U+2028 and U+2029 too, which older JavaScript reads as line
+/// ends.
+fn script_json(value: &Value) -> String {
+    let json = value.to_string();
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn short(s: &str, n: usize) -> String {
     let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.chars().count() <= n {
@@ -566,8 +584,7 @@ pub fn html(run: &Run) -> String {
             s.end - s.start
         );
     }
-    // `</` cannot end the script early once escaped.
-    let steps = steps_json(run).to_string().replace("</", "<\\/");
+    let steps = script_json(&steps_json(run));
     format!(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>\
          <style>{STYLE}</style></head><body data-step='0'><h1>{title}</h1>\
@@ -719,5 +736,37 @@ mod tests {
         assert_eq!(r.tasks.len(), 2);
         assert_eq!((r.tasks[0].finished, r.tasks[1].finished), (Some(0.2), None));
         assert!(r.tasks[0].polled && !r.tasks[1].polled);
+    }
+
+    /// The step data of a page, as it stands between its script tags.
+    fn step_data(page: &str) -> &str {
+        let open = "<script id='step-data' type='application/json'>";
+        let start = page.find(open).unwrap() + open.len();
+        &page[start..start + page[start..].find("</script>").unwrap()]
+    }
+
+    /// `<!--<script>` in a reply made the HTML parser read the rest of the page as part of the
+    /// data block, and so did a conditional comment cut at the 1,000 characters shown.
+    #[test]
+    fn no_text_can_change_where_the_step_data_ends() {
+        let hostile = [
+            "<!--<script>".to_string(),
+            "</script><script>alert(1)</script>".to_string(),
+            format!("{}<!--[if IE]><p>old</p><![endif]-->", "x".repeat(SHOWN - 6)),
+            "a & b > c \u{2028} d \u{2029} e".to_string(),
+        ];
+        let mut lines = vec![json!({"t": 0.0, "event": "header", "mode": "production"})];
+        for (i, reply) in hostile.iter().enumerate() {
+            lines.push(json!({"t": 1.0, "event": "model_call", "turn": 1, "call": i + 1}));
+            lines.push(json!({"t": 2.0, "event": "model_reply", "call": i + 1, "text": reply}));
+        }
+        let page = html(&run(&lines));
+        let data = step_data(&page);
+        assert!(!data.contains(['<', '>', '&', '\u{2028}', '\u{2029}']), "{data}");
+        let steps: Value = serde_json::from_str(data).unwrap();
+        for (step, reply) in steps.as_array().unwrap().iter().zip(&hostile) {
+            assert_eq!(step["reply"], crate::text::prefix(reply, SHOWN));
+        }
+        assert_eq!(page.matches("<script").count(), 2, "the data block and the step-through");
     }
 }
