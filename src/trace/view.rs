@@ -77,14 +77,19 @@ pub struct Run {
     pub turns: Vec<(u64, f64)>,
 }
 
+/// The latest time drawn (about 31 years): a corrupt or hostile `t` (1e308) is held to it so
+/// that every position and duration stays finite.
+const LATEST: f64 = 1e9;
+
 fn text(e: &Value, key: &str) -> String {
     e[key].as_str().unwrap_or_default().to_string()
 }
 
-/// A line's time: never before the line before it (the writer's promise, kept for a trace
-/// edited by hand), so that the loop's idle stretches come in order.
+/// A line's time: held to [0, LATEST], and never before the line before it (the writer's
+/// promise, kept for a trace edited by hand), so no duration is infinite or negative.
 fn time(e: &Value, before: f64) -> f64 {
-    e["t"].as_f64().unwrap_or(before).max(before)
+    // `max` also turns a NaN into `before`.
+    e["t"].as_f64().map_or(before, |t| t.clamp(0.0, LATEST)).max(before)
 }
 
 impl Run {
@@ -245,8 +250,11 @@ impl Reader {
                     task.finished = Some(t);
                     task.status = text(e, "status");
                     task.exit_code = e["exit_code"].as_i64();
-                    task.bytes = e["stdout_bytes"].as_u64().unwrap_or_default()
-                        + e["stderr_bytes"].as_u64().unwrap_or_default();
+                    // Saturating: two hostile counts near u64::MAX must not overflow.
+                    task.bytes = e["stdout_bytes"]
+                        .as_u64()
+                        .unwrap_or_default()
+                        .saturating_add(e["stderr_bytes"].as_u64().unwrap_or_default());
                 }
             }
             _ => {}
@@ -768,5 +776,42 @@ mod tests {
             assert_eq!(step["reply"], crate::text::prefix(reply, SHOWN));
         }
         assert_eq!(page.matches("<script").count(), 2, "the data block and the step-through");
+    }
+
+    /// `t` of ±1.7e308 made durations infinite (null in the page's data) and the step-through
+    /// threw; a time that goes backwards made them negative.
+    #[test]
+    fn times_out_of_range_or_backwards_are_held_so_every_number_stays_finite() {
+        let lines = [
+            r#"{"t": 0, "event": "header", "mode": "production"}"#,
+            r#"{"t": -1.7e308, "event": "model_call", "turn": 1, "call": 1}"#,
+            r#"{"t": 1.7e308, "event": "model_reply", "call": 1}"#,
+            r#"{"t": 1e999, "event": "turn_end"}"#, // out of f64's range: skipped
+            r#"{"t": 1.7e308, "event": "task_queued", "task_id": "a", "command": "x"}"#,
+            r#"{"t": 5, "event": "task_finished", "task_id": "a", "status": "completed",
+                "stdout_bytes": 18446744073709551615, "stderr_bytes": 18446744073709551615}"#,
+            r#"{"event": "model_call", "turn": 1, "call": 2}"#,
+            r#"{"t": "soon", "event": "model_reply", "call": 2}"#,
+        ];
+        let r = Run::from_lines(lines);
+        assert_eq!(r.end, LATEST);
+        assert_eq!(r.steps[0].end - r.steps[0].start, LATEST);
+        let times = r.segments.iter().flat_map(|s| [s.start, s.end]);
+        let times = times.chain(r.steps.iter().flat_map(|s| [s.start, s.end]));
+        assert!(times.clone().all(|t| (0.0..=LATEST).contains(&t)), "{r:?}");
+        for s in &r.steps {
+            assert!(s.end >= s.start);
+        }
+        let a = &r.tasks[0];
+        assert_eq!((a.queued, a.finished, a.bytes), (LATEST, Some(LATEST), u64::MAX));
+        let page = html(&r);
+        let steps: Value = serde_json::from_str(step_data(&page)).unwrap();
+        for step in steps.as_array().unwrap() {
+            assert!(step["duration"].as_f64().is_some_and(f64::is_finite), "{step}");
+            assert!(step["start"].as_f64().is_some_and(f64::is_finite), "{step}");
+        }
+        for word in ["inf", "NaN", "null"] {
+            assert!(!svg(&r).contains(word), "{word}");
+        }
     }
 }

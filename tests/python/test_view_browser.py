@@ -299,3 +299,21 @@ def test_no_text_in_a_reply_stops_the_pages_script(browser, tmp_path):
     assert "</script><script>document.title='replaced'</script>" in shown[2]
     assert browser.evaluate("document.title").startswith("bgagent run")
     assert browser.errors() == []
+
+
+def test_times_out_of_range_leave_the_step_through_working(browser, tmp_path):
+    """`t` of ±1.7e308 made durations null in the page's data, and the step-through threw. A
+    `t` of NaN is not JSON: that line is skipped. An ANSI colour in a command stays harmless."""
+    events: list = [HEADER]
+    for call in (1, 2):
+        events.append({"t": -1.7e308, "event": "model_call", "turn": 1, "call": call})
+        events.append({"t": 1.7e308, "event": "model_reply", "call": call, "text": "hi"})
+    events.insert(2, '{"t": NaN, "event": "model_call", "turn": 1, "call": 9}')
+    events.append({"t": 2, "event": "task_queued", "task_id": "a", "command": "\x1b[31mmake"})
+    events.append({"t": 3, "event": "task_finished", "task_id": "a", "status": "completed"})
+    browser.open(page_of(events, tmp_path))
+    assert browser.errors() == []
+    shown = step_through(browser, 2)
+    assert all("NaN" not in text and "Infinity" not in text for text in shown), shown
+    assert browser.evaluate("document.querySelectorAll('[data-task-id]').length") == 1
+    assert browser.errors() == []
