@@ -327,12 +327,28 @@ impl Idle {
     }
 }
 
+/// Text for HTML and SVG: markup characters as entities, and the characters XML 1.0 does not
+/// allow (control characters such as an ANSI colour's ESC, U+FFFE, U+FFFF) left out, so that
+/// the picture stays well-formed XML.
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('\'', "&#39;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&#39;"),
+            '"' => out.push_str("&quot;"),
+            c if xml_char(c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// XML 1.0's `Char` production (a Rust char is never a surrogate).
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | ' '..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 /// JSON to put inside a `<script>` element. `<`, `>` and `&` become `\u` escapes (they can
@@ -813,5 +829,29 @@ mod tests {
         for word in ["inf", "NaN", "null"] {
             assert!(!svg(&r).contains(word), "{word}");
         }
+    }
+
+    /// An ANSI colour's ESC in a command made `--svg` invalid XML.
+    #[test]
+    fn characters_xml_does_not_allow_are_left_out_of_the_picture_and_page() {
+        let command = "printf '\u{1b}[31mred\u{1b}[0m\u{0}\u{7}\u{fffe}\u{ffff}' \t ok";
+        let r = run(&[
+            json!({"t": 0.0, "event": "header", "mode": "production\u{1b}", "model": "m\u{0}"}),
+            json!({"t": 0.1, "event": "task_queued", "task_id": "a\u{1b}", "command": command}),
+            json!({"t": 0.2, "event": "task_finished", "task_id": "a\u{1b}", "status": "x\u{8}"}),
+            json!({"t": 0.3, "event": "model_call", "turn": 1, "call": 1}),
+            json!({"t": 0.4, "event": "model_reply", "call": 1, "stop_reason": "\u{1b}[0m"}),
+        ]);
+        let bad = |c: char| !xml_char(c);
+        for text in [svg(&r), html(&r)] {
+            assert!(!text.contains(bad), "{text:?}");
+            assert!(text.contains("[31mred[0m"), "the rest of the command stays");
+        }
+        assert!(!text_between(&html(&r), "<body", "<script").contains(['\u{1b}', '\u{0}']));
+    }
+
+    fn text_between<'a>(s: &'a str, from: &str, to: &str) -> &'a str {
+        let start = s.find(from).unwrap();
+        &s[start..start + s[start..].find(to).unwrap()]
     }
 }

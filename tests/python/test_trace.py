@@ -5,6 +5,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from xml.etree import ElementTree
 
 import bgagent
 import pytest
@@ -197,3 +198,34 @@ def test_a_timeline_saves_html_and_svg_and_shows_in_a_notebook(tmp_path):
     assert timeline._repr_html_().startswith("<iframe srcdoc=")
     with pytest.raises(FileNotFoundError):
         bgagent.Timeline.from_trace(tmp_path / "missing.jsonl")
+
+
+def view(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "bgagent", "view", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+HEADER = {"t": 0, "event": "header", "schema": "bgagent-trace", "version": 1, "mode": "production"}
+
+
+def test_the_picture_is_well_formed_xml_whatever_a_command_prints(tmp_path):
+    """An ANSI colour's ESC in a command made `--svg` invalid XML."""
+    command = "printf '\x1b[31mred\x1b[0m\x07\x00' && echo \ufffe"
+    events = [
+        {**HEADER, "model": "m\x1b"},
+        {"t": 1, "event": "task_queued", "task_id": "a", "command": command},
+        {"t": 2, "event": "task_finished", "task_id": "a", "status": "completed\x1b[0m"},
+    ]
+    path = tmp_path / "ansi.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    out = view(path, "--svg", tmp_path / "ansi.svg")
+    assert out.returncode == 0, out.stderr
+    for picture in ((tmp_path / "ansi.svg").read_text(), bgagent.Timeline.from_trace(path).svg()):
+        root = ElementTree.fromstring(picture)
+        (lane,) = [g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("data-task-id")]
+        assert "[31mred[0m" in "".join(lane.itertext())
