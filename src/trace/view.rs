@@ -75,6 +75,9 @@ pub struct Run {
     pub steps: Vec<Step>,
     /// (turn number, when its user message came).
     pub turns: Vec<(u64, f64)>,
+    /// The last line was not a JSON object (a trace cut while it was being written): it was
+    /// skipped.
+    pub cut_last_line: bool,
 }
 
 /// The latest time drawn (about 31 years): a corrupt or hostile `t` (1e308) is held to it so
@@ -96,12 +99,23 @@ impl Run {
     /// Reads the trace's lines (lines that are not JSON objects are skipped).
     pub fn from_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> Run {
         let mut reader = Reader::new();
+        let mut last_is_object = true;
         for line in lines {
-            if let Some(e) = serde_json::from_str::<Value>(line).ok().filter(Value::is_object) {
+            let event = serde_json::from_str::<Value>(line).ok().filter(Value::is_object);
+            last_is_object = event.is_some() || line.trim().is_empty();
+            if let Some(e) = event {
                 reader.event(&e);
             }
         }
-        reader.finish()
+        let mut run = reader.finish();
+        run.cut_last_line = !last_is_object;
+        run
+    }
+
+    /// Reads a trace file's bytes. Bytes that are not UTF-8 (a last line cut inside a
+    /// character) are replaced, so the rest of the trace still shows.
+    pub fn from_bytes(bytes: &[u8]) -> Run {
+        Run::from_lines(String::from_utf8_lossy(bytes).lines())
     }
 
     fn segment(
@@ -853,5 +867,28 @@ mod tests {
     fn text_between<'a>(s: &'a str, from: &str, to: &str) -> &'a str {
         let start = s.find(from).unwrap();
         &s[start..start + s[start..].find(to).unwrap()]
+    }
+
+    /// A trace cut inside a UTF-8 character was refused whole.
+    #[test]
+    fn a_last_line_cut_inside_a_character_is_left_out_and_the_rest_shows() {
+        let header = br#"{"t": 0, "event": "header", "mode": "production"}"#;
+        let task = |id: &str, command: &[u8]| {
+            let line =
+                format!(r#"{{"t": 1, "event": "task_queued", "task_id": "{id}", "command": ""#);
+            [line.as_bytes(), command, b"\"}"].concat()
+        };
+        // "café" and a byte that is never UTF-8, then a line cut after é's first byte.
+        let mut bytes = [&header[..], b"\n", &task("a", b"caf\xc3\xa9 \xff"), b"\n"].concat();
+        let whole = Run::from_bytes(&bytes);
+        assert!(!whole.cut_last_line);
+        assert_eq!(whole.tasks[0].command, "café \u{fffd}", "a bad byte inside a line");
+        let line = task("b", b"caf\xc3\xa9");
+        bytes.extend_from_slice(&line[..line.len() - 3]);
+        let cut = Run::from_bytes(&bytes);
+        assert!(cut.cut_last_line);
+        assert_eq!(cut.tasks.len(), 1);
+        assert_eq!(cut.header["mode"], "production");
+        assert!(!Run::from_lines(["{}", "", "  "]).cut_last_line, "blank lines are not cut");
     }
 }
