@@ -526,3 +526,20 @@ fn a_trace_that_cannot_be_written_is_said_once() {
     let warning = "bgagent: cannot write the trace to /dev/full: No space left on device";
     assert_eq!(err(&o).matches(warning).count(), 1, "{}", err(&o));
 }
+
+/// A trace read while it is being written can end inside a UTF-8 character: `view` refused it
+/// whole (exit 2). It draws the rest and says the last line was left out.
+#[test]
+fn view_draws_a_trace_cut_inside_a_character_and_warns() {
+    let dir = Dir::new();
+    let header = json!({"t": 0, "event": "header", "schema": "bgagent-trace", "version": 1});
+    let task = |id: &str| json!({"t": 1, "event": "task_queued", "task_id": id, "command": "é"});
+    let text = format!("{header}\n{}\n{}", task("a"), task("b"));
+    let cut = &text.as_bytes()[..text.len() - 3]; // after the first of é's two bytes
+    std::fs::write(dir.0.join("cut.jsonl"), cut).unwrap();
+    let o = bgagent(&dir, None).args(["view", "cut.jsonl", "-o", "cut.html"]).output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains("warning: the last line of cut.jsonl is cut"), "{}", err(&o));
+    let page = std::fs::read_to_string(dir.0.join("cut.html")).unwrap();
+    assert!(page.contains("data-task-id='a'") && !page.contains("data-task-id='b'"));
+}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import json
 import os
+import warnings
 from pathlib import Path
 
 from . import _core
@@ -19,8 +21,18 @@ class Timeline:
 
     @classmethod
     def from_trace(cls, path: str | os.PathLike[str]) -> Timeline:
-        """Reads a trace file (`bgagent --trace FILE`, `Agent(trace=FILE)`)."""
-        return cls(Path(path).read_text(encoding="utf-8").splitlines())
+        """Reads a trace file (`bgagent --trace FILE`, `Agent(trace=FILE)`). Bytes that are
+        not UTF-8 are replaced; a last line cut while the trace was being written is left out,
+        with a warning."""
+        lines = _lines(Path(path).read_bytes().decode("utf-8", errors="replace"))
+        if lines and not _is_event(lines[-1]):
+            warnings.warn(
+                f"the last line of {os.fspath(path)} is cut (was the trace still being "
+                "written?); it is left out",
+                stacklevel=2,
+            )
+            lines.pop()
+        return cls(lines)
 
     def html(self) -> str:
         """One self-contained page (inline CSS and JS, no network)."""
@@ -44,3 +56,22 @@ class Timeline:
 
     def __repr__(self) -> str:
         return f"<Timeline {len(self.lines)} trace lines>"
+
+
+def _lines(text: str) -> list[str]:
+    """The lines as the Rust reader splits them: at "\\n" only (`str.splitlines` would also
+    split at U+2028 or U+0085, which a JSON string may hold as they are), without a "\\r"."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def _is_event(line: str) -> bool:
+    """A JSON object, or a blank line (skipped by the reader, but not a cut one)."""
+    if not line.strip():
+        return True
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False

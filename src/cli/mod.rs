@@ -304,14 +304,21 @@ fn view(
     output: Option<PathBuf>,
     svg: Option<PathBuf>,
 ) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(trace)
+    let bytes = std::fs::read(trace)
         .map_err(|e| Failure(2, format!("cannot read the trace {}: {e}", trace.display())))?;
-    let run = crate::trace::view::Run::from_lines(text.lines());
+    let run = crate::trace::view::Run::from_bytes(&bytes);
     if run.header.is_null() {
         return Err(Failure(
             2,
             format!("{} is not a bgagent trace (no header line)", trace.display()),
         ));
+    }
+    if run.cut_last_line {
+        eprintln!(
+            "bgagent: warning: the last line of {} is cut (was the trace still being written?); \
+             it is left out",
+            trace.display()
+        );
     }
     let output = match (&output, &svg) {
         (None, Some(_)) => None,

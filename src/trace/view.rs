@@ -5,6 +5,7 @@
 //! static picture alone.
 
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// Characters of a text shown in the step-through (the trace keeps more).
@@ -74,133 +75,47 @@ pub struct Run {
     pub steps: Vec<Step>,
     /// (turn number, when its user message came).
     pub turns: Vec<(u64, f64)>,
+    /// The last line was not a JSON object (a trace cut while it was being written): it was
+    /// skipped.
+    pub cut_last_line: bool,
 }
+
+/// The latest time drawn (about 31 years): a corrupt or hostile `t` (1e308) is held to it so
+/// that every position and duration stays finite.
+const LATEST: f64 = 1e9;
 
 fn text(e: &Value, key: &str) -> String {
     e[key].as_str().unwrap_or_default().to_string()
 }
 
+/// A line's time: held to [0, LATEST], and never before the line before it (the writer's
+/// promise, kept for a trace edited by hand), so no duration is infinite or negative.
+fn time(e: &Value, before: f64) -> f64 {
+    // `max` also turns a NaN into `before`.
+    e["t"].as_f64().map_or(before, |t| t.clamp(0.0, LATEST)).max(before)
+}
+
 impl Run {
     /// Reads the trace's lines (lines that are not JSON objects are skipped).
     pub fn from_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> Run {
-        let mut run = Run::default();
-        let mut open: Option<(Activity, f64, String)> = None;
-        let mut idle_since = Some(0.0);
-        let mut idle: Vec<(f64, f64)> = Vec::new();
-        let mut pending: Vec<(String, String)> = Vec::new();
+        let mut reader = Reader::new();
+        let mut last_is_object = true;
         for line in lines {
-            let Ok(e) = serde_json::from_str::<Value>(line) else { continue };
-            let t = e["t"].as_f64().unwrap_or(run.end);
-            run.end = run.end.max(t);
-            let step = run.steps.len().checked_sub(1);
-            match e["event"].as_str().unwrap_or_default() {
-                "header" => run.header = e.clone(),
-                "user_input" => {
-                    if let Some(since) = idle_since.take() {
-                        run.segment(Activity::Idle, since, t, "waiting for the user".into(), None);
-                        idle.push((since, t));
-                    }
-                    pending.push(("user".into(), text(&e, "text")));
-                    run.turns.push((e["turn"].as_u64().unwrap_or_default(), t));
-                }
-                "model_call" => {
-                    open = Some((Activity::Call, t, format!("call {}", e["call"])));
-                    run.steps.push(Step {
-                        call: e["call"].as_u64().unwrap_or_default(),
-                        turn: e["turn"].as_u64().unwrap_or_default(),
-                        start: t,
-                        end: t,
-                        sent: std::mem::take(&mut pending),
-                        ..Step::default()
-                    });
-                }
-                "model_reply" => {
-                    run.close(&mut open, t, step);
-                    if let Some(s) = run.steps.last_mut() {
-                        s.end = t;
-                        s.stop_reason = text(&e, "stop_reason");
-                        s.reply = text(&e, "text");
-                    }
-                }
-                "tool_call" => {
-                    open = Some((Activity::Tool, t, text(&e, "name")));
-                    if let Some(s) = run.steps.last_mut() {
-                        s.tools.push((text(&e, "name"), text(&e, "input"), String::new()));
-                    }
-                }
-                "tool_result" => {
-                    run.close(&mut open, t, step);
-                    let (name, output) = (text(&e, "name"), text(&e, "output"));
-                    if let Some(tool) = run.steps.last_mut().and_then(|s| s.tools.last_mut()) {
-                        tool.2 = output.clone();
-                    }
-                    if name == "check_background" {
-                        run.polled(&output);
-                    }
-                    pending.push(("tool_result".into(), format!("{name}: {output}")));
-                }
-                "wait_start" => {
-                    open = Some((Activity::Wait, t, "waiting for running tasks".into()))
-                }
-                "wait_end" => {
-                    if let Some(o) = open.as_mut() {
-                        o.2 = format!("waited for tasks: {}", text(&e, "why"));
-                    }
-                    run.close(&mut open, t, step);
-                }
-                "drain" | "inject" => {
-                    let call = e["call"].as_u64();
-                    for id in e["task_ids"].as_array().into_iter().flatten() {
-                        if let Some(task) = run.task(id.as_str().unwrap_or_default()) {
-                            task.drained.get_or_insert(t);
-                            task.injected_into = task.injected_into.or(call);
-                        }
-                    }
-                    if e["event"] == "inject" {
-                        pending.push(("injected".into(), text(&e, "text")));
-                    }
-                }
-                "turn_end" => {
-                    run.close(&mut open, t, step);
-                    idle_since = Some(t);
-                }
-                "task_queued" => run.tasks.push(TaskLane {
-                    id: text(&e, "task_id"),
-                    command: text(&e, "command"),
-                    queued: t,
-                    status: "running".into(),
-                    ..TaskLane::default()
-                }),
-                "task_started" => {
-                    if let Some(task) = run.task(&text(&e, "task_id")) {
-                        task.started = Some(t);
-                    }
-                }
-                "task_finished" => {
-                    if let Some(task) = run.task(&text(&e, "task_id")) {
-                        task.finished = Some(t);
-                        task.status = text(&e, "status");
-                        task.exit_code = e["exit_code"].as_i64();
-                        task.bytes = e["stdout_bytes"].as_u64().unwrap_or_default()
-                            + e["stderr_bytes"].as_u64().unwrap_or_default();
-                    }
-                }
-                _ => {}
+            let event = serde_json::from_str::<Value>(line).ok().filter(Value::is_object);
+            last_is_object = event.is_some() || line.trim().is_empty();
+            if let Some(e) = event {
+                reader.event(&e);
             }
         }
-        if let Some(since) = idle_since {
-            if run.end > since {
-                run.segment(Activity::Idle, since, run.end, "waiting for the user".into(), None);
-                idle.push((since, run.end));
-            }
-        }
-        for task in &mut run.tasks {
-            let Some(done) = task.finished else { continue };
-            let until = task.drained.unwrap_or(run.end);
-            task.waited_idle =
-                idle.iter().map(|&(a, b)| (b.min(until) - a.max(done)).max(0.0)).sum();
-        }
+        let mut run = reader.finish();
+        run.cut_last_line = !last_is_object;
         run
+    }
+
+    /// Reads a trace file's bytes. Bytes that are not UTF-8 (a last line cut inside a
+    /// character) are replaced, so the rest of the trace still shows.
+    pub fn from_bytes(bytes: &[u8]) -> Run {
+        Run::from_lines(String::from_utf8_lossy(bytes).lines())
     }
 
     fn segment(
@@ -223,30 +138,249 @@ impl Run {
             self.segment(activity, start, t, label, step);
         }
     }
+}
 
-    fn task(&mut self, id: &str) -> Option<&mut TaskLane> {
-        self.tasks.iter_mut().find(|t| t.id == id)
+/// A trace being read: the run so far, and what the next lines join to.
+struct Reader {
+    run: Run,
+    /// Each task id's lane (its first, should an id be queued twice), so that joining an event
+    /// to its task does not scan every lane.
+    lanes: HashMap<String, usize>,
+    /// The main loop's stretch under way: a model call, a tool or a wait.
+    open: Option<(Activity, f64, String)>,
+    idle_since: Option<f64>,
+    /// The loop's idle stretches so far, in time order.
+    idle: Vec<(f64, f64)>,
+    /// What is new in the conversation for the next model call.
+    pending: Vec<(String, String)>,
+}
+
+impl Reader {
+    fn new() -> Reader {
+        Reader {
+            run: Run::default(),
+            lanes: HashMap::new(),
+            open: None,
+            idle_since: Some(0.0),
+            idle: Vec::new(),
+            pending: Vec::new(),
+        }
     }
 
-    /// A check_background answer: the tasks it showed as ended were seen by the model.
+    fn event(&mut self, e: &Value) {
+        let t = time(e, self.run.end);
+        self.run.end = t;
+        let step = self.run.steps.len().checked_sub(1);
+        let run = &mut self.run;
+        match e["event"].as_str().unwrap_or_default() {
+            "header" => run.header = e.clone(),
+            "user_input" => {
+                if let Some(since) = self.idle_since.take() {
+                    run.segment(Activity::Idle, since, t, "waiting for the user".into(), None);
+                    self.idle.push((since, t));
+                }
+                self.pending.push(("user".into(), text(e, "text")));
+                run.turns.push((e["turn"].as_u64().unwrap_or_default(), t));
+            }
+            "model_call" => {
+                self.open = Some((Activity::Call, t, format!("call {}", e["call"])));
+                run.steps.push(Step {
+                    call: e["call"].as_u64().unwrap_or_default(),
+                    turn: e["turn"].as_u64().unwrap_or_default(),
+                    start: t,
+                    end: t,
+                    sent: std::mem::take(&mut self.pending),
+                    ..Step::default()
+                });
+            }
+            "model_reply" => {
+                run.close(&mut self.open, t, step);
+                if let Some(s) = run.steps.last_mut() {
+                    s.end = t;
+                    s.stop_reason = text(e, "stop_reason");
+                    s.reply = text(e, "text");
+                }
+            }
+            "tool_call" => {
+                self.open = Some((Activity::Tool, t, text(e, "name")));
+                if let Some(s) = run.steps.last_mut() {
+                    s.tools.push((text(e, "name"), text(e, "input"), String::new()));
+                }
+            }
+            "tool_result" => {
+                run.close(&mut self.open, t, step);
+                let (name, output) = (text(e, "name"), text(e, "output"));
+                if let Some(tool) = run.steps.last_mut().and_then(|s| s.tools.last_mut()) {
+                    tool.2 = output.clone();
+                }
+                if name == "check_background" {
+                    self.polled(&output);
+                }
+                self.pending.push(("tool_result".into(), format!("{name}: {output}")));
+            }
+            "wait_start" => {
+                self.open = Some((Activity::Wait, t, "waiting for running tasks".into()))
+            }
+            "wait_end" => {
+                if let Some(o) = self.open.as_mut() {
+                    o.2 = format!("waited for tasks: {}", text(e, "why"));
+                }
+                run.close(&mut self.open, t, step);
+            }
+            "drain" | "inject" => {
+                let call = e["call"].as_u64();
+                for id in e["task_ids"].as_array().into_iter().flatten() {
+                    if let Some(task) = self.task(id.as_str().unwrap_or_default()) {
+                        task.drained.get_or_insert(t);
+                        task.injected_into = task.injected_into.or(call);
+                    }
+                }
+                if e["event"] == "inject" {
+                    self.pending.push(("injected".into(), text(e, "text")));
+                }
+            }
+            "turn_end" => {
+                run.close(&mut self.open, t, step);
+                self.idle_since = Some(t);
+            }
+            "task_queued" => {
+                let id = text(e, "task_id");
+                self.lanes.entry(id.clone()).or_insert(run.tasks.len());
+                run.tasks.push(TaskLane {
+                    id,
+                    command: text(e, "command"),
+                    queued: t,
+                    status: "running".into(),
+                    ..TaskLane::default()
+                });
+            }
+            "task_started" => {
+                if let Some(task) = self.task(&text(e, "task_id")) {
+                    task.started = Some(t);
+                }
+            }
+            "task_finished" => {
+                if let Some(task) = self.task(&text(e, "task_id")) {
+                    task.finished = Some(t);
+                    task.status = text(e, "status");
+                    task.exit_code = e["exit_code"].as_i64();
+                    // Saturating: two hostile counts near u64::MAX must not overflow.
+                    task.bytes = e["stdout_bytes"]
+                        .as_u64()
+                        .unwrap_or_default()
+                        .saturating_add(e["stderr_bytes"].as_u64().unwrap_or_default());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn task(&mut self, id: &str) -> Option<&mut TaskLane> {
+        self.lanes.get(id).map(|&i| &mut self.run.tasks[i])
+    }
+
+    /// A check_background answer: the tasks it showed as ended were seen by the model. Each of
+    /// its lines is `{id}: [{status}] {command}`; each `: [` in a line is tried as the end of
+    /// an id, so the cost follows the answer's length, not the number of tasks.
     fn polled(&mut self, output: &str) {
-        for task in &mut self.tasks {
-            let listed = output
-                .lines()
-                .any(|l| l.starts_with(&format!("{}: [", task.id)) && !l.contains("[running]"));
-            if listed && task.finished.is_some() && task.drained.is_none() {
-                task.polled = true;
+        for line in output.lines().filter(|l| !l.contains("[running]")) {
+            for (end, _) in line.match_indices(": [") {
+                if let Some(task) = self.task(&line[..end]) {
+                    if task.finished.is_some() && task.drained.is_none() {
+                        task.polled = true;
+                    }
+                }
             }
         }
     }
+
+    fn finish(mut self) -> Run {
+        let mut run = self.run;
+        if let Some(since) = self.idle_since {
+            if run.end > since {
+                run.segment(Activity::Idle, since, run.end, "waiting for the user".into(), None);
+                self.idle.push((since, run.end));
+            }
+        }
+        let idle = Idle::new(self.idle);
+        for task in &mut run.tasks {
+            let Some(done) = task.finished else { continue };
+            task.waited_idle = idle.between(done, task.drained.unwrap_or(run.end));
+        }
+        run
+    }
 }
 
+/// The loop's idle stretches, in time order and apart (times never go backwards), with the
+/// idle seconds before each: the idle time within any span takes two binary searches.
+struct Idle {
+    stretches: Vec<(f64, f64)>,
+    /// `before[k]`: idle seconds in the first `k` stretches.
+    before: Vec<f64>,
+}
+
+impl Idle {
+    fn new(stretches: Vec<(f64, f64)>) -> Idle {
+        let mut before = vec![0.0];
+        for &(start, end) in &stretches {
+            before.push(before[before.len() - 1] + (end - start));
+        }
+        Idle { stretches, before }
+    }
+
+    /// Idle seconds before `t`.
+    fn until(&self, t: f64) -> f64 {
+        let k = self.stretches.partition_point(|&(_, end)| end <= t);
+        let within = self.stretches.get(k).map_or(0.0, |&(start, _)| (t - start).max(0.0));
+        self.before[k] + within
+    }
+
+    /// Idle seconds between `from` and `to` (none if `to` comes first).
+    fn between(&self, from: f64, to: f64) -> f64 {
+        (self.until(to) - self.until(from)).max(0.0)
+    }
+}
+
+/// Text for HTML and SVG: markup characters as entities, and the characters XML 1.0 does not
+/// allow (control characters such as an ANSI colour's ESC, U+FFFE, U+FFFF) left out, so that
+/// the picture stays well-formed XML.
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('\'', "&#39;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&#39;"),
+            '"' => out.push_str("&quot;"),
+            c if xml_char(c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// XML 1.0's `Char` production (a Rust char is never a surrogate).
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | ' '..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// JSON to put inside a `<script>` element. `<`, `>` and `&` become `\u` escapes (they can
+/// only occur inside strings), so no text (`</script>`, `<!--`, `<script`) can change how the
+/// HTML parser reads the element; U+2028 and U+2029 too, which older JavaScript reads as line
+/// ends.
+fn script_json(value: &Value) -> String {
+    let json = value.to_string();
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn short(s: &str, n: usize) -> String {
@@ -488,8 +622,7 @@ pub fn html(run: &Run) -> String {
             s.end - s.start
         );
     }
-    // `</` cannot end the script early once escaped.
-    let steps = steps_json(run).to_string().replace("</", "<\\/");
+    let steps = script_json(&steps_json(run));
     format!(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>\
          <style>{STYLE}</style></head><body data-step='0'><h1>{title}</h1>\
@@ -613,5 +746,149 @@ mod tests {
         let picture = svg(&r);
         assert!(picture.contains("seen twice"));
         assert!(picture.contains("still queued when the trace ends"));
+    }
+
+    #[test]
+    fn the_idle_time_in_a_span_adds_the_stretches_it_covers() {
+        let idle = Idle::new(vec![(0.0, 1.0), (2.0, 4.0), (4.0, 5.0), (7.0, 8.0)]);
+        let brute = |from: f64, to: f64| -> f64 {
+            idle.stretches.iter().map(|&(a, b)| (b.min(to) - a.max(from)).max(0.0)).sum()
+        };
+        for (from, to) in [(0.0, 9.0), (0.5, 2.5), (1.0, 2.0), (3.0, 7.5), (4.5, 4.5), (6.0, 3.0)] {
+            assert!((idle.between(from, to) - brute(from, to)).abs() < 1e-12, "{from} {to}");
+        }
+        assert_eq!(Idle::new(Vec::new()).between(0.0, 1.0), 0.0);
+    }
+
+    /// Ids are joined through a map: the first lane of an id queued twice gets its events, as
+    /// when lanes were searched in order.
+    #[test]
+    fn a_task_id_queued_twice_joins_its_events_to_the_first_lane() {
+        let r = run(&[
+            json!({"t": 0.0, "event": "task_queued", "task_id": "a", "command": "one"}),
+            json!({"t": 0.1, "event": "task_queued", "task_id": "a", "command": "two"}),
+            json!({"t": 0.2, "event": "task_finished", "task_id": "a", "status": "completed"}),
+            json!({"t": 0.3, "event": "tool_result", "name": "check_background",
+                   "output": "x: [y]\na: [completed] one"}),
+        ]);
+        assert_eq!(r.tasks.len(), 2);
+        assert_eq!((r.tasks[0].finished, r.tasks[1].finished), (Some(0.2), None));
+        assert!(r.tasks[0].polled && !r.tasks[1].polled);
+    }
+
+    /// The step data of a page, as it stands between its script tags.
+    fn step_data(page: &str) -> &str {
+        let open = "<script id='step-data' type='application/json'>";
+        let start = page.find(open).unwrap() + open.len();
+        &page[start..start + page[start..].find("</script>").unwrap()]
+    }
+
+    /// `<!--<script>` in a reply made the HTML parser read the rest of the page as part of the
+    /// data block, and so did a conditional comment cut at the 1,000 characters shown.
+    #[test]
+    fn no_text_can_change_where_the_step_data_ends() {
+        let hostile = [
+            "<!--<script>".to_string(),
+            "</script><script>alert(1)</script>".to_string(),
+            format!("{}<!--[if IE]><p>old</p><![endif]-->", "x".repeat(SHOWN - 6)),
+            "a & b > c \u{2028} d \u{2029} e".to_string(),
+        ];
+        let mut lines = vec![json!({"t": 0.0, "event": "header", "mode": "production"})];
+        for (i, reply) in hostile.iter().enumerate() {
+            lines.push(json!({"t": 1.0, "event": "model_call", "turn": 1, "call": i + 1}));
+            lines.push(json!({"t": 2.0, "event": "model_reply", "call": i + 1, "text": reply}));
+        }
+        let page = html(&run(&lines));
+        let data = step_data(&page);
+        assert!(!data.contains(['<', '>', '&', '\u{2028}', '\u{2029}']), "{data}");
+        let steps: Value = serde_json::from_str(data).unwrap();
+        for (step, reply) in steps.as_array().unwrap().iter().zip(&hostile) {
+            assert_eq!(step["reply"], crate::text::prefix(reply, SHOWN));
+        }
+        assert_eq!(page.matches("<script").count(), 2, "the data block and the step-through");
+    }
+
+    /// `t` of ±1.7e308 made durations infinite (null in the page's data) and the step-through
+    /// threw; a time that goes backwards made them negative.
+    #[test]
+    fn times_out_of_range_or_backwards_are_held_so_every_number_stays_finite() {
+        let lines = [
+            r#"{"t": 0, "event": "header", "mode": "production"}"#,
+            r#"{"t": -1.7e308, "event": "model_call", "turn": 1, "call": 1}"#,
+            r#"{"t": 1.7e308, "event": "model_reply", "call": 1}"#,
+            r#"{"t": 1e999, "event": "turn_end"}"#, // out of f64's range: skipped
+            r#"{"t": 1.7e308, "event": "task_queued", "task_id": "a", "command": "x"}"#,
+            r#"{"t": 5, "event": "task_finished", "task_id": "a", "status": "completed",
+                "stdout_bytes": 18446744073709551615, "stderr_bytes": 18446744073709551615}"#,
+            r#"{"event": "model_call", "turn": 1, "call": 2}"#,
+            r#"{"t": "soon", "event": "model_reply", "call": 2}"#,
+        ];
+        let r = Run::from_lines(lines);
+        assert_eq!(r.end, LATEST);
+        assert_eq!(r.steps[0].end - r.steps[0].start, LATEST);
+        let times = r.segments.iter().flat_map(|s| [s.start, s.end]);
+        let times = times.chain(r.steps.iter().flat_map(|s| [s.start, s.end]));
+        assert!(times.clone().all(|t| (0.0..=LATEST).contains(&t)), "{r:?}");
+        for s in &r.steps {
+            assert!(s.end >= s.start);
+        }
+        let a = &r.tasks[0];
+        assert_eq!((a.queued, a.finished, a.bytes), (LATEST, Some(LATEST), u64::MAX));
+        let page = html(&r);
+        let steps: Value = serde_json::from_str(step_data(&page)).unwrap();
+        for step in steps.as_array().unwrap() {
+            assert!(step["duration"].as_f64().is_some_and(f64::is_finite), "{step}");
+            assert!(step["start"].as_f64().is_some_and(f64::is_finite), "{step}");
+        }
+        for word in ["inf", "NaN", "null"] {
+            assert!(!svg(&r).contains(word), "{word}");
+        }
+    }
+
+    /// An ANSI colour's ESC in a command made `--svg` invalid XML.
+    #[test]
+    fn characters_xml_does_not_allow_are_left_out_of_the_picture_and_page() {
+        let command = "printf '\u{1b}[31mred\u{1b}[0m\u{0}\u{7}\u{fffe}\u{ffff}' \t ok";
+        let r = run(&[
+            json!({"t": 0.0, "event": "header", "mode": "production\u{1b}", "model": "m\u{0}"}),
+            json!({"t": 0.1, "event": "task_queued", "task_id": "a\u{1b}", "command": command}),
+            json!({"t": 0.2, "event": "task_finished", "task_id": "a\u{1b}", "status": "x\u{8}"}),
+            json!({"t": 0.3, "event": "model_call", "turn": 1, "call": 1}),
+            json!({"t": 0.4, "event": "model_reply", "call": 1, "stop_reason": "\u{1b}[0m"}),
+        ]);
+        let bad = |c: char| !xml_char(c);
+        for text in [svg(&r), html(&r)] {
+            assert!(!text.contains(bad), "{text:?}");
+            assert!(text.contains("[31mred[0m"), "the rest of the command stays");
+        }
+        assert!(!text_between(&html(&r), "<body", "<script").contains(['\u{1b}', '\u{0}']));
+    }
+
+    fn text_between<'a>(s: &'a str, from: &str, to: &str) -> &'a str {
+        let start = s.find(from).unwrap();
+        &s[start..start + s[start..].find(to).unwrap()]
+    }
+
+    /// A trace cut inside a UTF-8 character was refused whole.
+    #[test]
+    fn a_last_line_cut_inside_a_character_is_left_out_and_the_rest_shows() {
+        let header = br#"{"t": 0, "event": "header", "mode": "production"}"#;
+        let task = |id: &str, command: &[u8]| {
+            let line =
+                format!(r#"{{"t": 1, "event": "task_queued", "task_id": "{id}", "command": ""#);
+            [line.as_bytes(), command, b"\"}"].concat()
+        };
+        // "café" and a byte that is never UTF-8, then a line cut after é's first byte.
+        let mut bytes = [&header[..], b"\n", &task("a", b"caf\xc3\xa9 \xff"), b"\n"].concat();
+        let whole = Run::from_bytes(&bytes);
+        assert!(!whole.cut_last_line);
+        assert_eq!(whole.tasks[0].command, "café \u{fffd}", "a bad byte inside a line");
+        let line = task("b", b"caf\xc3\xa9");
+        bytes.extend_from_slice(&line[..line.len() - 3]);
+        let cut = Run::from_bytes(&bytes);
+        assert!(cut.cut_last_line);
+        assert_eq!(cut.tasks.len(), 1);
+        assert_eq!(cut.header["mode"], "production");
+        assert!(!Run::from_lines(["{}", "", "  "]).cut_last_line, "blank lines are not cut");
     }
 }

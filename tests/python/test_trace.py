@@ -5,6 +5,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from xml.etree import ElementTree
 
 import bgagent
 import pytest
@@ -197,3 +198,69 @@ def test_a_timeline_saves_html_and_svg_and_shows_in_a_notebook(tmp_path):
     assert timeline._repr_html_().startswith("<iframe srcdoc=")
     with pytest.raises(FileNotFoundError):
         bgagent.Timeline.from_trace(tmp_path / "missing.jsonl")
+
+
+def view(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "bgagent", "view", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+HEADER = {"t": 0, "event": "header", "schema": "bgagent-trace", "version": 1, "mode": "production"}
+
+
+def test_a_trace_cut_inside_a_character_shows_all_but_its_last_line_with_a_warning(tmp_path):
+    """A trace read while it is written (or left by a full disk) can end inside a UTF-8
+    character: it was refused whole."""
+    whole = [HEADER, {"t": 1, "event": "task_queued", "task_id": "a", "command": "café"}]
+    cut = json.dumps(
+        {"t": 2, "event": "task_queued", "task_id": "b", "command": "café"}, ensure_ascii=False
+    )
+    text = "\n".join(json.dumps(e, ensure_ascii=False) for e in whole) + "\n" + cut
+    path = tmp_path / "cut.jsonl"
+    data = text.encode()
+    assert data.endswith(b'\xc3\xa9"}')
+    path.write_bytes(data[:-3])  # it ends after the first of é's two bytes
+    out = view(path, "-o", tmp_path / "cut.html", "--svg", tmp_path / "cut.svg")
+    assert out.returncode == 0, out.stderr
+    assert "the last line of" in out.stderr and "is cut" in out.stderr
+    assert "data-task-id='a'" in (tmp_path / "cut.html").read_text()
+    assert "data-task-id='b'" not in (tmp_path / "cut.svg").read_text()
+    with pytest.warns(UserWarning, match="the last line of .* is cut"):
+        timeline = bgagent.Timeline.from_trace(path)
+    assert [json.loads(line) for line in timeline.lines] == whole
+    assert "data-task-id='a'" in timeline.svg()
+
+
+def test_a_whole_trace_is_read_without_a_warning_and_split_only_at_newlines(tmp_path, recwarn):
+    """The writer leaves U+2028 and U+0085 in a text as they are; str.splitlines() cut such a
+    line in two and lost the event."""
+    events = [HEADER, {"t": 1, "event": "user_input", "turn": 1, "text": "a\u2028b\x85c"}]
+    path = tmp_path / "whole.jsonl"
+    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\r\n" for e in events), "utf-8")
+    timeline = bgagent.Timeline.from_trace(path)
+    assert [json.loads(line) for line in timeline.lines] == events
+    assert "turn 1" in timeline.svg()
+    assert not recwarn.list
+
+
+def test_the_picture_is_well_formed_xml_whatever_a_command_prints(tmp_path):
+    """An ANSI colour's ESC in a command made `--svg` invalid XML."""
+    command = "printf '\x1b[31mred\x1b[0m\x07\x00' && echo \ufffe"
+    events = [
+        {**HEADER, "model": "m\x1b"},
+        {"t": 1, "event": "task_queued", "task_id": "a", "command": command},
+        {"t": 2, "event": "task_finished", "task_id": "a", "status": "completed\x1b[0m"},
+    ]
+    path = tmp_path / "ansi.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    out = view(path, "--svg", tmp_path / "ansi.svg")
+    assert out.returncode == 0, out.stderr
+    for picture in ((tmp_path / "ansi.svg").read_text(), bgagent.Timeline.from_trace(path).svg()):
+        root = ElementTree.fromstring(picture)
+        (lane,) = [g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("data-task-id")]
+        assert "[31mred[0m" in "".join(lane.itertext())

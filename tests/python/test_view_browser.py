@@ -251,3 +251,69 @@ def test_a_ten_thousand_event_trace_renders(browser, tmp_path):
     assert browser.evaluate("document.querySelectorAll('[data-task-id]').length") == 1000
     # A figure for the record, not an assertion (shared machines are noisy).
     print(f"10,001-line trace: HTML {size / 1024:.0f} KB, loaded in {seconds:.2f} s")
+
+
+def page_of(events: list, tmp_path: Path) -> Path:
+    """`bgagent view` of these events (dicts, or lines as they are), written as the trace writer
+    writes (U+2028 as it is, not escaped)."""
+    lines = [e if isinstance(e, str) else json.dumps(e, ensure_ascii=False) for e in events]
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    view = bgagent_cli("view", str(trace), "-o", str(tmp_path / "trace.html"), cwd=tmp_path)
+    assert view.returncode == 0, view.stderr
+    return tmp_path / "trace.html"
+
+
+def step_through(browser: Browser, steps: int) -> list[str]:
+    """What the step-through shows at each step, stepping with the right arrow key."""
+    shown = []
+    for step in range(steps):
+        assert browser.evaluate("document.body.dataset.step") == str(step)
+        shown.append(browser.evaluate("document.getElementById('detail').innerText"))
+        browser.key("ArrowRight", 39)
+    return shown
+
+
+HEADER = {"t": 0, "event": "header", "schema": "bgagent-trace", "version": 1, "mode": "production"}
+
+
+def test_no_text_in_a_reply_stops_the_pages_script(browser, tmp_path):
+    """`<!--<script>` made the HTML parser read the rest of the page as part of the inline data
+    block, and so did a conditional comment cut at the 1,000 characters the step-through shows;
+    `</script>` must not end the block either."""
+    replies = [
+        "<!--<script>",
+        "x" * 988 + "<!--[if IE]><p>for old browsers</p><![endif]-->",
+        "</script><script>document.title='replaced'</script>\u2028\u2029 & > end",
+    ]
+    events: list = [HEADER, {"t": 0.1, "event": "user_input", "turn": 1, "text": "<!--<script>"}]
+    for i, text in enumerate(replies):
+        events.append({"t": 1 + i, "event": "model_call", "turn": 1, "call": i + 1})
+        events.append({"t": 1.5 + i, "event": "model_reply", "call": i + 1, "text": text})
+    browser.open(page_of(events, tmp_path))
+    assert browser.errors() == []
+    shown = step_through(browser, 3)
+    assert "<!--<script>" in shown[0]
+    # Cut at 1,000 characters: the comment is left open.
+    assert "x<!--[if IE]>" in shown[1] and "<p>" not in shown[1]
+    assert "</script><script>document.title='replaced'</script>" in shown[2]
+    assert browser.evaluate("document.title").startswith("bgagent run")
+    assert browser.errors() == []
+
+
+def test_times_out_of_range_leave_the_step_through_working(browser, tmp_path):
+    """`t` of ±1.7e308 made durations null in the page's data, and the step-through threw. A
+    `t` of NaN is not JSON: that line is skipped. An ANSI colour in a command stays harmless."""
+    events: list = [HEADER]
+    for call in (1, 2):
+        events.append({"t": -1.7e308, "event": "model_call", "turn": 1, "call": call})
+        events.append({"t": 1.7e308, "event": "model_reply", "call": call, "text": "hi"})
+    events.insert(2, '{"t": NaN, "event": "model_call", "turn": 1, "call": 9}')
+    events.append({"t": 2, "event": "task_queued", "task_id": "a", "command": "\x1b[31mmake"})
+    events.append({"t": 3, "event": "task_finished", "task_id": "a", "status": "completed"})
+    browser.open(page_of(events, tmp_path))
+    assert browser.errors() == []
+    shown = step_through(browser, 2)
+    assert all("NaN" not in text and "Infinity" not in text for text in shown), shown
+    assert browser.evaluate("document.querySelectorAll('[data-task-id]').length") == 1
+    assert browser.errors() == []
