@@ -4,9 +4,10 @@ not notice. The awaits here wake the loop every 0.1 s, so an interrupt lands at 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
 
 T = TypeVar("T")
 
@@ -16,6 +17,10 @@ TICK = 0.1
 async def ticking(awaitable: Awaitable[T]) -> T:
     """Awaits `awaitable`, waking the event loop every TICK seconds meanwhile. Cancelled (or
     interrupted), it cancels what it awaited and raises."""
+    # Imported here, not at the top: asyncio is most of `import bgagent`'s time, and a
+    # caller that awaits has imported it already.
+    import asyncio
+
     future = asyncio.ensure_future(awaitable)
     try:
         while True:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import inspect
 import os
 import threading
 from pathlib import Path
@@ -17,6 +14,11 @@ from .background import BackgroundManager
 from .timeline import Timeline
 
 if TYPE_CHECKING:
+    # asyncio, concurrent.futures and inspect are imported where the async face runs, not
+    # here: they are most of the time `import bgagent` would take.
+    import asyncio
+    import concurrent.futures
+
     from typing_extensions import Self
 
 
@@ -123,6 +125,8 @@ class Agent:
 
     async def loop_async(self, messages: list[Any]) -> None:
         """`loop` for asyncio (see `run_async`)."""
+        import asyncio
+
         event_loop = asyncio.get_running_loop()
         stop = _core.StopFlag()
         client = self.client
@@ -244,6 +248,9 @@ class _OnLoop:
         self.messages = self
 
     def create(self, **kwargs: Any) -> Any:
+        import asyncio
+        import inspect
+
         reply = self._client.messages.create(**kwargs)
         if not inspect.isawaitable(reply):
             return reply

@@ -8,6 +8,7 @@ import threading
 
 import bgagent
 import pytest
+from helpers import run_clean
 
 
 def public_callables():
@@ -124,6 +125,17 @@ def test_a_scripted_client_plays_its_script_and_records_the_requests(tmp_path):
         client.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
     with pytest.raises(ValueError, match="list of"):
         bgagent.ScriptedClient([{"content": "not blocks"}])
+
+
+@pytest.mark.parametrize("module", ["bgagent", "bgagent.s08"])
+def test_importing_leaves_the_async_machinery_unloaded(tmp_path, module):
+    # asyncio, concurrent.futures and inspect took most of the import's time: they are loaded
+    # when the async face is first used.
+    heavy = ["asyncio", "concurrent.futures", "inspect"]
+    script = f"import sys, {module}; print([m for m in {heavy!r} if m in sys.modules])"
+    out = run_clean([sys.executable, "-c", script], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_the_demo_model_answers_the_lessons_prompts(tmp_path):
