@@ -8,6 +8,7 @@ use crate::runtime::{poll_until, runtime, Interrupted, Seconds};
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -70,17 +71,28 @@ impl std::fmt::Debug for HttpConfig {
 #[derive(Debug)]
 pub struct HttpClient {
     config: HttpConfig,
-    http: reqwest::Client,
+    /// Built at the first call: building one reads the system's root certificates (about
+    /// 20 ms), which a client never used (`import bgagent.s08`, an `Agent` given a script)
+    /// should not pay.
+    http: OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl HttpClient {
+    /// Never fails today (the HTTP client is built at the first call, and a failure to build
+    /// it is that call's error); the `Result` stays for the settings it may check later.
     pub fn new(config: HttpConfig) -> Result<Self, ModelError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| ModelError::Config(format!("cannot build the HTTP client: {e}")))?;
-        Ok(HttpClient { config, http })
+        Ok(HttpClient { config, http: OnceLock::new() })
+    }
+
+    fn http(&self) -> Result<reqwest::Client, ModelError> {
+        let built = self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .pool_idle_timeout(Duration::from_secs(60))
+                .build()
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        });
+        built.clone().map_err(ModelError::Config)
     }
 
     pub fn from_env() -> Result<Self, ModelError> {
@@ -113,9 +125,9 @@ impl Model for HttpClient {
         if self.config.stream {
             body["stream"] = Value::Bool(true);
         }
+        let http = self.http()?;
         let (send, progress) = channel();
-        let task =
-            runtime().spawn(call_with_retries(self.http.clone(), self.config.clone(), body, send));
+        let task = runtime().spawn(call_with_retries(http, self.config.clone(), body, send));
         // Wait here, not on the runtime, so Ctrl-C can be noticed between slices.
         let on_text = &mut *ctx.on_text;
         let outcome =
