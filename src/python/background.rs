@@ -420,9 +420,8 @@ pub fn started_line(task_id: &str, command: &str) -> String {
 
 impl Drop for PyBackgroundManager {
     fn drop(&mut self) {
-        // Stopping tasks can take the grace period: do it without holding the GIL.
-        if self.manager.has_running_tasks() {
-            Python::attach(|py| py.detach(|| self.manager.shutdown()));
-        }
+        // Stopping tasks can take the grace period, and removing the temporary log directory
+        // seconds (50,000 files): other Python threads run meanwhile.
+        Python::attach(|py| py.detach(|| self.manager.close()));
     }
 }

@@ -1,5 +1,6 @@
 """bgagent.BackgroundManager from Python: the lesson's contract, plus what production needs."""
 
+import os
 import re
 import subprocess
 import sys
@@ -290,6 +291,35 @@ def test_the_default_log_dir_goes_away_with_the_manager():
     assert (log_dir / f"{bg.tasks.popitem()[0]}.log").read_text() == "logged\n"
     del bg
     wait_until(lambda: not log_dir.exists(), f"{log_dir} is removed")
+
+
+def test_other_threads_run_while_a_dropped_manager_removes_its_log_dir():
+    bg = bgagent.BackgroundManager()
+    log_dir = bg.log_dir
+    (log_dir / "0.log").touch()
+    for i in range(1, 20_000):
+        os.link(log_dir / "0.log", log_dir / f"{i}.log")  # far quicker to make than files
+    # The removal reads the directory in this order: these go first, the directory last.
+    first = [log_dir / name for name in os.listdir(log_dir)[:10]]
+    owner = [bg]
+    del bg
+    dropped = threading.Event()
+
+    def drop():
+        owner.clear()  # the last reference: the manager is dropped here
+        dropped.set()
+
+    dropper = threading.Thread(target=drop)
+    seen_midway = False
+    dropper.start()
+    # This thread keeps running during the removal only if the GIL is released meanwhile:
+    # it then sees files gone while the directory is still there.
+    while not dropped.is_set():
+        if log_dir.exists() and not all(f.exists() for f in first):
+            seen_midway = True
+    dropper.join()
+    assert not log_dir.exists(), "the log directory is removed before the drop returns"
+    assert seen_midway, "no other thread ran while the log directory was being removed"
 
 
 def test_each_task_gets_the_environment_as_it_is_when_it_starts(bg, monkeypatch):
