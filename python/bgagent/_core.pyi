@@ -160,10 +160,13 @@ class Client:
 @final
 class ScriptedClient:
     """A client whose `messages.create` answers with the next scripted response (a dict with
-    `content` blocks and a `stop_reason`), recording the requests; `demo()` is `--demo`'s."""
+    `content` blocks and a `stop_reason`), recording the last `keep_requests` requests (None:
+    every one); `demo()` is `--demo`'s."""
 
     DEMO_PROMPTS: list[str]
-    def __new__(cls, responses: list[dict[str, Any]]) -> Self: ...
+    def __new__(
+        cls, responses: list[dict[str, Any]], *, keep_requests: int | None = 100
+    ) -> Self: ...
     @staticmethod
     def demo() -> ScriptedClient: ...
     @property

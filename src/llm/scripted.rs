@@ -6,12 +6,30 @@ use std::sync::Mutex;
 
 pub struct ScriptedModel {
     responses: Mutex<VecDeque<Response>>,
-    requests: Mutex<Vec<Request>>,
+    requests: Mutex<VecDeque<Request>>,
+    /// At most this many requests are kept, the latest (`None`: every one).
+    keep: Option<usize>,
 }
 
 impl ScriptedModel {
+    /// How many of the latest requests are kept unless told otherwise. Each request holds the
+    /// whole conversation, so keeping every one of a long run costs memory quadratic in its
+    /// length (845 MiB after 1,000 one-call turns), while tests look at the last few.
+    pub const KEEP_REQUESTS: usize = 100;
+
+    /// Keeps the last [`Self::KEEP_REQUESTS`] requests; see [`ScriptedModel::keeping`].
     pub fn new(responses: Vec<Response>) -> Self {
-        ScriptedModel { responses: Mutex::new(responses.into()), requests: Mutex::new(Vec::new()) }
+        ScriptedModel {
+            responses: Mutex::new(responses.into()),
+            requests: Mutex::new(VecDeque::new()),
+            keep: Some(Self::KEEP_REQUESTS),
+        }
+    }
+
+    /// Keeps the last `keep` requests (`None`: every one, `Some(0)`: none).
+    pub fn keeping(mut self, keep: Option<usize>) -> Self {
+        self.keep = keep;
+        self
     }
 
     /// Reads a JSON file holding a list of responses (`{"content": [...], "stop_reason": ...}`).
@@ -28,19 +46,30 @@ impl ScriptedModel {
         Ok(Self::new(responses))
     }
 
-    /// Every request received so far.
+    /// The requests received so far, oldest first: the last ones, as many as it keeps.
     pub fn requests(&self) -> Vec<Request> {
-        self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
     }
 
     pub fn remaining(&self) -> usize {
         self.responses.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
+
+    fn record(&self, request: &Request) {
+        if self.keep == Some(0) {
+            return;
+        }
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if self.keep.is_some_and(|keep| requests.len() >= keep) {
+            requests.pop_front();
+        }
+        requests.push_back(request.clone());
+    }
 }
 
 impl Model for ScriptedModel {
     fn create(&self, request: &Request, ctx: &mut CallContext) -> Result<Response, ModelError> {
-        self.requests.lock().unwrap_or_else(|p| p.into_inner()).push(request.clone());
+        self.record(request);
         let next = self.responses.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
         let response = next.ok_or_else(|| {
             ModelError::Other("the scripted model has no response left".to_string())
@@ -50,5 +79,54 @@ impl Model for ScriptedModel {
             (ctx.on_text)(&text);
         }
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEEP_REQUESTS: usize = ScriptedModel::KEEP_REQUESTS;
+
+    /// A request told apart from the others by its `max_tokens`.
+    fn ask(model: &ScriptedModel, n: u32) {
+        let request = Request {
+            model: "m".into(),
+            system: String::new(),
+            messages: Vec::new(),
+            tools: Vec::new(),
+            max_tokens: n,
+            extra: Default::default(),
+        };
+        let mut ignore = |_: &str| {};
+        let mut ctx = CallContext { on_text: &mut ignore, interrupted: &|| false };
+        model.create(&request, &mut ctx).unwrap();
+    }
+
+    fn kept(model: &ScriptedModel) -> Vec<u32> {
+        model.requests().iter().map(|r| r.max_tokens).collect()
+    }
+
+    #[test]
+    fn keeps_the_latest_requests_up_to_its_bound() {
+        let model = ScriptedModel::new(vec![Response::default(); 5]).keeping(Some(3));
+        (1..=5).for_each(|n| ask(&model, n));
+        assert_eq!(kept(&model), [3, 4, 5]);
+
+        let all = ScriptedModel::new(vec![Response::default(); 5]).keeping(None);
+        (1..=5).for_each(|n| ask(&all, n));
+        assert_eq!(kept(&all), [1, 2, 3, 4, 5]);
+
+        let none = ScriptedModel::new(vec![Response::default(); 2]).keeping(Some(0));
+        (1..=2).for_each(|n| ask(&none, n));
+        assert_eq!(kept(&none), [] as [u32; 0]);
+        assert_eq!(none.remaining(), 0, "the replies are given all the same");
+    }
+
+    #[test]
+    fn keeps_a_hundred_by_default() {
+        let model = ScriptedModel::new(vec![Response::default(); KEEP_REQUESTS + 20]);
+        (1..=KEEP_REQUESTS as u32 + 20).for_each(|n| ask(&model, n));
+        assert_eq!(kept(&model), (21..=KEEP_REQUESTS as u32 + 20).collect::<Vec<_>>());
     }
 }

@@ -11,7 +11,8 @@ use pyo3::types::{PyDict, PyList};
 use std::sync::Arc;
 
 /// A client whose `messages.create` answers with the next of `responses` (each a dict with
-/// `content` blocks and a `stop_reason`), recording the requests it got.
+/// `content` blocks and a `stop_reason`), recording the last `keep_requests` requests it got
+/// (100 unless told; None: every one).
 #[pyclass(frozen, name = "ScriptedClient", module = "bgagent")]
 pub struct PyScriptedClient {
     pub(crate) model: Arc<dyn Model>,
@@ -21,13 +22,16 @@ pub struct PyScriptedClient {
 #[pymethods]
 impl PyScriptedClient {
     #[new]
-    fn new(responses: &Bound<'_, PyAny>) -> PyResult<Self> {
+    // The signature Python shows names the default itself (ScriptedModel::KEEP_REQUESTS).
+    #[pyo3(signature = (responses, *, keep_requests=Some(ScriptedModel::KEEP_REQUESTS)),
+           text_signature = "(responses, *, keep_requests=100)")]
+    fn new(responses: &Bound<'_, PyAny>, keep_requests: Option<usize>) -> PyResult<Self> {
         let parsed: Vec<Response> = serde_json::from_value(to_json(responses)?).map_err(|e| {
             PyValueError::new_err(format!(
                 "responses must be a list of {{'content': [...], 'stop_reason': ...}}: {e}"
             ))
         })?;
-        let script = Arc::new(ScriptedModel::new(parsed));
+        let script = Arc::new(ScriptedModel::new(parsed).keeping(keep_requests));
         Ok(PyScriptedClient { model: script.clone(), script: Some(script) })
     }
 
@@ -69,7 +73,8 @@ impl PyScriptedClient {
         create_message(py, self.model.as_ref(), &request)
     }
 
-    /// The requests received so far, as the JSON bodies a server would have got.
+    /// The requests received so far (the last `keep_requests`), as the JSON bodies a server
+    /// would have got, oldest first.
     #[getter]
     fn requests<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let sent = self.script.as_ref().map(|s| s.requests()).unwrap_or_default();

@@ -127,6 +127,28 @@ def test_a_scripted_client_plays_its_script_and_records_the_requests(tmp_path):
         bgagent.ScriptedClient([{"content": "not blocks"}])
 
 
+def test_a_scripted_client_keeps_the_last_requests_only(tmp_path):
+    def calls(client, n):
+        for i in range(n):
+            client.messages.create(
+                model="m", max_tokens=5, messages=[{"role": "user", "content": f"call {i}"}]
+            )
+        return [r["messages"][0]["content"] for r in client.requests]
+
+    reply = {"content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn"}
+    assert inspect.signature(bgagent.ScriptedClient).parameters["keep_requests"].default == 100
+    kept = calls(bgagent.ScriptedClient([reply] * 105), 105)
+    assert kept == [f"call {i}" for i in range(5, 105)]
+    assert calls(bgagent.ScriptedClient([reply] * 5, keep_requests=2), 5) == ["call 3", "call 4"]
+    every = calls(bgagent.ScriptedClient([reply] * 120, keep_requests=None), 120)
+    assert every == [f"call {i}" for i in range(120)]
+    none = bgagent.ScriptedClient([reply] * 3, keep_requests=0)
+    assert calls(none, 3) == []
+    assert none.remaining == 0, "the replies are given all the same"
+    with pytest.raises(OverflowError):
+        bgagent.ScriptedClient([reply], keep_requests=-1)
+
+
 @pytest.mark.parametrize("module", ["bgagent", "bgagent.s08"])
 def test_importing_leaves_the_async_machinery_unloaded(tmp_path, module):
     # asyncio, concurrent.futures and inspect took most of the import's time: they are loaded
