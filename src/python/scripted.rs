@@ -77,11 +77,10 @@ impl PyScriptedClient {
     /// would have got, oldest first.
     #[getter]
     fn requests<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let sent = self.script.as_ref().map(|s| s.requests()).unwrap_or_default();
-        let bodies = sent.iter().map(|r| serde_json::to_value(r).unwrap_or_default());
+        let bodies = self.script.as_ref().map(|s| s.requests()).unwrap_or_default();
         let list = PyList::empty(py);
-        for body in bodies {
-            list.append(super::convert::to_py(py, &body)?)?;
+        for body in &bodies {
+            list.append(super::convert::to_py(py, body)?)?;
         }
         Ok(list)
     }
