@@ -100,6 +100,9 @@ pub trait Conversation: Send {
     }
     /// Every message as JSON, for the request.
     fn to_json(&self) -> Result<Vec<Value>>;
+    /// What `to_json` gave, back once the request is done with it: a conversation that keeps
+    /// its messages converted (Python's) takes them back instead of copying them each call.
+    fn sent(&self, _messages: Vec<Value>) {}
     /// Appends a user message (text or a list of blocks).
     fn push_user(&mut self, content: Value) -> Result<()>;
     fn push_assistant(&mut self, response: &Response) -> Result<()>;
@@ -236,7 +239,9 @@ impl Loop<'_> {
         let events = &mut *self.events;
         let mut on_text = |piece: &str| events.text(piece);
         let mut ctx = CallContext { on_text: &mut on_text, interrupted: self.interrupted };
-        let response = self.model.create(&request, &mut ctx).map_err(|e| match e {
+        let response = self.model.create(&request, &mut ctx);
+        messages.sent(request.messages);
+        let response = response.map_err(|e| match e {
             ModelError::Interrupted => Error::Interrupted,
             other => Error::Model(other),
         })?;

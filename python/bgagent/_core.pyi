@@ -21,6 +21,7 @@ __all__ = [
     "Client",
     "ConfigError",
     "InternalServerError",
+    "MessageCache",
     "MessageStream",
     "NotFoundError",
     "PermissionDeniedError",
@@ -215,6 +216,13 @@ class StopFlag:
     def set(self) -> None: ...
     def is_set(self) -> bool: ...
 
+@final
+class MessageCache:
+    """What an Agent keeps of its conversation between runs (`run_loop(cache=...)`), so that a
+    model call converts only the messages that are new or changed since the last."""
+
+    def __new__(cls) -> Self: ...
+
 def run_loop(
     messages: list[Any],
     *,
@@ -234,6 +242,7 @@ def run_loop(
     overrides: dict[str, Callable[..., Any]] | None = None,
     drain: Callable[[], list[Notification]] | None = None,
     trace: Tracer | None = None,
+    cache: MessageCache | None = None,
 ) -> None: ...
 def safe_path(workdir: str | PathLike[str], p: str) -> Path: ...
 def _set_supervisor(argv: list[str]) -> None: ...

@@ -66,6 +66,8 @@ class Agent:
         self.max_tokens = max_tokens
         self.echo = echo
         self.messages: list[Any] = []
+        # The messages as last sent, so each model call converts only what is new or changed.
+        self._sent = _core.MessageCache()
         # Every run is traced: into `trace` (JSON lines) if given, else in memory for timeline().
         self.tracer = _core.Tracer(
             None if trace is None else os.fspath(trace),
@@ -97,6 +99,7 @@ class Agent:
             overrides=overrides,
             drain=drain,
             trace=self.tracer,
+            cache=self._sent,
         )
 
     def run(self, prompt: str) -> str:

@@ -4,11 +4,12 @@
 //! conversation list, a Python client, Python tool handlers, `print`, and the signal check.
 
 use super::background::PyBackgroundManager;
+use super::conversation::{MessageCache, PyConversation};
 use super::convert::{to_block, to_json, to_py};
 use super::errors::{core_error, model_error, ConfigError};
 use super::scripted::PyScriptedClient;
 use super::Pending;
-use crate::agent::{Conversation, Drain, Loop, LoopConfig, LoopEvents, LoopPolicy};
+use crate::agent::{Drain, Loop, LoopConfig, LoopEvents, LoopPolicy};
 use crate::background::Notification;
 use crate::error::{Error, Result};
 use crate::exec::{LocalExecutor, LocalSettings};
@@ -25,64 +26,6 @@ use std::sync::{Arc, OnceLock};
 
 fn is_interrupt(py: Python<'_>, e: &PyErr) -> bool {
     e.is_instance_of::<PyKeyboardInterrupt>(py)
-}
-
-/// `messages` as a Python list, mutated in place like the lesson's.
-struct PyConversation<'a> {
-    list: Py<PyList>,
-    pending: &'a Pending,
-}
-
-impl PyConversation<'_> {
-    fn append(
-        &self,
-        role: &str,
-        content: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>>,
-    ) -> Result<()> {
-        Python::attach(|py| {
-            let message = PyDict::new(py);
-            message.set_item("role", role)?;
-            message.set_item("content", content(py)?)?;
-            self.list.bind(py).append(message)
-        })
-        .map_err(|e| {
-            let text = e.to_string();
-            self.pending.keep(e);
-            Error::InvalidMessage(text)
-        })
-    }
-}
-
-impl Conversation for PyConversation<'_> {
-    fn len(&self) -> usize {
-        Python::attach(|py| self.list.bind(py).len())
-    }
-
-    fn to_json(&self) -> Result<Vec<Value>> {
-        Python::attach(|py| {
-            let list = self.list.bind(py);
-            list.iter().map(|m| to_json(&m)).collect::<PyResult<Vec<_>>>()
-        })
-        .map_err(|e| {
-            let text = e.to_string();
-            self.pending.keep(e);
-            Error::InvalidMessage(text)
-        })
-    }
-
-    fn push_user(&mut self, content: Value) -> Result<()> {
-        self.append("user", |py| Ok(to_py(py, &content)?.unbind()))
-    }
-
-    fn push_assistant(&mut self, response: &Response) -> Result<()> {
-        self.append("assistant", |py| {
-            let blocks = PyList::empty(py);
-            for block in &response.content {
-                blocks.append(to_block(py, block)?)?;
-            }
-            Ok(blocks.into_any().unbind())
-        })
-    }
 }
 
 /// Any Python object with `.messages.create(**kwargs)`: `anthropic.Anthropic()`, a fake.
@@ -110,7 +53,11 @@ impl Model for PyModel<'_> {
                 let kwargs = PyDict::new(py);
                 kwargs.set_item("model", &self.model)?;
                 kwargs.set_item("system", &request.system)?;
-                kwargs.set_item("messages", to_py(py, &json!(request.messages))?)?;
+                let messages = PyList::empty(py);
+                for message in &request.messages {
+                    messages.append(to_py(py, message)?)?;
+                }
+                kwargs.set_item("messages", messages)?;
                 kwargs.set_item("tools", to_py(py, &json!(request.tools))?)?;
                 kwargs.set_item("max_tokens", request.max_tokens)?;
                 let messages = self.client.bind(py).getattr("messages")?;
@@ -455,7 +402,7 @@ impl StopFlag {
 #[pyfunction]
 #[pyo3(signature = (messages, *, client, model, system, manager, workdir, tools=None, handlers=None,
                     mirror=false, max_wait=300.0, max_tokens=8000, echo=true, pass_api_key=false,
-                    stop=None, overrides=None, drain=None, trace=None))]
+                    stop=None, overrides=None, drain=None, trace=None, cache=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_loop(
     py: Python<'_>,
@@ -476,6 +423,7 @@ pub fn run_loop(
     overrides: Option<&Bound<'_, PyDict>>,
     drain: Option<&Bound<'_, PyAny>>,
     trace: Option<&Bound<'_, super::trace::PyTracer>>,
+    cache: Option<&Bound<'_, MessageCache>>,
 ) -> PyResult<()> {
     let tracer = trace.map(|t| Arc::clone(&t.get().tracer));
     let stop = stop.map(|s| Arc::clone(&s.get().0));
@@ -523,7 +471,8 @@ pub fn run_loop(
         (None, Builtin::Overridden(t)) => t,
         (None, Builtin::Plain(t)) => t,
     };
-    let mut conversation = PyConversation { list: messages.clone().unbind(), pending: &pending };
+    let sent = cache.map(|c| c.get().take()).unwrap_or_default();
+    let mut conversation = PyConversation::new(messages.clone().unbind(), &pending, sent);
     let mut events = PyEvents { echo };
     let user = last_user_text(messages);
     let result = py.detach(|| {
@@ -540,6 +489,9 @@ pub fn run_loop(
             agent_loop.run(&mut conversation)
         })
     });
+    if let Some(cache) = cache {
+        cache.get().put(conversation.into_sent());
+    }
     // A Python exception raised inside (Ctrl-C, a Python client's error) is raised as itself.
     result.map_err(|e| pending.take().unwrap_or_else(|| core_error(py, &e)))
 }

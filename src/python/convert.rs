@@ -4,7 +4,7 @@
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
 /// How many dicts and lists (or objects standing for them) may enclose one another.
@@ -139,4 +139,95 @@ pub fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>>
 pub fn to_block<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
     let block = py.import("bgagent._blocks")?.getattr("Block")?;
     block.call1((to_py(py, value)?,))
+}
+
+/// What a value was made of when it was converted, to tell later, without converting it again,
+/// that it is still the same: every object met, in the order the conversion meets them, with
+/// the size of each dict, list and tuple. The objects are kept alive, so an address met again
+/// is the same object: a str, int, float, bool or None is then the same value, and a dict,
+/// list or tuple is if it holds the same objects in the same order.
+pub struct Snapshot(Vec<Seen>);
+
+struct Seen {
+    object: Py<PyAny>,
+    /// Entries of a dict, list or tuple (0 for the rest).
+    len: usize,
+}
+
+impl Snapshot {
+    /// The snapshot of `obj`, or None if it holds anything but dicts, lists, tuples and exact
+    /// str, int, float, bool or None: an SDK object or a str subclass is converted by calling
+    /// its code, whose answer may change without any of its objects changing.
+    pub fn of(obj: &Bound<'_, PyAny>) -> Option<Snapshot> {
+        let mut seen = Vec::new();
+        record(obj, &mut seen, 0)?;
+        Some(Snapshot(seen))
+    }
+
+    /// True if `obj` is still the value this snapshot was taken of.
+    pub fn matches(&self, obj: &Bound<'_, PyAny>) -> bool {
+        let mut rest = self.0.iter();
+        unchanged(obj, &mut rest) && rest.next().is_none()
+    }
+}
+
+fn is_plain_scalar(obj: &Bound<'_, PyAny>) -> bool {
+    obj.is_none()
+        || obj.is_exact_instance_of::<PyString>()
+        || obj.is_exact_instance_of::<PyInt>()
+        || obj.is_exact_instance_of::<PyFloat>()
+        || obj.is_exact_instance_of::<PyBool>()
+}
+
+fn record(obj: &Bound<'_, PyAny>, seen: &mut Vec<Seen>, depth: usize) -> Option<()> {
+    let mut push = |o: &Bound<'_, PyAny>, len| seen.push(Seen { object: o.clone().unbind(), len });
+    if is_plain_scalar(obj) {
+        push(obj, 0);
+        return Some(());
+    }
+    // As deep as a conversion goes; past that it fails, so there is nothing to keep.
+    let inner = enter(depth).ok()?;
+    if let Ok(d) = obj.cast::<PyDict>() {
+        push(obj, d.len());
+        for (k, v) in d.iter() {
+            if !k.is_exact_instance_of::<PyString>() {
+                return None;
+            }
+            seen.push(Seen { object: k.unbind(), len: 0 });
+            record(&v, seen, inner)?;
+        }
+    } else if let Ok(list) = obj.cast::<PyList>() {
+        push(obj, list.len());
+        for item in list.iter() {
+            record(&item, seen, inner)?;
+        }
+    } else if let Ok(tuple) = obj.cast::<PyTuple>() {
+        push(obj, tuple.len());
+        for item in tuple.iter() {
+            record(&item, seen, inner)?;
+        }
+    } else {
+        return None;
+    }
+    Some(())
+}
+
+/// Walks `obj` as `record` did, comparing each object met with the next one seen then.
+fn unchanged<'a>(obj: &Bound<'_, PyAny>, rest: &mut impl Iterator<Item = &'a Seen>) -> bool {
+    let Some(seen) = rest.next() else { return false };
+    if !obj.is(&seen.object) {
+        return false;
+    }
+    // The same object: a scalar is the same value; a container must hold the same objects.
+    if let Ok(d) = obj.cast::<PyDict>() {
+        d.len() == seen.len
+            && d.iter()
+                .all(|(k, v)| rest.next().is_some_and(|s| k.is(&s.object)) && unchanged(&v, rest))
+    } else if let Ok(list) = obj.cast::<PyList>() {
+        list.len() == seen.len && list.iter().all(|item| unchanged(&item, rest))
+    } else if let Ok(tuple) = obj.cast::<PyTuple>() {
+        tuple.len() == seen.len && tuple.iter().all(|item| unchanged(&item, rest))
+    } else {
+        true
+    }
 }

@@ -4,6 +4,7 @@
 mod agent;
 mod aio;
 mod background;
+mod conversation;
 mod convert;
 mod errors;
 mod scripted;
@@ -111,6 +112,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<background::PyTaskEvents>()?;
     m.add_class::<agent::PyClient>()?;
     m.add_class::<agent::StopFlag>()?;
+    m.add_class::<conversation::MessageCache>()?;
     m.add_class::<scripted::PyScriptedClient>()?;
     m.add_class::<trace::PyTracer>()?;
     m.add_function(wrap_pyfunction!(trace::render_html, m)?)?;

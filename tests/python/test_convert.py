@@ -1,5 +1,6 @@
 """Python values to JSON and back, through the public API: what is sent, what is refused."""
 
+import json
 import math
 import sys
 import types
@@ -9,7 +10,7 @@ import bgagent
 import pytest
 from bgagent import s08
 from helpers import run_clean
-from messages_server import message, text
+from messages_server import message, text, tool_use
 
 TOO_DEEP = r"nested too deeply \(more than 256 levels\) or contains itself"
 
@@ -233,3 +234,77 @@ def test_tool_handlers_get_plain_keyword_arguments(tmp_path, monkeypatch):
     assert seen == [{"opts": {"deep": [1, {"x": 2}]}}]
     assert type(seen[0]["opts"]) is dict and type(seen[0]["opts"]["deep"]) is list
     assert messages[2]["content"][0]["content"] == "ok"
+
+
+def test_each_model_call_sends_the_conversation_as_it_is_then(tmp_path):
+    # Messages unchanged since the last call are not converted again: whatever is changed, in
+    # place or not, between runs or during one, is sent as it is at the call.
+    reply = {"content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn"}
+    client = bgagent.ScriptedClient([reply] * 20, keep_requests=None)
+    agent = bgagent.Agent(model="m", client=client, workdir=tmp_path, echo=False)
+
+    def run_and_check(prompt):
+        expected = json.loads(json.dumps([*agent.messages, {"role": "user", "content": prompt}]))
+        agent.run(prompt)
+        assert client.requests[-1]["messages"] == expected
+
+    run_and_check("one")
+    run_and_check("two")
+    m = agent.messages
+    m[0]["content"] = "one, edited"
+    run_and_check("three")
+    m[1]["content"][0]["text"] = "edited reply"  # a Block the loop made, changed in place
+    run_and_check("four")
+    m[1]["content"].append({"type": "text", "text": "more"})
+    run_and_check("five")
+    block = m[1]["content"][0]
+    block["type"] = block.pop("type")  # the same keys and values, in another order
+    run_and_check("six")
+    shared = {"type": "text", "text": "twice"}
+    m[2]["content"] = (shared, [shared])
+    run_and_check("seven")
+    shared["text"] = "changed in both places"
+    run_and_check("eight")
+    m[2]["content"][1].append("inside a tuple's list")
+    run_and_check("nine")
+    sdk_text = anthropic.types.TextBlock(type="text", text="from the sdk")
+    m[3]["content"] = [sdk_text]
+    count = len(m)
+    agent.run("ten")
+    assert client.requests[-1]["messages"][3]["content"] == [
+        {"type": "text", "text": "from the sdk"}
+    ]
+    sdk_text.text = "the sdk object changed"
+    agent.run("eleven")
+    assert client.requests[-1]["messages"][3]["content"][0]["text"] == "the sdk object changed"
+    assert len(client.requests[-1]["messages"]) == count + 3
+    m[3]["content"] = "plain again"
+    del m[4:8]
+    m.insert(0, {"role": "user", "content": "inserted first"})
+    run_and_check("twelve")
+    agent.messages = [
+        {"role": "user", "content": "a new list"},
+        {"role": "assistant", "content": "k"},
+    ]
+    run_and_check("thirteen")
+
+
+def test_a_message_changed_during_a_run_is_sent_changed(tmp_path):
+    class Editing(bgagent.BackgroundManager):
+        def check(self, task_id=None):
+            agent.messages[0]["content"][0]["text"] = "edited by a tool"
+            return super().check(task_id)
+
+    client = bgagent.ScriptedClient(
+        [
+            message([tool_use("check_background", {})], stop_reason="tool_use"),
+            message([text("done")]),
+        ]
+    )
+    with Editing(tmp_path) as manager:
+        agent = bgagent.Agent(model="m", client=client, manager=manager, echo=False)
+        agent.messages.append({"role": "user", "content": [{"type": "text", "text": "go"}]})
+        agent.loop(agent.messages)
+    first, second = client.requests
+    assert first["messages"][0]["content"][0]["text"] == "go"
+    assert second["messages"][0]["content"][0]["text"] == "edited by a tool"
