@@ -396,20 +396,11 @@ pub fn started_line(id: &str, command: &str) -> String {
     format!("Background task {id} started: {}", prefix(command, 80))
 }
 
-impl BackgroundManager {
-    /// What dropping the manager does, for callers that choose the thread it runs on: stops
-    /// every running task, then removes what the executor keeps for itself (the temporary log
-    /// directory, which can take seconds with many files). The manager is not used after it.
-    pub fn close(&self) {
+impl Drop for BackgroundManager {
+    fn drop(&mut self) {
         self.shutdown();
         // Now, not when the last task watcher lets go of `inner` a moment later.
         self.inner.close_executor();
-    }
-}
-
-impl Drop for BackgroundManager {
-    fn drop(&mut self) {
-        self.close();
     }
 }
 
