@@ -704,3 +704,75 @@ fn a_dotenv_that_is_a_fifo_or_a_device_is_not_read_and_the_cli_goes_on() {
         }
     }
 }
+
+/// The binary in `dir` (as [`bgagent`]), run as the unprivileged user 65534 when the test
+/// runs as root: root may read any process's memory, so only another user shows what a
+/// same-user task can do.
+fn bgagent_unprivileged(dir: &Dir) -> Command {
+    let program = env!("CARGO_BIN_EXE_bgagent");
+    // SAFETY: geteuid only reads this process's credentials.
+    let cmd = if unsafe { libc::geteuid() } == 0 {
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", program]);
+        setpriv
+    } else {
+        Command::new(program)
+    };
+    in_clean_env(cmd, dir, None)
+}
+
+/// Run by a task: waits (at most 30 s) for the test to write the CLI's pid, then reads that
+/// process's `/proc/PID/environ` and `/proc/PID/mem`; output, stderr and exit status go to
+/// files of the work directory.
+const READ_THE_CLI: &str =
+    "n=0; until [ -s cli.pid ] || [ $n -ge 3000 ]; do sleep 0.01; n=$((n+1)); done; \
+     cli=$(cat cli.pid); \
+     cat /proc/$cli/environ > environ.out 2> environ.err; echo $? > environ.rc; \
+     head -c 4096 /proc/$cli/mem > mem.out 2> mem.err; echo $? > mem.rc";
+
+#[test]
+fn a_task_cannot_read_the_key_from_the_cli() {
+    use std::os::unix::fs::PermissionsExt;
+    let key = "sk-held-by-the-cli-0123456789";
+    for key_in_dotenv in [false, true] {
+        let dir = Dir::new();
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let script = dir.0.join("script.json");
+        let uses = json!([{"type": "tool_use", "id": "t1", "name": "bash",
+                           "input": {"command": READ_THE_CLI}}]);
+        std::fs::write(
+            &script,
+            json!([
+                {"content": uses, "stop_reason": "tool_use"},
+                {"content": [{"type": "text", "text": "read"}], "stop_reason": "end_turn"}
+            ])
+            .to_string(),
+        )
+        .unwrap();
+        let mut cmd = bgagent_unprivileged(&dir);
+        cmd.args(["-p", "go", "--script"]).arg(&script);
+        if key_in_dotenv {
+            std::fs::write(dir.0.join(".env"), format!("ANTHROPIC_API_KEY={key}\n")).unwrap();
+        } else {
+            cmd.env("ANTHROPIC_API_KEY", key);
+        }
+        let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        // setpriv execs the CLI in place: it keeps this pid.
+        std::fs::write(dir.0.join("cli.pid.new"), child.id().to_string()).unwrap();
+        std::fs::rename(dir.0.join("cli.pid.new"), dir.0.join("cli.pid")).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", err(&o));
+        let read = |name: &str| std::fs::read_to_string(dir.0.join(name)).unwrap_or_default();
+        let what = if key_in_dotenv { "key in .env" } else { "key exported" };
+        assert!(!read("environ.rc").is_empty(), "{what}: the task ran");
+        assert!(!read("environ.out").contains(key), "{what}: the key was read from environ");
+        assert_ne!(read("environ.rc").trim(), "0", "{what}: environ was read");
+        assert!(
+            read("environ.err").contains("Permission denied"),
+            "{what}: {}",
+            read("environ.err")
+        );
+        assert!(read("mem.err").contains("Permission denied"), "{what}: {}", read("mem.err"));
+        assert_eq!(read("mem.out"), "", "{what}");
+    }
+}

@@ -133,6 +133,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Some(Command::View { trace, output, svg }) => view(&trace, output, svg),
         None => {
             load_env_file(args.mirror, args.trust_dotenv_base_url);
+            guard_the_key();
             run(args)
         }
     };
@@ -178,6 +179,21 @@ fn load_env_file(mirror: bool, trust_base_url: bool) {
     }
     if let Some(line) = env_file::warning(&decision.ignored) {
         eprintln!("{line}");
+    }
+}
+
+/// While the process holds a key (exported, or from `.env`), it is not dumpable: a task (or any
+/// other process of the same user) can no longer read its `/proc/PID/environ` or
+/// `/proc/PID/mem`, nor ptrace it. A core dump, which would hold the key too, is not written.
+fn guard_the_key() {
+    let holds_key =
+        crate::text::SECRET_VARS.iter().any(|n| std::env::var_os(n).is_some_and(|v| !v.is_empty()));
+    if holds_key {
+        // SAFETY: PR_SET_DUMPABLE takes one integer argument and changes only this process.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+            let e = std::io::Error::last_os_error();
+            eprintln!("bgagent: cannot keep other processes from reading the key: {e}");
+        }
     }
 }
 
