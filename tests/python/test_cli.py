@@ -168,6 +168,47 @@ def test_a_task_cannot_read_the_key_from_the_cli_in_its_python_process():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_two_repls_in_one_directory_both_keep_their_history(tmp_path):
+    script = tmp_path / "script.json"
+    script.write_text("[]")  # the commands typed here never call the model
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "NO_COLOR": "1"}
+    args = [str(SCRIPT), "--script", str(script)]
+    repls = []
+    try:
+        for _ in range(2):
+            main, child = pty.openpty()
+            proc = subprocess.Popen(
+                args, stdin=child, stdout=child, stderr=child, cwd=tmp_path, env=env
+            )
+            os.close(child)
+            repls.append((proc, main, Terminal(main)))
+            repls[-1][2].expect("s08 >> ")
+        (a, a_fd, a_term), (b, b_fd, b_term) = repls
+        # Each has read the history as it was at its start: nothing yet.
+        os.write(a_fd, b"/help\r")
+        a_term.expect("this list")
+        a_term.expect("s08 >> ")
+        os.write(b_fd, b"/tasks\r")
+        b_term.expect("No background tasks.")
+        b_term.expect("s08 >> ")
+        os.write(a_fd, b"q\r")
+        assert a.wait(timeout=60) == 0
+        os.write(b_fd, b"exit\r")
+        assert b.wait(timeout=60) == 0
+    finally:
+        for proc, main, _ in repls:
+            proc.kill()
+            os.close(main)
+    history = (tmp_path / "bgagent" / "history").read_text().splitlines()
+    assert [line for line in history if not line.startswith("#")] == [
+        "/help",
+        "/tasks",
+        "q",
+        "exit",
+    ]
+    assert (tmp_path / "bgagent" / "history").stat().st_mode & 0o777 == 0o600
+
+
 def test_a_closed_terminal_ends_the_cli_like_sighup_and_kills_every_task(tmp_path):
     from helpers import new_marker, processes_with, wait_until
 
