@@ -106,6 +106,40 @@ class BackgroundManager(background.BackgroundManager):
     def __init__(self, workdir: Any = None, **options: Any) -> None:
         options.setdefault("pass_api_key", True)  # the lesson passes the environment on
         super().__init__(WORKDIR if workdir is None else workdir, **options)
+        self._with_nul: set[str] = set()  # tasks whose command holds a NUL byte
+
+    def start(self, command: str, workdir: Any = None) -> str:
+        task_id = super().start(command, workdir)
+        if "\0" in command:
+            self._with_nul.add(task_id)
+        return task_id
+
+    # A command with a NUL byte cannot start. The core says so in its own words; the lesson's
+    # thread gets Python's ValueError, and its task's result is that error's text.
+
+    @property
+    def tasks(self) -> dict[str, Any]:
+        tasks = super().tasks
+        for task_id in self._with_nul.intersection(tasks):
+            if tasks[task_id]["status"] == "error":
+                tasks[task_id]["result"] = _NUL_ERROR
+        return tasks
+
+    @tasks.setter
+    def tasks(self, tasks: dict[str, Any]) -> None:
+        background.BackgroundManager.tasks.fset(self, tasks)  # type: ignore[attr-defined]
+
+    def drain_notifications(self) -> list:
+        return self._as_lesson(super().drain_notifications())
+
+    def wait_for_notifications(self, timeout: float | None = None) -> list:
+        return self._as_lesson(super().wait_for_notifications(timeout))
+
+    def _as_lesson(self, notes: list) -> list:
+        for note in notes:
+            if note["task_id"] in self._with_nul and note["status"] == "error":
+                note["result"] = _NUL_ERROR
+        return notes
 
     def run(self, command: str, workdir: Any = None) -> str:
         if not isinstance(command, str):
@@ -125,6 +159,11 @@ class BackgroundManager(background.BackgroundManager):
         self.tasks[self._new_id()] = {"status": "error", "result": failure, "command": command}
         _ = command[:80]  # the lesson's answer slices the command: TypeError
         raise _not_text(command)
+
+
+# What the lesson's subprocess raises for a command with a NUL byte, before starting anything.
+_NUL = "embedded null byte"
+_NUL_ERROR = f"Error: {_NUL}"
 
 
 def _not_text(command: Any) -> TypeError:
@@ -157,7 +196,11 @@ def run_bash(command: str) -> str:
     if not isinstance(command, str):
         _ = "sudo" in command  # the lesson's blocklist test raises TypeError first
         raise _not_text(command)
-    return _core.run_bash(WORKDIR, command)
+    answer = _core.run_bash(WORKDIR, command)
+    # The lesson tests its blocklist first; then subprocess raises (the core cannot start it).
+    if "\0" in command and answer != "Error: Dangerous command blocked":
+        raise ValueError(_NUL)
+    return answer
 
 
 def run_read(path: str, limit: int | None = None) -> str:

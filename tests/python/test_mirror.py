@@ -357,6 +357,7 @@ SAME = [
     "manager_tasks_dict",
     "manager_number_as_command",
     "manager_globals_at_call_time",
+    "manager_and_bash_with_a_nul_byte",
     "tool_handlers",
     "safe_path_escapes",
     "loop_turns_with_injection",
@@ -382,6 +383,14 @@ def test_the_manager_the_tools_and_the_loop_match_the_lesson(tmp_path):
     ]
     assert ours["manager_number_as_command"]["tasks"][0]["status"] == "error"
     assert ours["manager_globals_at_call_time"]["moved"]["entry"]["result"].endswith("/sub")
+    nul = ours["manager_and_bash_with_a_nul_byte"]
+    assert nul["background"]["entry"]["result"] == "Error: embedded null byte"
+    assert nul["background"]["notes"][0]["result"] == "Error: embedded null byte"
+    assert nul["bash"] == [
+        "raised ValueError: embedded null byte",
+        "Error: Dangerous command blocked",
+    ]
+    assert "raised KeyError: 'command'" in ours["tool_handlers"]["answers"]
     calls = ours["loop_turns_with_injection"]["calls"]
     injected = [
         m["content"]
