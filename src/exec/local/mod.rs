@@ -25,6 +25,9 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::time::{sleep_until, Instant};
 
+/// Why a command holding a NUL byte fails (what Python's `subprocess` says).
+const NUL_IN_COMMAND: &str = "embedded null byte";
+
 /// How long output pipes may stay open after the shell exits (a grandchild holding them).
 pub const PIPE_GRACE: Duration = Duration::from_secs(2);
 
@@ -88,6 +91,10 @@ impl LocalExecutor {
 
 impl Executor for LocalExecutor {
     fn launch(&self, spec: TaskSpec, cancel: Cancel, mut events: Box<dyn EventSink>) {
+        // No shell can be given it; Python's words, so the lesson's result comes out the same.
+        if spec.command.contains('\0') {
+            return events.event(ExecEvent::Failed(NUL_IN_COMMAND.to_string()));
+        }
         let settings = self.settings.clone();
         let log_path = spec.keep_log.then(|| self.log_dir.join(format!("{}.log", spec.id)));
         let log = LogFile::new(log_path, settings.log_limit, spec.hide_secrets);
