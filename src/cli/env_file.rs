@@ -163,7 +163,7 @@ pub fn decide(
     is_set: impl Fn(&str) -> bool,
     trust_base_url: bool,
 ) -> Decision {
-    let user_has_credentials = crate::text::SECRET_VARS.iter().any(|name| is_set(name));
+    let user_has_credentials = crate::secrets::SECRET_VARS.iter().any(|name| is_set(name));
     let mut decision = Decision::default();
     for (i, (name, value)) in bindings.iter().enumerate() {
         if bindings[i + 1..].iter().any(|(later, _)| later == name) {
@@ -172,7 +172,7 @@ pub fn decide(
         let allowed = match name.as_str() {
             MODEL => !is_set(name),
             BASE_URL if trust_base_url => !is_set(name),
-            n if crate::text::SECRET_VARS.contains(&n) => !user_has_credentials,
+            n if crate::secrets::SECRET_VARS.contains(&n) => !user_has_credentials,
             // Not named in the warning: the environment's value is simply kept.
             _ => {
                 decision.ignored.push(name.clone());

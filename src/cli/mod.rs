@@ -186,8 +186,9 @@ fn load_env_file(mirror: bool, trust_base_url: bool) {
 /// other process of the same user) can no longer read its `/proc/PID/environ` or
 /// `/proc/PID/mem`, nor ptrace it. A core dump, which would hold the key too, is not written.
 fn guard_the_key() {
-    let holds_key =
-        crate::text::SECRET_VARS.iter().any(|n| std::env::var_os(n).is_some_and(|v| !v.is_empty()));
+    let holds_key = crate::secrets::SECRET_VARS
+        .iter()
+        .any(|n| std::env::var_os(n).is_some_and(|v| !v.is_empty()));
     if holds_key {
         // SAFETY: PR_SET_DUMPABLE takes one integer argument and changes only this process.
         if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {

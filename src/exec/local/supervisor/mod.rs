@@ -512,7 +512,7 @@ impl Supervisor {
             env: Some(
                 std::env::vars_os()
                     .filter(|(k, _)| {
-                        !hide_secrets || !crate::text::SECRET_VARS.iter().any(|s| k == s)
+                        !hide_secrets || !crate::secrets::SECRET_VARS.iter().any(|s| k == s)
                     })
                     .collect(),
             ),
