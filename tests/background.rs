@@ -317,6 +317,40 @@ fn kill_reaches_leftovers_after_the_shell_has_exited() {
     assert_eq!(processes_with(&mark), Vec::<String>::new());
 }
 
+/// The pids of the zombies whose parent is `parent`.
+fn dead_children(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(") ") else { continue };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        if fields[0] == "Z" && fields[1] == parent.to_string() {
+            found.extend(entry.file_name().to_str().and_then(|pid| pid.parse::<u32>().ok()));
+        }
+    }
+    found
+}
+
+#[test]
+fn children_a_task_leaves_dead_are_reaped_by_the_supervisor() {
+    let m = manager(quick());
+    // A shell that stays, to learn the supervisor's pid (its parent).
+    let sleeper = m.start("sleep 600");
+    wait_until("the task has a pid", || m.task(&sleeper).unwrap().pid.is_some());
+    let shell = m.task(&sleeper).unwrap().pid.unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{shell}/stat")).unwrap();
+    let supervisor: u32 =
+        stat.rsplit_once(") ").unwrap().1.split(' ').nth(1).unwrap().parse().unwrap();
+    // Each shell leaves a child it never waits for, which comes to the supervisor dead (or
+    // dies there): only SIGCHLD tells of it.
+    for _ in 0..20 {
+        let id = m.start("setsid true & exec true");
+        assert_eq!(finish(&m, &id).status, Status::Completed);
+    }
+    wait_until("no dead child of the supervisor is left", || dead_children(supervisor).is_empty());
+    m.kill(&sleeper);
+}
+
 /// Every event of a subscription until `done` says stop.
 fn collect(
     events: &_core::background::Subscription,

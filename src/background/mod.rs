@@ -276,6 +276,12 @@ impl BackgroundManager {
         }
     }
 
+    /// Makes ready what the first task would wait for (the supervisor that starts tasks), so
+    /// that it starts while the caller does something else; a task does this itself if not.
+    pub fn prepare(&self) {
+        self.inner.executor.prepare();
+    }
+
     /// Everything queued, in completion order; the queue is left empty.
     pub fn drain_notifications(&self) -> Vec<Notification> {
         self.inner.drain(&mut self.inner.lock())

@@ -94,6 +94,10 @@ pub trait Executor: Send + Sync {
     /// The longest a run may take to end once cancelled (so waits for it can be bounded).
     fn stop_bound(&self) -> Duration;
 
+    /// Makes ready now what the first run would otherwise wait for (the local executor's
+    /// supervisor), for a caller about to be busy elsewhere; a run does it itself otherwise.
+    fn prepare(&self) {}
+
     /// Where log files go, if this executor keeps them on this machine.
     fn log_dir(&self) -> Option<&Path> {
         None

@@ -1,5 +1,6 @@
 """bgagent.BackgroundManager from Python: the lesson's contract, plus what production needs."""
 
+import os
 import re
 import subprocess
 import sys
@@ -290,6 +291,30 @@ def test_the_default_log_dir_goes_away_with_the_manager():
     assert (log_dir / f"{bg.tasks.popitem()[0]}.log").read_text() == "logged\n"
     del bg
     wait_until(lambda: not log_dir.exists(), f"{log_dir} is removed")
+
+
+def test_a_temporary_log_directory_that_cannot_be_made_fails_the_task_that_needs_it(tmp_path):
+    # The directory is made with the first task, so that task is the one that says why.
+    missing = tmp_path / "missing"
+    code = """
+        import bgagent
+        bg = bgagent.BackgroundManager()
+        print(bg.wait(bg.start("echo never"), timeout=60))
+        print(bg.log_dir)
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env={**os.environ, "TMPDIR": str(missing)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    status, reason, log_dir = proc.stdout.splitlines()
+    assert status == "[error] echo never"
+    assert reason.startswith(f"Error: cannot create a log directory in {missing}: ")
+    assert log_dir == "None"
 
 
 def test_each_task_gets_the_environment_as_it_is_when_it_starts(bg, monkeypatch):

@@ -20,7 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::time::{sleep_until, Instant};
@@ -55,37 +55,56 @@ impl Default for LocalSettings {
     }
 }
 
+/// The executor on this machine. The supervisor and the temporary log directory come with
+/// the first task (or the first question where logs go), not with the executor: a manager
+/// made and never used (the lesson's module makes one as it is imported) costs no process
+/// and leaves no directory, and the directory exists only while a supervisor is there to
+/// remove it whatever ends the owner.
 pub struct LocalExecutor {
     settings: LocalSettings,
-    log_dir: PathBuf,
-    /// Our own temporary log directory, until it is removed.
-    own_log_dir: Mutex<Option<tempfile::TempDir>>,
-    /// Only this process removes it (a forked child shares it).
-    owner: u32,
+    /// Where logs go: the directory the settings name, or our own once made (or why it
+    /// could not be made). One made after `close` (a task started later) goes when the
+    /// supervisor does.
+    log_dir: OnceLock<Result<PathBuf, String>>,
+    /// Our own temporary log directory, until it is removed, with the process that made it:
+    /// only that one removes it (a forked child shares it).
+    own_log_dir: Mutex<Option<(u32, tempfile::TempDir)>>,
 }
 
 impl LocalExecutor {
     pub fn new(settings: LocalSettings) -> io::Result<Self> {
-        let (log_dir, own) = match &settings.log_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir)?;
-                (dir.clone(), None)
-            }
-            None => {
-                // Only the user may read the logs (they hold whatever the tasks printed).
-                let prefix = format!("bgagent-{}-", std::process::id());
-                let dir = tempfile::Builder::new()
-                    .prefix(&prefix)
-                    .permissions(std::fs::Permissions::from_mode(0o700))
-                    .tempdir()?;
-                // Removed with its owner even when no destructor runs (SIGTERM, SIGKILL).
-                supervisor::remove_at_exit(dir.path());
-                (dir.path().to_path_buf(), Some(dir))
-            }
-        };
-        supervisor::ensure_started();
-        let owner = std::process::id();
-        Ok(LocalExecutor { settings, log_dir, own_log_dir: Mutex::new(own), owner })
+        let log_dir = OnceLock::new();
+        if let Some(dir) = &settings.log_dir {
+            std::fs::create_dir_all(dir)?;
+            let _ = log_dir.set(Ok(dir.clone()));
+        }
+        Ok(LocalExecutor { settings, log_dir, own_log_dir: Mutex::new(None) })
+    }
+
+    /// The log directory, made now if it is our own and not made yet.
+    fn dir(&self) -> Result<&Path, &str> {
+        let made = self.log_dir.get_or_init(|| self.make_own_log_dir());
+        made.as_deref().map_err(String::as_str)
+    }
+
+    fn make_own_log_dir(&self) -> Result<PathBuf, String> {
+        // Only the user may read the logs (they hold whatever the tasks printed).
+        let prefix = format!("bgagent-{}-", std::process::id());
+        let dir = tempfile::Builder::new()
+            .prefix(&prefix)
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()
+            .map_err(|e| {
+                let parent = std::env::temp_dir();
+                format!("cannot create a log directory in {}: {e}", parent.display())
+            })?;
+        // Removed with its owner even when no destructor runs (SIGTERM, SIGKILL): this
+        // starts the supervisor if there is none yet.
+        supervisor::remove_at_exit(dir.path());
+        let path = dir.path().to_path_buf();
+        *self.own_log_dir.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::process::id(), dir));
+        Ok(path)
     }
 }
 
@@ -96,8 +115,13 @@ impl Executor for LocalExecutor {
             return events.event(ExecEvent::Failed(NUL_IN_COMMAND.to_string()));
         }
         let settings = self.settings.clone();
-        let log_path = spec.keep_log.then(|| self.log_dir.join(format!("{}.log", spec.id)));
+        let log_path = match spec.keep_log.then(|| self.dir()) {
+            None => None,
+            Some(Ok(dir)) => Some(dir.join(format!("{}.log", spec.id))),
+            Some(Err(why)) => return events.event(ExecEvent::Failed(why.to_string())),
+        };
         let log = LogFile::new(log_path, settings.log_limit, spec.hide_secrets);
+        // Started with the first task, if this process has none yet.
         match supervisor::current() {
             // The supervisor forks and execs: here a start is a message and its answer.
             Some(supervisor) => {
@@ -127,16 +151,22 @@ impl Executor for LocalExecutor {
         self.settings.grace + Duration::from_secs(3)
     }
 
+    fn prepare(&self) {
+        // Making our own log directory starts the supervisor too (it removes the directory).
+        let _ = self.dir();
+        supervisor::current();
+    }
+
     fn log_dir(&self) -> Option<&Path> {
-        Some(&self.log_dir)
+        self.dir().ok()
     }
 
     fn close(&self) {
         let own = self.own_log_dir.lock().unwrap_or_else(|p| p.into_inner()).take();
         match own {
-            Some(dir) if self.owner == std::process::id() => drop(dir.close()),
+            Some((maker, dir)) if maker == std::process::id() => drop(dir.close()),
             // A forked child: the directory is its parent's to remove.
-            Some(dir) => drop(dir.keep()),
+            Some((_, dir)) => drop(dir.keep()),
             None => {}
         }
     }
