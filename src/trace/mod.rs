@@ -15,6 +15,7 @@ use crate::background::{Awaiter, BackgroundManager, Notification, TaskEvent, Wat
 use crate::llm::Response;
 use crate::secrets::Redactor;
 use serde_json::{json, Value};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -25,7 +26,9 @@ pub const SCHEMA: &str = "bgagent-trace";
 pub const VERSION: u32 = 1;
 /// Characters kept of any text (model text, tool input and output, injected block).
 pub const TEXT_LIMIT: usize = 2000;
-/// Lines a trace kept in memory holds at most; progress events go first when it is full.
+/// Lines a trace kept in memory holds at most, the header and the `lines_dropped` line
+/// included. Past it the oldest lines go (`task_progress` lines first, which the picture does
+/// not draw), so that a long session keeps its newest turns.
 pub const MEMORY_LIMIT: usize = 100_000;
 
 /// What the header line says about the run.
@@ -39,7 +42,94 @@ pub struct RunInfo {
 
 enum Out {
     File { file: BufWriter<File>, path: PathBuf, failed: bool },
-    Memory(Vec<String>),
+    Memory(Kept),
+}
+
+/// A trace kept in memory: its header and its newest lines, at most `limit` lines in all.
+/// Adding a line costs the same however long the session, and reading them all is linear.
+struct Kept {
+    limit: usize,
+    header: Option<String>,
+    /// Lines after the header, numbered in the order they came, with their time. Progress
+    /// lines apart, so that the oldest one is at hand when one must go.
+    progress: VecDeque<(u64, f64, String)>,
+    others: VecDeque<(u64, f64, String)>,
+    next: u64,
+    /// Lines let go so far, and how many of them were `task_progress` lines.
+    dropped: u64,
+    dropped_progress: u64,
+    /// The time of the newest line let go that was not a progress line (the header's while
+    /// there is none): the picture before it is incomplete.
+    dropped_until: f64,
+}
+
+impl Kept {
+    fn new(limit: usize) -> Kept {
+        Kept {
+            // The header, and a line saying how many went: at least one more line beside them.
+            limit: limit.max(3),
+            header: None,
+            progress: VecDeque::new(),
+            others: VecDeque::new(),
+            next: 0,
+            dropped: 0,
+            dropped_progress: 0,
+            dropped_until: 0.0,
+        }
+    }
+
+    fn push(&mut self, progress: bool, t: f64, line: String) {
+        if self.header.is_none() {
+            self.header = Some(line);
+            self.dropped_until = t;
+            return;
+        }
+        let numbered = (self.next, t, line);
+        self.next += 1;
+        match progress {
+            true => self.progress.push_back(numbered),
+            false => self.others.push_back(numbered),
+        }
+        // Once a line went, the line that says so takes a place too.
+        while 1 + usize::from(self.dropped > 0) + self.progress.len() + self.others.len()
+            > self.limit
+        {
+            if self.progress.pop_front().is_some() {
+                self.dropped_progress += 1;
+            } else if let Some((_, t, _)) = self.others.pop_front() {
+                self.dropped_until = t;
+            }
+            self.dropped += 1;
+        }
+    }
+
+    /// The header, the `lines_dropped` line if any went, then the kept lines in order.
+    fn lines(&self) -> Vec<String> {
+        let mut lines =
+            Vec::with_capacity(self.limit.min(2 + self.others.len() + self.progress.len()));
+        lines.extend(self.header.iter().cloned());
+        if self.dropped > 0 {
+            let marker = json!({
+                "t": self.dropped_until,
+                "event": "lines_dropped",
+                "lines": self.dropped,
+                "task_progress": self.dropped_progress,
+                "limit": self.limit,
+            });
+            lines.push(marker.to_string());
+        }
+        let (mut p, mut o) = (self.progress.iter().peekable(), self.others.iter().peekable());
+        loop {
+            let next = match (p.peek(), o.peek()) {
+                (Some(a), Some(b)) if a.0 < b.0 => p.next(),
+                (_, Some(_)) => o.next(),
+                (Some(_), None) => p.next(),
+                (None, None) => break,
+            };
+            lines.extend(next.map(|(_, _, line)| line.clone()));
+        }
+        lines
+    }
 }
 
 struct Writer {
@@ -67,7 +157,7 @@ impl Tracer {
 
     /// A trace kept in memory (see [`Tracer::lines`]).
     pub fn in_memory(info: &RunInfo) -> Arc<Tracer> {
-        Tracer::with(Out::Memory(Vec::new()), info)
+        Tracer::with(Out::Memory(Kept::new(MEMORY_LIMIT)), info)
     }
 
     fn with(out: Out, info: &RunInfo) -> Arc<Tracer> {
@@ -98,7 +188,7 @@ impl Tracer {
     /// The lines so far (a file trace gives none: read the file).
     pub fn lines(&self) -> Vec<String> {
         match &self.lock().out {
-            Out::Memory(lines) => lines.clone(),
+            Out::Memory(kept) => kept.lines(),
             Out::File { .. } => Vec::new(),
         }
     }
@@ -121,7 +211,8 @@ impl Tracer {
         let mut w = self.lock();
         let t = at.saturating_duration_since(self.start).as_secs_f64().max(w.last);
         w.last = t;
-        let mut line = json!({"t": (t * 1e6).round() / 1e6, "event": event});
+        let stamp = (t * 1e6).round() / 1e6;
+        let mut line = json!({"t": stamp, "event": event});
         if let (Value::Object(line), Value::Object(fields)) = (&mut line, fields) {
             line.extend(fields);
         }
@@ -130,17 +221,7 @@ impl Tracer {
         Redactor::from_env().redact_json(&mut line);
         let text = line.to_string();
         match &mut w.out {
-            Out::Memory(lines) => {
-                if lines.len() >= MEMORY_LIMIT {
-                    if event == "task_progress" {
-                        return;
-                    }
-                    if let Some(i) = lines.iter().position(|l| l.contains("\"task_progress\"")) {
-                        lines.remove(i);
-                    }
-                }
-                lines.push(text);
-            }
+            Out::Memory(kept) => kept.push(event == "task_progress", stamp, text),
             Out::File { file, path, failed } => {
                 let written = writeln!(file, "{text}").and_then(|()| file.flush());
                 if let Err(e) = written {
@@ -433,6 +514,85 @@ mod tests {
             (header["event"].as_str(), header["version"].as_u64()),
             (Some("header"), Some(1))
         );
+    }
+
+    fn parsed(lines: &[String]) -> Vec<Value> {
+        lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// Past the limit the oldest lines go, in constant time per line: the header stays, a line
+    /// says how many went, and exactly `MEMORY_LIMIT` lines are kept.
+    #[test]
+    fn an_in_memory_trace_keeps_its_header_and_its_newest_lines() {
+        let tracer =
+            Tracer::in_memory(&RunInfo { mode: "production".into(), ..RunInfo::default() });
+        let extra = 5;
+        let recorded = MEMORY_LIMIT + extra;
+        for i in 0..recorded {
+            tracer.record("now", json!({"i": i}));
+        }
+        let lines = parsed(&tracer.lines());
+        assert_eq!(lines.len(), MEMORY_LIMIT);
+        assert_eq!(
+            (lines[0]["event"].as_str(), lines[0]["mode"].as_str()),
+            (Some("header"), Some("production"))
+        );
+        // Kept: the header, the marker and the newest MEMORY_LIMIT - 2 of the recorded lines.
+        let dropped = recorded - (MEMORY_LIMIT - 2);
+        assert_eq!(lines[1]["event"], "lines_dropped");
+        assert_eq!(
+            (lines[1]["lines"].as_u64(), lines[1]["task_progress"].as_u64()),
+            (Some(dropped as u64), Some(0))
+        );
+        assert_eq!(lines[1]["limit"], MEMORY_LIMIT);
+        assert_eq!(lines[2]["i"], dropped);
+        assert_eq!(lines[MEMORY_LIMIT - 1]["i"], recorded - 1);
+        let times: Vec<f64> = lines.iter().map(|l| l["t"].as_f64().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        // The picture starts where lines went, and says so.
+        let text = tracer.lines();
+        let run = view::Run::from_lines(text.iter().map(String::as_str));
+        assert_eq!(run.dropped, Some((dropped as u64, MEMORY_LIMIT as u64)));
+        assert_eq!(run.start, times[1]);
+        assert!(view::html(&run).contains(&format!("{dropped} lines of this trace were dropped")));
+    }
+
+    /// Progress lines (which the picture does not draw) go before any other line.
+    #[test]
+    fn progress_lines_go_first() {
+        let tracer = Tracer::with(Out::Memory(Kept::new(6)), &RunInfo::default());
+        tracer.record("turn", json!({"i": 0}));
+        tracer.record("task_progress", json!({"i": 1}));
+        tracer.record("turn", json!({"i": 2}));
+        tracer.record("task_progress", json!({"i": 3}));
+        tracer.record("turn", json!({"i": 4}));
+        let kept = |tracer: &Tracer| -> Vec<Value> {
+            parsed(&tracer.lines()).iter().skip(1).map(|l| l["i"].clone()).collect()
+        };
+        assert_eq!(kept(&tracer), [0, 1, 2, 3, 4], "within the limit, everything is kept");
+        tracer.record("turn", json!({"i": 5}));
+        // The marker takes a place too: both progress lines went.
+        let lines = parsed(&tracer.lines());
+        assert_eq!(
+            (lines[1]["lines"].as_u64(), lines[1]["task_progress"].as_u64()),
+            (Some(2), Some(2))
+        );
+        assert_eq!(lines[1]["t"], lines[0]["t"], "no line of the loop went");
+        assert_eq!(kept(&tracer), [Value::Null, 0.into(), 2.into(), 4.into(), 5.into()]);
+        // Full of other lines: a new progress line is the oldest one, and goes at once.
+        tracer.record("task_progress", json!({"i": 6}));
+        assert_eq!(kept(&tracer), [Value::Null, 0.into(), 2.into(), 4.into(), 5.into()]);
+        // Then the oldest line goes, and the marker gives its time.
+        tracer.record("turn", json!({"i": 7}));
+        let lines = parsed(&tracer.lines());
+        assert_eq!(lines.len(), 6);
+        assert_eq!(
+            (lines[1]["lines"].as_u64(), lines[1]["task_progress"].as_u64()),
+            (Some(4), Some(3))
+        );
+        assert!(lines[1]["t"].as_f64() >= lines[0]["t"].as_f64());
+        assert!(lines[1]["t"].as_f64() <= lines[2]["t"].as_f64());
+        assert_eq!(kept(&tracer), [Value::Null, 2.into(), 4.into(), 5.into(), 7.into()]);
     }
 
     #[test]
