@@ -31,6 +31,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// Bytes of a task's output kept in memory rather than in a log file, when the task ends by
+/// itself and its result shows them all (a disk block, and a file each, for a line of output
+/// would cost more than they hold).
+pub const LOG_IN_MEMORY: usize = 4096;
+
 /// A wait's timeout passed before what it waited for happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimedOut;
@@ -497,6 +502,8 @@ impl Inner {
             workdir: workdir.unwrap_or(&self.workdir).to_path_buf(),
             timeout: self.timeout,
             keep_log: true,
+            // Output this short is all in the result (it is never cut): no file for it.
+            hold_output: self.output_limit.min(LOG_IN_MEMORY),
             hide_secrets: self.hide_secrets,
         };
         let sink = TaskSink {

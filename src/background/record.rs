@@ -61,10 +61,14 @@ pub struct Notification {
 pub struct OutputStats {
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
-    /// Bytes of output stored in the log file.
+    /// Bytes of output stored in the log (redacted, as stored), in its file or in memory.
     pub log_bytes: u64,
     pub log_cut: bool,
+    /// The log file; `None` when none was written (no output, or the log is in memory).
     pub log_path: Option<PathBuf>,
+    /// The log itself when it stayed in memory: a task that ended by itself with at most
+    /// [`super::LOG_IN_MEMORY`] bytes of output (its result shows them all) gets no file.
+    pub log_held: Option<Box<[u8]>>,
     /// A problem with the log file (the task itself still ran).
     pub log_error: Option<String>,
 }

@@ -20,7 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::time::{sleep_until, Instant};
@@ -54,7 +54,8 @@ impl Default for LocalSettings {
 
 pub struct LocalExecutor {
     settings: LocalSettings,
-    log_dir: PathBuf,
+    /// Shared with each run, which names its log file only if it writes one.
+    log_dir: Arc<Path>,
     /// Our own temporary log directory, until it is removed.
     own_log_dir: Mutex<Option<tempfile::TempDir>>,
     /// Only this process removes it (a forked child shares it).
@@ -82,35 +83,30 @@ impl LocalExecutor {
         };
         supervisor::ensure_started();
         let owner = std::process::id();
+        let log_dir = Arc::from(log_dir);
         Ok(LocalExecutor { settings, log_dir, own_log_dir: Mutex::new(own), owner })
     }
 }
 
 impl Executor for LocalExecutor {
-    fn launch(&self, spec: TaskSpec, cancel: Cancel, mut events: Box<dyn EventSink>) {
-        let settings = self.settings.clone();
-        let log_path = spec.keep_log.then(|| self.log_dir.join(format!("{}.log", spec.id)));
-        let log = LogFile::new(log_path, settings.log_limit, spec.hide_secrets);
+    fn launch(&self, spec: TaskSpec, cancel: Cancel, events: Box<dyn EventSink>) {
+        let run = Run {
+            log_dir: spec.keep_log.then(|| Arc::clone(&self.log_dir)),
+            log_limit: self.settings.log_limit,
+            stop: Stop { grace: self.settings.grace, pipe_grace: self.settings.pipe_grace },
+            spec,
+            cancel,
+            events,
+        };
         match supervisor::current() {
             // The supervisor forks and execs: here a start is a message and its answer.
             Some(supervisor) => {
-                runtime().spawn(async move {
-                    let started = group::spawn_supervised(&supervisor, &spec).await;
-                    if let Some(running) = report_start(started, &spec, &mut events) {
-                        supervise(running, spec.timeout, cancel, settings, log, events).await;
-                    }
-                });
+                runtime().spawn(run.supervised(supervisor));
             }
             // fork and exec block: they run on the blocking pool, never on the workers that
             // serve running tasks and HTTP calls.
             None => {
-                runtime().spawn_blocking(move || {
-                    let started = group::spawn_here(&spec);
-                    if let Some(running) = report_start(started, &spec, &mut events) {
-                        let watch = supervise(running, spec.timeout, cancel, settings, log, events);
-                        runtime().spawn(watch);
-                    }
-                });
+                runtime().spawn_blocking(move || run.here());
             }
         }
     }
@@ -138,6 +134,52 @@ impl Executor for LocalExecutor {
 impl Drop for LocalExecutor {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// One run, handed to the runtime thread that carries it out.
+struct Run {
+    spec: TaskSpec,
+    cancel: Cancel,
+    stop: Stop,
+    /// Where its log file goes, should it need one (`None`: it keeps no log).
+    log_dir: Option<Arc<Path>>,
+    log_limit: u64,
+    events: Box<dyn EventSink>,
+}
+
+/// How a stop proceeds.
+#[derive(Clone, Copy)]
+struct Stop {
+    /// Between SIGTERM and SIGKILL.
+    grace: Duration,
+    /// How long output pipes may stay open after the shell exits.
+    pipe_grace: Duration,
+}
+
+impl Run {
+    fn log(&self) -> LogFile {
+        let path = self.log_dir.as_ref().map(|dir| dir.join(format!("{}.log", self.spec.id)));
+        LogFile::new(path, self.log_limit, self.spec.hold_output, self.spec.hide_secrets)
+    }
+
+    /// Starts the command through the supervisor and runs it to its end.
+    async fn supervised(mut self, supervisor: supervisor::Supervisor) {
+        let started = group::spawn_supervised(&supervisor, &self.spec).await;
+        if let Some(running) = report_start(started, &self.spec, &mut self.events) {
+            let log = self.log();
+            supervise(running, self.spec.timeout, self.cancel, self.stop, log, self.events).await;
+        }
+    }
+
+    /// Starts the command here (it blocks), then watches it on the runtime.
+    fn here(mut self) {
+        let started = group::spawn_here(&self.spec);
+        if let Some(running) = report_start(started, &self.spec, &mut self.events) {
+            let log = self.log();
+            let timeout = self.spec.timeout;
+            runtime().spawn(supervise(running, timeout, self.cancel, self.stop, log, self.events));
+        }
     }
 }
 
@@ -228,7 +270,7 @@ async fn supervise(
     running: Running,
     timeout: Duration,
     cancel: Cancel,
-    limits: LocalSettings,
+    limits: Stop,
     log: LogFile,
     events: Box<dyn EventSink>,
 ) {
@@ -301,6 +343,9 @@ async fn supervise(
     let Sink { log, mut events } = sink.into_inner().unwrap_or_else(|p| p.into_inner());
     let code = exit.and_then(|s| s.code());
     let ended = if lost { Ended::Lost } else { stopped.unwrap_or(Ended::Exited) };
-    let exit = Exit { code, ended, log: log.close() };
+    // A run that ended by itself has a result that shows its output; a stopped one's shows a
+    // message, so its output goes to the file however short.
+    let log = log.close(ended == Ended::Exited);
+    let exit = Exit { code, ended, log };
     events.event(ExecEvent::Exited(exit));
 }
