@@ -22,6 +22,7 @@ pub use watcher::Watcher;
 
 use crate::error::{Error, Result};
 use crate::exec::{EventSink, ExecEvent, Executor, LocalExecutor, LocalSettings, TaskSpec};
+use crate::runtime::Cancel;
 use crate::secrets::Redactor;
 use crate::text::prefix;
 use events::Hub;
@@ -350,7 +351,7 @@ impl BackgroundManager {
                 Err(format!("Error: Task {task_id} is not running ({})", t.status))
             }
             Some(t) => {
-                t.kill.cancel();
+                t.kill.iter().for_each(Cancel::cancel);
                 Ok(())
             }
         }
@@ -464,7 +465,7 @@ impl Inner {
     pub(crate) fn request_kill_all(&self) {
         let state = self.lock();
         for t in state.tasks.values().filter(|t| t.status == Status::Running) {
-            t.kill.cancel();
+            t.kill.iter().for_each(Cancel::cancel);
         }
     }
 
@@ -489,7 +490,7 @@ impl Inner {
                 },
             };
             let record = TaskRecord::new(id.clone(), command.to_string());
-            let cancel = record.kill.clone();
+            let cancel = record.kill.clone().unwrap_or_default();
             state.order.push(id.clone());
             state.tasks.insert(id.clone(), record);
             state.running += 1;
@@ -509,11 +510,7 @@ impl Inner {
         let sink = TaskSink {
             inner: Arc::clone(self),
             id: id.clone(),
-            capture: Capture::new(
-                self.output_limit,
-                self.timeout,
-                Redactor::when(self.hide_secrets),
-            ),
+            capture: None,
             last_progress: Instant::now(),
             done: false,
         };
@@ -607,16 +604,31 @@ impl Drop for Inner {
 struct TaskSink {
     inner: Arc<Inner>,
     id: String,
-    capture: Capture,
+    /// Made at the first event, on the thread that runs the task: made by the caller of
+    /// `start`, its 440 bytes came and went between records that stay, and left holes.
+    capture: Option<Box<Capture>>,
     last_progress: Instant,
     done: bool,
 }
 
 impl TaskSink {
+    fn capture(&mut self) -> &mut Capture {
+        made(&mut self.capture, &self.inner)
+    }
+
     fn finish(&mut self, (status, outcome): (Status, Outcome)) {
         self.done = true;
-        self.inner.finish(&self.id, status, outcome, self.capture.redactor());
+        let capture = made(&mut self.capture, &self.inner);
+        self.inner.finish(&self.id, status, outcome, capture.redactor());
     }
+}
+
+/// The task's capture, made now if it was not yet.
+fn made<'a>(capture: &'a mut Option<Box<Capture>>, inner: &Inner) -> &'a mut Capture {
+    capture.get_or_insert_with(|| {
+        let redactor = Redactor::when(inner.hide_secrets);
+        Box::new(Capture::new(inner.output_limit, inner.timeout, redactor))
+    })
 }
 
 impl EventSink for TaskSink {
@@ -625,11 +637,11 @@ impl EventSink for TaskSink {
             return self.inner.started(&self.id, pid);
         }
         let output = matches!(event, ExecEvent::Output { .. });
-        if let Some(end) = self.capture.take(event) {
+        if let Some(end) = self.capture().take(event) {
             self.finish(end);
         } else if output && self.last_progress.elapsed() >= PROGRESS_EVERY {
             self.last_progress = Instant::now();
-            let (stdout_bytes, stderr_bytes) = self.capture.bytes();
+            let (stdout_bytes, stderr_bytes) = self.capture().bytes();
             let progress = TaskEventKind::Progress { stdout_bytes, stderr_bytes };
             self.inner.hub.publish(&self.id, progress);
         }

@@ -95,7 +95,8 @@ pub struct TaskRecord {
     pub output: OutputStats,
     /// The process id the executor reported (for a local task, also its process group).
     pub pid: Option<u32>,
-    pub(crate) kill: Cancel,
+    /// Stops it while it runs; let go once it has ended.
+    pub(crate) kill: Option<Cancel>,
 }
 
 impl TaskRecord {
@@ -110,16 +111,19 @@ impl TaskRecord {
             finished: None,
             output: OutputStats::default(),
             pid: None,
-            kill: Cancel::new(),
+            kill: Some(Cancel::new()),
         }
     }
 
-    pub(crate) fn finish(&mut self, status: Status, outcome: Outcome) {
+    pub(crate) fn finish(&mut self, status: Status, mut outcome: Outcome) {
+        // Kept as long as the record: without the slack a redaction or a cut left.
+        outcome.result.shrink_to_fit();
         self.status = status;
         self.result = Some(outcome.result);
         self.exit_code = outcome.exit_code;
         self.finished = Some(Instant::now());
         self.output = outcome.output;
+        self.kill = None;
     }
 
     /// How long the task ran (so far, while it runs).
