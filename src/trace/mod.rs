@@ -50,10 +50,10 @@ enum Out {
 struct Kept {
     limit: usize,
     header: Option<String>,
-    /// Lines after the header, numbered in the order they came, with their time. Progress
-    /// lines apart, so that the oldest one is at hand when one must go.
-    progress: VecDeque<(u64, f64, String)>,
-    others: VecDeque<(u64, f64, String)>,
+    /// Lines after the header, numbered in the order they came. Progress lines apart, so
+    /// that the oldest one is at hand when one must go.
+    progress: Chain,
+    others: Chain,
     next: u64,
     /// Lines let go so far, and how many of them were `task_progress` lines.
     dropped: u64,
@@ -69,8 +69,8 @@ impl Kept {
             // The header, and a line saying how many went: at least one more line beside them.
             limit: limit.max(3),
             header: None,
-            progress: VecDeque::new(),
-            others: VecDeque::new(),
+            progress: Chain::default(),
+            others: Chain::default(),
             next: 0,
             dropped: 0,
             dropped_progress: 0,
@@ -78,25 +78,22 @@ impl Kept {
         }
     }
 
-    fn push(&mut self, progress: bool, t: f64, line: String) {
+    fn push(&mut self, progress: bool, t: f64, line: &str) {
         if self.header.is_none() {
-            self.header = Some(line);
+            self.header = Some(line.to_string());
             self.dropped_until = t;
             return;
         }
-        let numbered = (self.next, t, line);
+        let chain = if progress { &mut self.progress } else { &mut self.others };
+        chain.push(self.next, t, line);
         self.next += 1;
-        match progress {
-            true => self.progress.push_back(numbered),
-            false => self.others.push_back(numbered),
-        }
         // Once a line went, the line that says so takes a place too.
         while 1 + usize::from(self.dropped > 0) + self.progress.len() + self.others.len()
             > self.limit
         {
             if self.progress.pop_front().is_some() {
                 self.dropped_progress += 1;
-            } else if let Some((_, t, _)) = self.others.pop_front() {
+            } else if let Some(t) = self.others.pop_front() {
                 self.dropped_until = t;
             }
             self.dropped += 1;
@@ -126,9 +123,77 @@ impl Kept {
                 (Some(_), None) => p.next(),
                 (None, None) => break,
             };
-            lines.extend(next.map(|(_, _, line)| line.clone()));
+            lines.extend(next.map(|(_, line)| line.to_string()));
         }
         lines
+    }
+}
+
+/// Bytes of lines stored together in one block.
+const BLOCK: usize = 64 * 1024;
+
+/// Lines in the order they came, first in first out, stored back to back in large blocks.
+/// One allocation per line, 100,000 of them living among the loop's own short-lived ones,
+/// fragmented the heap so that every allocation of the process slowed down (a turn took
+/// several times as long); a block that empties is reused.
+#[derive(Default)]
+struct Chain {
+    blocks: VecDeque<String>,
+    /// The number of `blocks[0]` since the chain began.
+    first_block: u64,
+    lines: VecDeque<Line>,
+    spare: Option<String>,
+}
+
+struct Line {
+    seq: u64,
+    t: f64,
+    /// The block's number, and where the line is in it.
+    block: u64,
+    start: usize,
+    end: usize,
+}
+
+impl Chain {
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    fn push(&mut self, seq: u64, t: f64, text: &str) {
+        let fits = self.blocks.back().is_some_and(|b| b.capacity() - b.len() >= text.len());
+        if !fits {
+            let block = match self.spare.take() {
+                Some(spare) if spare.capacity() >= text.len() => spare,
+                _ => String::with_capacity(BLOCK.max(text.len())),
+            };
+            self.blocks.push_back(block);
+        }
+        let block = self.first_block + self.blocks.len() as u64 - 1;
+        let last = self.blocks.back_mut().expect("a block was added above");
+        let start = last.len();
+        last.push_str(text);
+        self.lines.push_back(Line { seq, t, block, start, end: last.len() });
+    }
+
+    /// Lets the oldest line go; its time.
+    fn pop_front(&mut self) -> Option<f64> {
+        let line = self.lines.pop_front()?;
+        // Blocks before the next line's (all of them, once no line is left) are done with.
+        let keep_from = self.lines.front().map_or(u64::MAX, |next| next.block);
+        while self.first_block < keep_from && !self.blocks.is_empty() {
+            let mut done = self.blocks.pop_front().expect("not empty");
+            self.first_block += 1;
+            done.clear();
+            self.spare = Some(done);
+        }
+        Some(line.t)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.lines.iter().map(|l| {
+            let block = &self.blocks[(l.block - self.first_block) as usize];
+            (l.seq, &block[l.start..l.end])
+        })
     }
 }
 
@@ -221,7 +286,7 @@ impl Tracer {
         Redactor::from_env().redact_json(&mut line);
         let text = line.to_string();
         match &mut w.out {
-            Out::Memory(kept) => kept.push(event == "task_progress", stamp, text),
+            Out::Memory(kept) => kept.push(event == "task_progress", stamp, &text),
             Out::File { file, path, failed } => {
                 let written = writeln!(file, "{text}").and_then(|()| file.flush());
                 if let Err(e) = written {
@@ -593,6 +658,31 @@ mod tests {
         assert!(lines[1]["t"].as_f64() >= lines[0]["t"].as_f64());
         assert!(lines[1]["t"].as_f64() <= lines[2]["t"].as_f64());
         assert_eq!(kept(&tracer), [Value::Null, 2.into(), 4.into(), 5.into(), 7.into()]);
+    }
+
+    /// Lines of any length, across blocks, come back as they went in; emptied blocks go.
+    #[test]
+    fn a_chain_keeps_its_lines_whole_across_blocks() {
+        let mut chain = Chain::default();
+        let text = |i: u64| format!("{i}:{}", "x".repeat((i as usize * 7919) % (BLOCK / 3)));
+        let mut kept = std::collections::VecDeque::new();
+        for i in 0..400u64 {
+            let line = if i == 50 { "y".repeat(BLOCK + 10) } else { text(i) };
+            chain.push(i, i as f64, &line);
+            kept.push_back((i, line));
+            if i % 3 == 0 {
+                assert_eq!(chain.pop_front(), kept.pop_front().map(|(i, _)| i as f64));
+            }
+            let got: Vec<(u64, &str)> = chain.iter().collect();
+            let want: Vec<(u64, &str)> = kept.iter().map(|(i, l)| (*i, l.as_str())).collect();
+            assert_eq!(got, want, "after line {i}");
+        }
+        // Only the blocks that hold kept lines stay (each at least 2/3 full: a line that does
+        // not fit starts the next, and these lines are at most a third of a block).
+        let spans = kept.iter().map(|(_, l)| l.len()).sum::<usize>() * 3 / (2 * BLOCK) + 2;
+        assert!(chain.blocks.len() <= spans, "{} blocks", chain.blocks.len());
+        while chain.pop_front().is_some() {}
+        assert!(chain.blocks.is_empty() && chain.iter().next().is_none());
     }
 
     #[test]
