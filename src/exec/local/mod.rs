@@ -25,6 +25,9 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::time::{sleep_until, Instant};
 
+/// Why a command holding a NUL byte fails (what Python's `subprocess` says).
+const NUL_IN_COMMAND: &str = "embedded null byte";
+
 /// How long output pipes may stay open after the shell exits (a grandchild holding them).
 pub const PIPE_GRACE: Duration = Duration::from_secs(2);
 
@@ -89,7 +92,11 @@ impl LocalExecutor {
 }
 
 impl Executor for LocalExecutor {
-    fn launch(&self, spec: TaskSpec, cancel: Cancel, events: Box<dyn EventSink>) {
+    fn launch(&self, spec: TaskSpec, cancel: Cancel, mut events: Box<dyn EventSink>) {
+        // No shell can be given it; Python's words, so the lesson's result comes out the same.
+        if spec.command.contains('\0') {
+            return events.event(ExecEvent::Failed(NUL_IN_COMMAND.to_string()));
+        }
         let run = Run {
             log_dir: spec.keep_log.then(|| Arc::clone(&self.log_dir)),
             log_limit: self.settings.log_limit,

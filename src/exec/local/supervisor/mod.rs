@@ -199,7 +199,9 @@ fn start_supervisor() -> Result<Arc<Shared>, Option<io::Error>> {
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
-        .map_err(|e| Some(io::Error::new(e.kind(), format!("{}: {e}", Path::new(program).display()))))?;
+        .map_err(|e| {
+            Some(io::Error::new(e.kind(), format!("{}: {e}", Path::new(program).display())))
+        })?;
     // Never waited for: it outlives us, or ends as we exit.
     let max_order = send_buffer(ours.as_raw_fd()).saturating_sub(8 << 10).min(server::MAX_ORDER);
     let link = Arc::new(Shared {
@@ -510,7 +512,7 @@ impl Supervisor {
             env: Some(
                 std::env::vars_os()
                     .filter(|(k, _)| {
-                        !hide_secrets || !crate::text::SECRET_VARS.iter().any(|s| k == s)
+                        !hide_secrets || !crate::secrets::SECRET_VARS.iter().any(|s| k == s)
                     })
                     .collect(),
             ),
