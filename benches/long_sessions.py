@@ -16,6 +16,7 @@ import gc
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -107,6 +108,7 @@ def child_finished(face: str, command: str, n: int) -> dict:
         "rate": n / elapsed,
     }
     m.shutdown()
+    shutil.rmtree(logs, ignore_errors=True)
     return result
 
 
@@ -161,6 +163,7 @@ def child_trace(checkpoints: list[int], budget: float, trace: str | None) -> dic
     out["read_ms"] = (time.perf_counter() - began) * 1e3
     out["rss_mib"] = memory_kib()[0] / 1024
     agent.manager.shutdown()
+    shutil.rmtree(workdir, ignore_errors=True)
     return out
 
 
