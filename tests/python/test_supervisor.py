@@ -197,7 +197,7 @@ def test_the_temporary_log_directory_goes_with_an_owner_killed_by(sig):
     proc = owner("""
         import os, time, bgagent
         bg = bgagent.BackgroundManager()
-        bg.wait(bg.start("echo some output"), timeout=60)
+        bg.wait(bg.start("yes | head -n 5000"), timeout=60)  # too much to stay in memory
         print(bg.log_dir, oct(os.stat(bg.log_dir).st_mode & 0o777), flush=True)
         time.sleep(600)
     """)
