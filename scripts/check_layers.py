@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 # Top to bottom; a module may use only modules after it (the Python face also starts the CLI).
-# `text` is a leaf helper.
+# `secrets` (the redaction rule) and `text` are leaf helpers.
 LAYERS = [
     "python",
     "cli",
@@ -20,6 +20,7 @@ LAYERS = [
     "error",
     "llm",
     "runtime",
+    "secrets",
     "text",
 ]
 

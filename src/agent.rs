@@ -185,6 +185,8 @@ impl Loop<'_> {
     /// Runs until the model ends its turn. On a model error or Ctrl-C the conversation stays
     /// valid: nothing of the failed call is added, and every tool_use gets its tool_result.
     pub fn run(&mut self, messages: &mut dyn Conversation) -> Result<()> {
+        // The first tool call or task then finds its supervisor started during the model call.
+        self.manager.prepare();
         loop {
             let notes = self.drain()?;
             if !notes.is_empty() && !messages.is_empty() {

@@ -1,9 +1,6 @@
 //! Small string helpers that reproduce Python's slicing and `str.strip()` exactly,
 //! so the lesson's strings come out the same from Rust.
 
-// Where the rest of the crate has always found it; the rule itself lives in `secrets`.
-pub use crate::secrets::SECRET_VARS;
-
 /// Python's `repr()` of a string: single quotes unless it holds one and no double quote;
 /// backslashes, the quote and control characters escaped.
 pub fn py_repr(s: &str) -> String {

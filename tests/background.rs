@@ -140,6 +140,62 @@ fn large_output_keeps_an_exact_head_and_a_capped_log() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Output the result shows whole stays in memory: no file for it, and the log path says so.
+#[test]
+fn a_short_output_gets_no_log_file_and_a_longer_one_gets_all_of_it() {
+    let dir = temp_dir("short-logs");
+    let m = manager(Options { log_dir: Some(dir.clone()), ..Options::default() });
+    let line = format!("{}\n", "x".repeat(99));
+    let short = finish(&m, &m.start(&format!("printf '{}'; printf 'err\\n' >&2", line.trim_end())));
+    assert_eq!(short.result.as_deref(), Some(&*format!("{}err", "x".repeat(99))));
+    let o = &short.output;
+    assert_eq!((o.stdout_bytes, o.stderr_bytes, o.log_bytes), (99, 4, 103));
+    assert_eq!(o.log_path, None);
+    // The two pipes are read as output comes: either may come first.
+    let held = o.log_held.as_deref().expect("the log, in memory");
+    let (out, err) = ("x".repeat(99).into_bytes(), b"err\n".to_vec());
+    assert!(held == [&out[..], &err].concat() || held == [&err[..], &out].concat(), "{held:?}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "no file");
+    let nothing = finish(&m, &m.start("true"));
+    assert_eq!((nothing.output.log_path, nothing.output.log_held), (None, None));
+
+    // One byte more than memory holds: the file has all of it, from the first byte.
+    let size = _core::background::LOG_IN_MEMORY + 1;
+    let long = finish(&m, &m.start(&format!("head -c {size} /dev/zero | tr '\\0' y")));
+    let path = long.output.log_path.expect("a log file");
+    assert_eq!(std::fs::read(&path).unwrap(), vec![b'y'; size]);
+    assert_eq!((long.output.log_bytes, long.output.log_held), (size as u64, None));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A manager whose results show less than memory would hold keeps a file for output past them.
+#[test]
+fn output_longer_than_the_result_shows_gets_a_file_however_short() {
+    let m = manager(Options { output_limit: 10, ..Options::default() });
+    let t = finish(&m, &m.start("echo 0123456789ab"));
+    assert_eq!(t.result.as_deref(), Some("0123456789"));
+    let log = std::fs::read_to_string(t.output.log_path.expect("a log file")).unwrap();
+    assert_eq!((log.as_str(), t.output.log_held), ("0123456789ab\n", None));
+}
+
+/// A killed task's result is `Error: Killed`, which shows none of its output: the output goes
+/// to its file however short.
+#[test]
+fn a_stopped_task_keeps_its_short_output_in_a_file() {
+    let dir = temp_dir("stopped");
+    let m = manager(quick());
+    let ready = dir.join("ready");
+    let id = m.start(&format!("echo partial; touch {}; sleep 60", ready.display()));
+    wait_until("the task has printed", || ready.exists());
+    m.kill(&id);
+    let t = finish(&m, &id);
+    assert_eq!((t.status, t.result.as_deref()), (Status::Killed, Some("Error: Killed")));
+    let log = std::fs::read_to_string(t.output.log_path.expect("a log file")).unwrap();
+    assert_eq!((log.as_str(), t.output.log_held), ("partial\n", None));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn invalid_utf8_is_replaced_not_an_error() {
     let m = manager(Options::default());
@@ -317,6 +373,40 @@ fn kill_reaches_leftovers_after_the_shell_has_exited() {
     assert_eq!(processes_with(&mark), Vec::<String>::new());
 }
 
+/// The pids of the zombies whose parent is `parent`.
+fn dead_children(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(") ") else { continue };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        if fields[0] == "Z" && fields[1] == parent.to_string() {
+            found.extend(entry.file_name().to_str().and_then(|pid| pid.parse::<u32>().ok()));
+        }
+    }
+    found
+}
+
+#[test]
+fn children_a_task_leaves_dead_are_reaped_by_the_supervisor() {
+    let m = manager(quick());
+    // A shell that stays, to learn the supervisor's pid (its parent).
+    let sleeper = m.start("sleep 600");
+    wait_until("the task has a pid", || m.task(&sleeper).unwrap().pid.is_some());
+    let shell = m.task(&sleeper).unwrap().pid.unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{shell}/stat")).unwrap();
+    let supervisor: u32 =
+        stat.rsplit_once(") ").unwrap().1.split(' ').nth(1).unwrap().parse().unwrap();
+    // Each shell leaves a child it never waits for, which comes to the supervisor dead (or
+    // dies there): only SIGCHLD tells of it.
+    for _ in 0..20 {
+        let id = m.start("setsid true & exec true");
+        assert_eq!(finish(&m, &id).status, Status::Completed);
+    }
+    wait_until("no dead child of the supervisor is left", || dead_children(supervisor).is_empty());
+    m.kill(&sleeper);
+}
+
 /// Every event of a subscription until `done` says stop.
 fn collect(
     events: &_core::background::Subscription,
@@ -443,10 +533,11 @@ fn the_default_log_dir_is_removed_with_the_manager() {
     let m = manager(Options::default());
     let dir: PathBuf = m.log_dir().unwrap().to_path_buf();
     assert!(dir.is_dir());
-    m.wait(&m.start("echo logged"), LONG);
+    // More than a log kept in memory holds, so it has a file.
+    m.wait(&m.start("yes logged | head -n 1000"), LONG);
     assert_eq!(
         std::fs::read_to_string(dir.join(format!("{}.log", m.tasks()[0].id))).unwrap(),
-        "logged\n"
+        "logged\n".repeat(1000)
     );
     drop(m);
     assert!(!Path::new(&dir).exists());

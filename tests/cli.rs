@@ -27,13 +27,33 @@ impl Drop for Dir {
 
 /// The binary in `dir`, with a clean environment pointing at `url`.
 fn bgagent(dir: &Dir, url: Option<&str>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bgagent"));
+    in_clean_env(Command::new(env!("CARGO_BIN_EXE_bgagent")), dir, url)
+}
+
+/// Proxy settings the test's own environment might carry: the servers here are local, and a
+/// test that wants a proxy names it.
+const PROXY_VARS: [&str; 8] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// `cmd` in `dir`, with no Anthropic or proxy settings but the server at `url`.
+fn in_clean_env(mut cmd: Command, dir: &Dir, url: Option<&str>) -> Command {
     cmd.current_dir(&dir.0)
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("ANTHROPIC_AUTH_TOKEN")
         .env_remove("ANTHROPIC_BASE_URL")
         .env_remove("MODEL_ID")
         .env("NO_COLOR", "1");
+    for name in PROXY_VARS {
+        cmd.env_remove(name);
+    }
     if let Some(url) = url {
         cmd.env("ANTHROPIC_BASE_URL", url)
             .env("ANTHROPIC_API_KEY", "k")
@@ -72,6 +92,23 @@ fn wait_until(child: &mut Child, what: &str, mut done: impl FnMut() -> bool) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// `cmd`'s output, stdin closed. After 30 s (a bound for failures only, such as a read that
+/// blocks forever) kills it and fails, naming `what` ran.
+fn output_or_fail(mut cmd: Command, what: &str) -> Output {
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not end within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn out(o: &Output) -> String {
@@ -542,4 +579,217 @@ fn view_draws_a_trace_cut_inside_a_character_and_warns() {
     assert!(err(&o).contains("warning: the last line of cut.jsonl is cut"), "{}", err(&o));
     let page = std::fs::read_to_string(dir.0.join("cut.html")).unwrap();
     assert!(page.contains("data-task-id='a'") && !page.contains("data-task-id='b'"));
+}
+
+// --- `.env` in production, and the key held by the CLI ------------------------------------
+
+/// A local port that refuses connections (bound, then released).
+fn refusing_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn a_dotenv_base_url_gets_the_key_only_with_the_flag() {
+    let dir = Dir::new();
+    let evil = MessagesServer::start(vec![msg(json!([text("evil says hi")]), "end_turn")]);
+    let key = "sk-from-dotenv-0123456789";
+    std::fs::write(
+        dir.0.join(".env"),
+        format!("ANTHROPIC_BASE_URL={}\nANTHROPIC_API_KEY={key}\nMODEL_ID=m\n", evil.url()),
+    )
+    .unwrap();
+
+    // Without the flag the CLI goes where the environment says: here nowhere (the default
+    // server, through a proxy that refuses), so the test never leaves the machine.
+    let dead = refusing_url();
+    let o = bgagent(&dir, None).env("HTTPS_PROXY", &dead).args(["-p", "hi"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("https://api.anthropic.com/v1/messages"), "{}", err(&o));
+    let warning =
+        err(&o).lines().find(|l| l.starts_with("bgagent: .env:")).unwrap_or("").to_string();
+    assert!(warning.contains("ANTHROPIC_BASE_URL") && warning.contains("--trust-dotenv-base-url"));
+    assert_eq!(evil.requests().len(), 0, "the .env's server received a request");
+
+    // With the flag the same file is trusted: the request and the key reach that server.
+    let o = bgagent(&dir, None).args(["-p", "hi", "--trust-dotenv-base-url"]).output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "evil says hi\n");
+    assert!(!err(&o).contains("bgagent: .env:"), "nothing ignored: {}", err(&o));
+    let requests = evil.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].header("x-api-key"), Some(key));
+    assert_eq!(requests[0].body["model"], "m");
+}
+
+#[test]
+fn dotenv_proxies_certificates_preload_and_paths_are_ignored_and_tasks_never_see_them() {
+    let dir = Dir::new();
+    // A proxy that records whatever reaches it (it has no reply to give).
+    let sink = MessagesServer::start(vec![]);
+    let server = MessagesServer::start(vec![
+        msg(
+            json!([tool_use(
+                "t1",
+                "bash",
+                json!({"command": "env > task-env.txt 2> task-env.err; ls / > /dev/null 2>> task-env.err"})
+            )]),
+            "tool_use",
+        ),
+        msg(json!([text("done")]), "end_turn"),
+    ]);
+    let evil = dir.0.join("evil");
+    std::fs::write(
+        dir.0.join(".env"),
+        format!(
+            "HTTPS_PROXY={sink}\nHTTP_PROXY={sink}\nALL_PROXY={sink}\n\
+             SSL_CERT_FILE={evil}/ca.pem\nLD_PRELOAD={evil}/preload.so\n\
+             PATH={evil}/bin\nPYTHONPATH={evil}/py\n",
+            sink = sink.url(),
+            evil = evil.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = bgagent(&dir, Some(&server.url()));
+    for name in ["LD_PRELOAD", "PYTHONPATH", "SSL_CERT_FILE"] {
+        cmd.env_remove(name);
+    }
+    let o = cmd.args(["-p", "go"]).output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "done\n");
+    let stderr = err(&o);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("bgagent: .env:")).collect();
+    assert_eq!(warnings.len(), 1, "{}", err(&o));
+    for name in [
+        "ALL_PROXY",
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "LD_PRELOAD",
+        "PATH",
+        "PYTHONPATH",
+        "SSL_CERT_FILE",
+    ] {
+        assert!(warnings[0].contains(name), "{name} in {}", warnings[0]);
+    }
+    assert!(!warnings[0].contains("--trust-dotenv-base-url"), "{}", warnings[0]);
+    assert_eq!(sink.requests().len(), 0, "a request went through the .env's proxy");
+    assert_eq!(server.requests().len(), 2);
+    // The task's environment is the CLI's: none of the file's variables.
+    let task_env = std::fs::read_to_string(dir.0.join("task-env.txt")).unwrap();
+    assert!(task_env.lines().any(|l| l.starts_with("PATH=")), "{task_env}");
+    for name in
+        ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "SSL_CERT_FILE", "LD_PRELOAD", "PYTHONPATH"]
+    {
+        assert!(
+            !task_env.lines().any(|l| l.starts_with(&format!("{name}="))),
+            "{name}: {task_env}"
+        );
+    }
+    assert!(!task_env.contains(&evil.display().to_string()), "{task_env}");
+    // The loader would complain (in every dynamically linked child) about a preload it
+    // cannot find.
+    assert_eq!(std::fs::read_to_string(dir.0.join("task-env.err")).unwrap(), "");
+    assert!(!err(&o).contains("preload"), "{}", err(&o));
+}
+
+#[test]
+fn a_dotenv_that_is_a_fifo_or_a_device_is_not_read_and_the_cli_goes_on() {
+    let dir = Dir::new();
+    let script = dir.0.join("script.json");
+    let reply = json!({"content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn"});
+    std::fs::write(&script, json!([reply]).to_string()).unwrap();
+    let env = dir.0.join(".env");
+    for kind in ["fifo", "/dev/zero"] {
+        let _ = std::fs::remove_file(&env);
+        match kind {
+            "fifo" => nix::unistd::mkfifo(&env, nix::sys::stat::Mode::S_IRWXU).unwrap(),
+            device => std::os::unix::fs::symlink(device, &env).unwrap(),
+        }
+        // --version does not read .env at all.
+        let mut version = bgagent(&dir, None);
+        version.arg("--version");
+        let version = output_or_fail(version, &format!("--version with a {kind} .env"));
+        assert!(version.status.success(), "{kind}: {}", err(&version));
+        assert_eq!(err(&version), "", "{kind}");
+        for mode in [&[][..], &["--mirror"][..]] {
+            let mut cmd = bgagent(&dir, None);
+            cmd.args(["-p", "hi", "--script"]).arg(&script).args(mode);
+            let o = output_or_fail(cmd, &format!("a turn with a {kind} .env {mode:?}"));
+            assert!(o.status.success(), "{kind} {mode:?}: {}", err(&o));
+            assert_eq!(out(&o), "hi\n");
+            assert_eq!(err(&o), "bgagent: .env is not a regular file; not read\n", "{kind}");
+        }
+    }
+}
+
+/// The binary in `dir` (as [`bgagent`]), run as the unprivileged user 65534 when the test
+/// runs as root: root may read any process's memory, so only another user shows what a
+/// same-user task can do.
+fn bgagent_unprivileged(dir: &Dir) -> Command {
+    let program = env!("CARGO_BIN_EXE_bgagent");
+    // SAFETY: geteuid only reads this process's credentials.
+    let cmd = if unsafe { libc::geteuid() } == 0 {
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", program]);
+        setpriv
+    } else {
+        Command::new(program)
+    };
+    in_clean_env(cmd, dir, None)
+}
+
+/// Run by a task: waits (at most 30 s) for the test to write the CLI's pid, then reads that
+/// process's `/proc/PID/environ` and `/proc/PID/mem`; output, stderr and exit status go to
+/// files of the work directory.
+const READ_THE_CLI: &str =
+    "n=0; until [ -s cli.pid ] || [ $n -ge 3000 ]; do sleep 0.01; n=$((n+1)); done; \
+     cli=$(cat cli.pid); \
+     cat /proc/$cli/environ > environ.out 2> environ.err; echo $? > environ.rc; \
+     head -c 4096 /proc/$cli/mem > mem.out 2> mem.err; echo $? > mem.rc";
+
+#[test]
+fn a_task_cannot_read_the_key_from_the_cli() {
+    use std::os::unix::fs::PermissionsExt;
+    let key = "sk-held-by-the-cli-0123456789";
+    for key_in_dotenv in [false, true] {
+        let dir = Dir::new();
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let script = dir.0.join("script.json");
+        let uses = json!([{"type": "tool_use", "id": "t1", "name": "bash",
+                           "input": {"command": READ_THE_CLI}}]);
+        std::fs::write(
+            &script,
+            json!([
+                {"content": uses, "stop_reason": "tool_use"},
+                {"content": [{"type": "text", "text": "read"}], "stop_reason": "end_turn"}
+            ])
+            .to_string(),
+        )
+        .unwrap();
+        let mut cmd = bgagent_unprivileged(&dir);
+        cmd.args(["-p", "go", "--script"]).arg(&script);
+        if key_in_dotenv {
+            std::fs::write(dir.0.join(".env"), format!("ANTHROPIC_API_KEY={key}\n")).unwrap();
+        } else {
+            cmd.env("ANTHROPIC_API_KEY", key);
+        }
+        let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        // setpriv execs the CLI in place: it keeps this pid.
+        std::fs::write(dir.0.join("cli.pid.new"), child.id().to_string()).unwrap();
+        std::fs::rename(dir.0.join("cli.pid.new"), dir.0.join("cli.pid")).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", err(&o));
+        let read = |name: &str| std::fs::read_to_string(dir.0.join(name)).unwrap_or_default();
+        let what = if key_in_dotenv { "key in .env" } else { "key exported" };
+        assert!(!read("environ.rc").is_empty(), "{what}: the task ran");
+        assert!(!read("environ.out").contains(key), "{what}: the key was read from environ");
+        assert_ne!(read("environ.rc").trim(), "0", "{what}: environ was read");
+        assert!(
+            read("environ.err").contains("Permission denied"),
+            "{what}: {}",
+            read("environ.err")
+        );
+        assert!(read("mem.err").contains("Permission denied"), "{what}: {}", read("mem.err"));
+        assert_eq!(read("mem.out"), "", "{what}");
+    }
 }

@@ -98,22 +98,33 @@ fn a_key_straddling_the_result_and_preview_cuts_leaves_none_of_its_characters() 
 fn log_files_are_private_and_redacted_as_results_are() {
     let dir = Dir::new();
     let m = production(&dir.0);
-    let id = m.start("echo start; dd bs=2 status=none < key.txt; echo; cat key.txt >&2; echo end");
-    assert_eq!(m.wait_task(&id, Some(Duration::from_secs(60))), Some(Status::Completed));
-    let output = m.task(&id).unwrap().output;
-    let path = output.log_path.expect("a log file");
-    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600, "the log is its user's only");
-    let log = std::fs::read_to_string(&path).unwrap();
-    assert_no_key(&log, "the log");
-    assert_eq!(log.matches("[redacted]").count(), 2, "{log}");
-    assert!(log.starts_with("start\n") && log.contains("end\n"), "{log}");
-    // `log_bytes` counts what the log holds: the redacted output.
-    assert_eq!(output.log_bytes, log.len() as u64);
-    assert_eq!(
-        output.stdout_bytes + output.stderr_bytes,
-        (log.len() + 2 * (KEY.len() - 10)) as u64
-    );
+    let keys = "echo start; dd bs=2 status=none < key.txt; echo; cat key.txt >&2; echo end";
+    // A short output stays in memory; past LOG_IN_MEMORY bytes it is a file. Redacted alike.
+    let filler = "yes filler | head -n 1000";
+    for (command, in_file) in [(keys.to_string(), false), (format!("{keys}; {filler}"), true)] {
+        let id = m.start(&command);
+        assert_eq!(m.wait_task(&id, Some(Duration::from_secs(60))), Some(Status::Completed));
+        let output = m.task(&id).unwrap().output;
+        let log = match (&output.log_path, &output.log_held) {
+            (Some(path), None) => {
+                let mode = std::fs::metadata(path).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "the log is its user's only");
+                std::fs::read_to_string(path).unwrap()
+            }
+            (None, Some(held)) => String::from_utf8(held.to_vec()).unwrap(),
+            other => panic!("a log in a file or in memory: {other:?}"),
+        };
+        assert_eq!(output.log_path.is_some(), in_file, "{command}");
+        assert_no_key(&log, "the log");
+        assert_eq!(log.matches("[redacted]").count(), 2, "{log}");
+        assert!(log.starts_with("start\n") && log.contains("end\n"), "{log}");
+        // `log_bytes` counts what the log holds: the redacted output.
+        assert_eq!(output.log_bytes, log.len() as u64);
+        assert_eq!(
+            output.stdout_bytes + output.stderr_bytes,
+            (log.len() + 2 * (KEY.len() - 10)) as u64
+        );
+    }
 }
 
 fn tool(dir: &Path, manager: &BackgroundManager, name: &str, input: Value) -> String {

@@ -7,11 +7,13 @@ from . import _core
 
 # Run by `python -I -S -c`: loads the extension from the path given as argv[1] under its own
 # name, without importing the package (its __init__ and everything that imports), and serves.
+# Only importlib.machinery (built in): importlib.util would import contextlib and collections,
+# a third of the time the first task waits for the supervisor.
 _LOAD_AND_SERVE = (
-    "import sys, importlib.machinery as m, importlib.util as u; "
+    "import sys, importlib.machinery as m; "
     "loader = m.ExtensionFileLoader('bgagent._core', sys.argv[1]); "
-    "spec = u.spec_from_loader('bgagent._core', loader); "
-    "core = u.module_from_spec(spec); loader.exec_module(core); core._supervise()"
+    "spec = m.ModuleSpec('bgagent._core', loader, origin=sys.argv[1]); "
+    "core = loader.create_module(spec); loader.exec_module(core); core._supervise()"
 )
 
 

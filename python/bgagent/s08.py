@@ -11,7 +11,9 @@ import codecs
 import operator
 import os
 import re
+import stat
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +23,45 @@ _VARIABLE = re.compile(r"\$\{(?P<name>[^}:]*)(?::-(?P<default>[^}]*))?\}")
 _BINDING = re.compile(r"^\s*(?:export\s+)?(?P<key>[A-Za-z0-9_.\-]+)\s*=(?P<space>\s*)(?P<raw>.*)$")
 
 
+_DOTENV_LIMIT = 1 << 20  # far above any real .env
+
+
+def _read_dotenv(path: str) -> str | None:
+    """The text of `path` if it is a regular file of at most 1 MiB; else None, with a warning
+    if something else is there. The lesson reads a FIFO (and waits for a writer): importing
+    this module must not hang."""
+    why = None
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            why = "is not a regular file"
+        else:
+            # O_NONBLOCK: a FIFO swapped in after the check does not block the open either.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    why = "is not a regular file"
+                else:
+                    data = f.read(_DOTENV_LIMIT + 1)
+                    if len(data) > _DOTENV_LIMIT:
+                        why = "is larger than 1 MiB"
+    except OSError:
+        return None  # none there, or one that cannot be opened (permissions): skipped
+    if why is not None:
+        # stacklevel: the line of this module that loads .env.
+        warnings.warn(f"bgagent.s08: {path} {why}; not read", RuntimeWarning, stacklevel=3)
+        return None
+    return data.decode("utf-8")
+
+
 def _dotenv(path: str) -> dict[str, str]:
     """What the lesson's `load_dotenv(override=True)` sets, for one-line `KEY=value` files:
     quotes and escapes as python-dotenv reads them, and each `${VAR}` (or `${VAR:-default}`)
     taken from the values earlier in the file first, then from the environment."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError:
+    text = _read_dotenv(path)
+    if text is None:
         return {}
     values: dict[str, str] = {}
-    for line in lines:
+    for line in text.splitlines():
         match = _BINDING.match(line)
         if not match:
             continue
@@ -97,6 +127,11 @@ class BackgroundManager(background.BackgroundManager):
         raise _not_text(command)
 
 
+# What the lesson's subprocess raises for a command with a NUL byte, before starting anything
+# (the core's task result for such a command is the same text).
+_NUL = "embedded null byte"
+
+
 def _not_text(command: Any) -> TypeError:
     """What the mirror raises for a command it cannot run as the lesson would (a list, bytes)."""
     return TypeError(f"bgagent.s08 runs str commands, not {type(command).__name__}")
@@ -127,7 +162,11 @@ def run_bash(command: str) -> str:
     if not isinstance(command, str):
         _ = "sudo" in command  # the lesson's blocklist test raises TypeError first
         raise _not_text(command)
-    return _core.run_bash(WORKDIR, command)
+    answer = _core.run_bash(WORKDIR, command)
+    # The lesson tests its blocklist first; then subprocess raises (the core cannot start it).
+    if "\0" in command and answer != "Error: Dangerous command blocked":
+        raise ValueError(_NUL)
+    return answer
 
 
 def run_read(path: str, limit: int | None = None) -> str:

@@ -263,6 +263,7 @@ impl Capture {
             log_bytes: exit.log.bytes,
             log_cut: exit.log.cut,
             log_path: exit.log.path,
+            log_held: exit.log.held,
             log_error: exit.log.error,
         };
         (status, Outcome { result, exit_code: exit.code, output })

@@ -22,6 +22,7 @@ pub use watcher::Watcher;
 
 use crate::error::{Error, Result};
 use crate::exec::{EventSink, ExecEvent, Executor, LocalExecutor, LocalSettings, TaskSpec};
+use crate::runtime::Cancel;
 use crate::secrets::Redactor;
 use crate::text::prefix;
 use events::Hub;
@@ -30,6 +31,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// Bytes of a task's output kept in memory rather than in a log file, when the task ends by
+/// itself and its result shows them all (a disk block, and a file each, for a line of output
+/// would cost more than they hold).
+pub const LOG_IN_MEMORY: usize = 4096;
 
 /// A wait's timeout passed before what it waited for happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +282,12 @@ impl BackgroundManager {
         }
     }
 
+    /// Makes ready what the first task would wait for (the supervisor that starts tasks), so
+    /// that it starts while the caller does something else; a task does this itself if not.
+    pub fn prepare(&self) {
+        self.inner.executor.prepare();
+    }
+
     /// Everything queued, in completion order; the queue is left empty.
     pub fn drain_notifications(&self) -> Vec<Notification> {
         self.inner.drain(&mut self.inner.lock())
@@ -345,7 +357,7 @@ impl BackgroundManager {
                 Err(format!("Error: Task {task_id} is not running ({})", t.status))
             }
             Some(t) => {
-                t.kill.cancel();
+                t.kill.iter().for_each(Cancel::cancel);
                 Ok(())
             }
         }
@@ -459,7 +471,7 @@ impl Inner {
     pub(crate) fn request_kill_all(&self) {
         let state = self.lock();
         for t in state.tasks.values().filter(|t| t.status == Status::Running) {
-            t.kill.cancel();
+            t.kill.iter().for_each(Cancel::cancel);
         }
     }
 
@@ -484,7 +496,7 @@ impl Inner {
                 },
             };
             let record = TaskRecord::new(id.clone(), command.to_string());
-            let cancel = record.kill.clone();
+            let cancel = record.kill.clone().unwrap_or_default();
             state.order.push(id.clone());
             state.tasks.insert(id.clone(), record);
             state.running += 1;
@@ -497,16 +509,14 @@ impl Inner {
             workdir: workdir.unwrap_or(&self.workdir).to_path_buf(),
             timeout: self.timeout,
             keep_log: true,
+            // Output this short is all in the result (it is never cut): no file for it.
+            hold_output: self.output_limit.min(LOG_IN_MEMORY),
             hide_secrets: self.hide_secrets,
         };
         let sink = TaskSink {
             inner: Arc::clone(self),
             id: id.clone(),
-            capture: Capture::new(
-                self.output_limit,
-                self.timeout,
-                Redactor::when(self.hide_secrets),
-            ),
+            capture: None,
             last_progress: Instant::now(),
             done: false,
         };
@@ -600,16 +610,31 @@ impl Drop for Inner {
 struct TaskSink {
     inner: Arc<Inner>,
     id: String,
-    capture: Capture,
+    /// Made at the first event, on the thread that runs the task: made by the caller of
+    /// `start`, its 440 bytes came and went between records that stay, and left holes.
+    capture: Option<Box<Capture>>,
     last_progress: Instant,
     done: bool,
 }
 
 impl TaskSink {
+    fn capture(&mut self) -> &mut Capture {
+        made(&mut self.capture, &self.inner)
+    }
+
     fn finish(&mut self, (status, outcome): (Status, Outcome)) {
         self.done = true;
-        self.inner.finish(&self.id, status, outcome, self.capture.redactor());
+        let capture = made(&mut self.capture, &self.inner);
+        self.inner.finish(&self.id, status, outcome, capture.redactor());
     }
+}
+
+/// The task's capture, made now if it was not yet.
+fn made<'a>(capture: &'a mut Option<Box<Capture>>, inner: &Inner) -> &'a mut Capture {
+    capture.get_or_insert_with(|| {
+        let redactor = Redactor::when(inner.hide_secrets);
+        Box::new(Capture::new(inner.output_limit, inner.timeout, redactor))
+    })
 }
 
 impl EventSink for TaskSink {
@@ -618,11 +643,11 @@ impl EventSink for TaskSink {
             return self.inner.started(&self.id, pid);
         }
         let output = matches!(event, ExecEvent::Output { .. });
-        if let Some(end) = self.capture.take(event) {
+        if let Some(end) = self.capture().take(event) {
             self.finish(end);
         } else if output && self.last_progress.elapsed() >= PROGRESS_EVERY {
             self.last_progress = Instant::now();
-            let (stdout_bytes, stderr_bytes) = self.capture.bytes();
+            let (stdout_bytes, stderr_bytes) = self.capture().bytes();
             let progress = TaskEventKind::Progress { stdout_bytes, stderr_bytes };
             self.inner.hub.publish(&self.id, progress);
         }

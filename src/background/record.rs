@@ -61,10 +61,14 @@ pub struct Notification {
 pub struct OutputStats {
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
-    /// Bytes of output stored in the log file.
+    /// Bytes of output stored in the log (redacted, as stored), in its file or in memory.
     pub log_bytes: u64,
     pub log_cut: bool,
+    /// The log file; `None` when none was written (no output, or the log is in memory).
     pub log_path: Option<PathBuf>,
+    /// The log itself when it stayed in memory: a task that ended by itself with at most
+    /// [`super::LOG_IN_MEMORY`] bytes of output (its result shows them all) gets no file.
+    pub log_held: Option<Box<[u8]>>,
     /// A problem with the log file (the task itself still ran).
     pub log_error: Option<String>,
 }
@@ -91,7 +95,8 @@ pub struct TaskRecord {
     pub output: OutputStats,
     /// The process id the executor reported (for a local task, also its process group).
     pub pid: Option<u32>,
-    pub(crate) kill: Cancel,
+    /// Stops it while it runs; let go once it has ended.
+    pub(crate) kill: Option<Cancel>,
 }
 
 impl TaskRecord {
@@ -106,16 +111,19 @@ impl TaskRecord {
             finished: None,
             output: OutputStats::default(),
             pid: None,
-            kill: Cancel::new(),
+            kill: Some(Cancel::new()),
         }
     }
 
-    pub(crate) fn finish(&mut self, status: Status, outcome: Outcome) {
+    pub(crate) fn finish(&mut self, status: Status, mut outcome: Outcome) {
+        // Kept as long as the record: without the slack a redaction or a cut left.
+        outcome.result.shrink_to_fit();
         self.status = status;
         self.result = Some(outcome.result);
         self.exit_code = outcome.exit_code;
         self.finished = Some(Instant::now());
         self.output = outcome.output;
+        self.kill = None;
     }
 
     /// How long the task ran (so far, while it runs).

@@ -4,6 +4,7 @@
 mod console;
 pub(crate) mod demo;
 mod ending;
+mod env_file;
 mod repl;
 
 use crate::agent::{Loop, LoopConfig, LoopPolicy};
@@ -31,12 +32,16 @@ use std::sync::Arc;
                   Try it offline with: bgagent --demo"
 )]
 struct Args {
-    /// Model name
-    #[arg(long, env = "MODEL_ID")]
+    /// Model name [default: $MODEL_ID]
+    #[arg(long)]
     model: Option<String>,
-    /// Messages API base URL
-    #[arg(long, env = "ANTHROPIC_BASE_URL")]
+    /// Messages API base URL [default: $ANTHROPIC_BASE_URL]
+    #[arg(long)]
     base_url: Option<String>,
+    /// Take ANTHROPIC_BASE_URL from ./.env too (without it, production takes only MODEL_ID
+    /// and the credentials from .env: a repository's .env must not choose where the key goes)
+    #[arg(long)]
+    trust_dotenv_base_url: bool,
     /// Where commands run and files are read and written (default: the current directory)
     #[arg(long)]
     workdir: Option<PathBuf>,
@@ -114,8 +119,7 @@ fn install_signal_handlers() {
 /// Exit codes: 0 done, 1 the model call failed, 2 bad usage or configuration, 130 Ctrl-C,
 /// 143 SIGTERM, 129 SIGHUP (a closed terminal).
 pub fn main(args: Vec<OsString>) -> i32 {
-    // Like the lesson: `.env` in the working directory, overriding the environment.
-    let _ = dotenvy::from_path_override(".env");
+    // Parsed before `.env` is read: `--help` and `--version` need nothing from it.
     let args = match Args::try_parse_from(args) {
         Ok(a) => a,
         Err(e) => {
@@ -125,8 +129,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     install_signal_handlers();
     let result = match args.command {
+        // A picture of a trace needs no model, no key and nothing from `.env`.
         Some(Command::View { trace, output, svg }) => view(&trace, output, svg),
-        None => run(args),
+        None => {
+            load_env_file(args.mirror, args.trust_dotenv_base_url);
+            guard_the_key();
+            run(args)
+        }
     };
     match result {
         Ok(()) => 0,
@@ -135,6 +144,56 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 eprintln!("bgagent: {message}");
             }
             code
+        }
+    }
+}
+
+/// `./.env` into the environment: with `--mirror` every binding over the environment, as the
+/// lesson's `load_dotenv(override=True)` does; in production what [`env_file::decide`] allows,
+/// with one line naming what it left out. A file that is not a regular file of at most 1 MiB
+/// is not read (one line says why).
+fn load_env_file(mirror: bool, trust_base_url: bool) {
+    let path = std::path::Path::new(".env");
+    let text = match env_file::read(path) {
+        Ok(Some(text)) => text,
+        Ok(None) => return,
+        Err(why) => return eprintln!("bgagent: {why}"),
+    };
+    // Set before the CLI starts a thread of its own, so no getenv of ours runs beside them.
+    if mirror {
+        // dotenvy reads as the lesson's python-dotenv does (`${VAR}` expanded) and, like its
+        // own loader, stops at the first line it cannot parse. A value with a NUL byte cannot
+        // go into the environment (set_var would panic).
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        for (name, value) in dotenvy::from_read_iter(text.as_bytes()).map_while(Result::ok) {
+            if !name.is_empty() && !value.contains('\0') {
+                std::env::set_var(name, value);
+            }
+        }
+        return;
+    }
+    let is_set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let decision = env_file::decide(&env_file::parse(&text), is_set, trust_base_url);
+    for (name, value) in decision.apply {
+        std::env::set_var(name, value);
+    }
+    if let Some(line) = env_file::warning(&decision.ignored) {
+        eprintln!("{line}");
+    }
+}
+
+/// While the process holds a key (exported, or from `.env`), it is not dumpable: a task (or any
+/// other process of the same user) can no longer read its `/proc/PID/environ` or
+/// `/proc/PID/mem`, nor ptrace it. A core dump, which would hold the key too, is not written.
+fn guard_the_key() {
+    let holds_key = crate::secrets::SECRET_VARS
+        .iter()
+        .any(|n| std::env::var_os(n).is_some_and(|v| !v.is_empty()));
+    if holds_key {
+        // SAFETY: PR_SET_DUMPABLE takes one integer argument and changes only this process.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+            let e = std::io::Error::last_os_error();
+            eprintln!("bgagent: cannot keep other processes from reading the key: {e}");
         }
     }
 }
@@ -222,6 +281,9 @@ fn run(args: Args) -> Result<(), Failure> {
     let workdir = std::fs::canonicalize(&workdir)
         .map_err(|e| Failure(2, format!("--workdir {}: {e}", workdir.display())))?;
 
+    // `.env` has been applied by now, so the environment is the last word.
+    let from_env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    let model_name = args.model.clone().or_else(|| from_env("MODEL_ID"));
     let model: Box<dyn Model> = if args.demo {
         Box::new(demo::DemoModel)
     } else if let Some(path) = &args.script {
@@ -232,7 +294,7 @@ fn run(args: Args) -> Result<(), Failure> {
             http.base_url = url.clone();
         }
         http.stream = true;
-        if args.model.as_deref().unwrap_or_default().is_empty() {
+        if model_name.as_deref().unwrap_or_default().is_empty() {
             return Err(Failure(2, "no model name: set MODEL_ID or pass --model NAME".into()));
         }
         if http.api_key.is_none() && http.auth_token.is_none() {
@@ -253,7 +315,7 @@ fn run(args: Args) -> Result<(), Failure> {
     let manager = Arc::new(BackgroundManager::new(options).map_err(|e| Failure(2, e.to_string()))?);
     let info = RunInfo {
         mode: if args.mirror { "mirror" } else { "production" }.into(),
-        model: args.model.clone().unwrap_or_else(|| "demo".into()),
+        model: model_name.clone().unwrap_or_else(|| "demo".into()),
         workdir: workdir.clone(),
     };
     let trace = match &args.trace {
@@ -266,7 +328,7 @@ fn run(args: Args) -> Result<(), Failure> {
     let watcher = trace.as_ref().map(|t| t.follow(&manager));
     let session = Session {
         config: LoopConfig {
-            model: args.model.clone().unwrap_or_else(|| "demo".into()),
+            model: model_name.clone().unwrap_or_else(|| "demo".into()),
             system: LoopConfig::lesson_system(&workdir),
             max_tokens: args.max_tokens,
             policy: if args.mirror {

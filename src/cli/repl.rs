@@ -97,7 +97,12 @@ fn history_file() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
     let dir = base.join("bgagent");
     std::fs::create_dir_all(&dir).ok()?;
-    Some(dir.join("history"))
+    let path = dir.join("history");
+    // Made (empty, private) before the first load: rustyline writes a missing history file
+    // whole, which would drop what another REPL appended at the same moment.
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(&path);
+    Some(path)
 }
 
 /// What the main thread hears about: a line read at the prompt, or a task that ended there.
@@ -150,7 +155,9 @@ fn terminal(session: &Session, auto_resume: bool) -> Result<(), Failure> {
                 if let (Ok(line), Some(path)) = (&read, &history) {
                     if !line.trim().is_empty() {
                         let _ = editor.add_history_entry(line.as_str());
-                        let _ = editor.save_history(path);
+                        // Appended under a lock, not saved whole: every REPL of the user
+                        // shares this file, and another one running keeps its lines too.
+                        let _ = editor.append_history(path);
                     }
                 }
                 if send.send(Input::Read(read)).is_err() {

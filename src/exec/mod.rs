@@ -24,8 +24,12 @@ pub struct TaskSpec {
     pub workdir: PathBuf,
     /// After this long the command is stopped and ends as [`Ended::TimedOut`].
     pub timeout: Duration,
-    /// Keep the full output in a log file (background tasks do; the bash tool does not).
+    /// Keep the full output in a log (background tasks do; the bash tool does not).
     pub keep_log: bool,
+    /// A log of at most this many bytes (as stored: redacted) stays in memory, with no file,
+    /// when the run ends by itself: the caller's result shows all of it then. Beyond it, or
+    /// when the run is stopped, the log is a file. 0: always a file.
+    pub hold_output: usize,
     /// Leave the API credentials ([`crate::secrets::SECRET_VARS`]) out of the environment, and
     /// redact their values from the log.
     pub hide_secrets: bool,
@@ -51,10 +55,14 @@ pub enum Ended {
     Lost,
 }
 
-/// Where a run's full output went.
+/// Where a run's full output went: a file, or memory.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LogSummary {
+    /// The file, if one was created.
     pub path: Option<PathBuf>,
+    /// The log itself when it stayed in memory (see [`TaskSpec::hold_output`]); `None` when
+    /// it is in the file or empty.
+    pub held: Option<Box<[u8]>>,
     /// Bytes of output stored: after redaction (`[redacted]` counted), the line that says
     /// the log was cut not counted.
     pub bytes: u64,
@@ -93,6 +101,10 @@ pub trait Executor: Send + Sync {
 
     /// The longest a run may take to end once cancelled (so waits for it can be bounded).
     fn stop_bound(&self) -> Duration;
+
+    /// Makes ready now what the first run would otherwise wait for (the local executor's
+    /// supervisor), for a caller about to be busy elsewhere; a run does it itself otherwise.
+    fn prepare(&self) {}
 
     /// Where log files go, if this executor keeps them on this machine.
     fn log_dir(&self) -> Option<&Path> {

@@ -80,6 +80,7 @@ pub fn bash(
         workdir: workdir.into(),
         timeout,
         keep_log: false,
+        hold_output: 0,
         hide_secrets,
     };
     let capture = Capture::new(OUTPUT_LIMIT, timeout, Redactor::when(hide_secrets));

@@ -15,6 +15,7 @@ use crate::background::{Awaiter, BackgroundManager, Notification, TaskEvent, Wat
 use crate::llm::Response;
 use crate::secrets::Redactor;
 use serde_json::{json, Value};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -25,7 +26,9 @@ pub const SCHEMA: &str = "bgagent-trace";
 pub const VERSION: u32 = 1;
 /// Characters kept of any text (model text, tool input and output, injected block).
 pub const TEXT_LIMIT: usize = 2000;
-/// Lines a trace kept in memory holds at most; progress events go first when it is full.
+/// Lines a trace kept in memory holds at most, the header and the `lines_dropped` line
+/// included. Past it the oldest lines go (`task_progress` lines first, which the picture does
+/// not draw), so that a long session keeps its newest turns.
 pub const MEMORY_LIMIT: usize = 100_000;
 
 /// What the header line says about the run.
@@ -39,7 +42,159 @@ pub struct RunInfo {
 
 enum Out {
     File { file: BufWriter<File>, path: PathBuf, failed: bool },
-    Memory(Vec<String>),
+    Memory(Kept),
+}
+
+/// A trace kept in memory: its header and its newest lines, at most `limit` lines in all.
+/// Adding a line costs the same however long the session, and reading them all is linear.
+struct Kept {
+    limit: usize,
+    header: Option<String>,
+    /// Lines after the header, numbered in the order they came. Progress lines apart, so
+    /// that the oldest one is at hand when one must go.
+    progress: Chain,
+    others: Chain,
+    next: u64,
+    /// Lines let go so far, and how many of them were `task_progress` lines.
+    dropped: u64,
+    dropped_progress: u64,
+    /// The time of the newest line let go that was not a progress line (the header's while
+    /// there is none): the picture before it is incomplete.
+    dropped_until: f64,
+}
+
+impl Kept {
+    fn new(limit: usize) -> Kept {
+        Kept {
+            // The header, and a line saying how many went: at least one more line beside them.
+            limit: limit.max(3),
+            header: None,
+            progress: Chain::default(),
+            others: Chain::default(),
+            next: 0,
+            dropped: 0,
+            dropped_progress: 0,
+            dropped_until: 0.0,
+        }
+    }
+
+    fn push(&mut self, progress: bool, t: f64, line: &str) {
+        if self.header.is_none() {
+            self.header = Some(line.to_string());
+            self.dropped_until = t;
+            return;
+        }
+        let chain = if progress { &mut self.progress } else { &mut self.others };
+        chain.push(self.next, t, line);
+        self.next += 1;
+        // Once a line went, the line that says so takes a place too.
+        while 1 + usize::from(self.dropped > 0) + self.progress.len() + self.others.len()
+            > self.limit
+        {
+            if self.progress.pop_front().is_some() {
+                self.dropped_progress += 1;
+            } else if let Some(t) = self.others.pop_front() {
+                self.dropped_until = t;
+            }
+            self.dropped += 1;
+        }
+    }
+
+    /// The header, the `lines_dropped` line if any went, then the kept lines in order.
+    fn lines(&self) -> Vec<String> {
+        let mut lines =
+            Vec::with_capacity(self.limit.min(2 + self.others.len() + self.progress.len()));
+        lines.extend(self.header.iter().cloned());
+        if self.dropped > 0 {
+            let marker = json!({
+                "t": self.dropped_until,
+                "event": "lines_dropped",
+                "lines": self.dropped,
+                "task_progress": self.dropped_progress,
+                "limit": self.limit,
+            });
+            lines.push(marker.to_string());
+        }
+        let (mut p, mut o) = (self.progress.iter().peekable(), self.others.iter().peekable());
+        loop {
+            let next = match (p.peek(), o.peek()) {
+                (Some(a), Some(b)) if a.0 < b.0 => p.next(),
+                (_, Some(_)) => o.next(),
+                (Some(_), None) => p.next(),
+                (None, None) => break,
+            };
+            lines.extend(next.map(|(_, line)| line.to_string()));
+        }
+        lines
+    }
+}
+
+/// Bytes of lines stored together in one block.
+const BLOCK: usize = 64 * 1024;
+
+/// Lines in the order they came, first in first out, stored back to back in large blocks.
+/// One allocation per line, 100,000 of them living among the loop's own short-lived ones,
+/// fragmented the heap so that every allocation of the process slowed down (a turn took
+/// several times as long); a block that empties is reused.
+#[derive(Default)]
+struct Chain {
+    blocks: VecDeque<String>,
+    /// The number of `blocks[0]` since the chain began.
+    first_block: u64,
+    lines: VecDeque<Line>,
+    spare: Option<String>,
+}
+
+struct Line {
+    seq: u64,
+    t: f64,
+    /// The block's number, and where the line is in it.
+    block: u64,
+    start: usize,
+    end: usize,
+}
+
+impl Chain {
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    fn push(&mut self, seq: u64, t: f64, text: &str) {
+        let fits = self.blocks.back().is_some_and(|b| b.capacity() - b.len() >= text.len());
+        if !fits {
+            let block = match self.spare.take() {
+                Some(spare) if spare.capacity() >= text.len() => spare,
+                _ => String::with_capacity(BLOCK.max(text.len())),
+            };
+            self.blocks.push_back(block);
+        }
+        let block = self.first_block + self.blocks.len() as u64 - 1;
+        let last = self.blocks.back_mut().expect("a block was added above");
+        let start = last.len();
+        last.push_str(text);
+        self.lines.push_back(Line { seq, t, block, start, end: last.len() });
+    }
+
+    /// Lets the oldest line go; its time.
+    fn pop_front(&mut self) -> Option<f64> {
+        let line = self.lines.pop_front()?;
+        // Blocks before the next line's (all of them, once no line is left) are done with.
+        let keep_from = self.lines.front().map_or(u64::MAX, |next| next.block);
+        while self.first_block < keep_from && !self.blocks.is_empty() {
+            let mut done = self.blocks.pop_front().expect("not empty");
+            self.first_block += 1;
+            done.clear();
+            self.spare = Some(done);
+        }
+        Some(line.t)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.lines.iter().map(|l| {
+            let block = &self.blocks[(l.block - self.first_block) as usize];
+            (l.seq, &block[l.start..l.end])
+        })
+    }
 }
 
 struct Writer {
@@ -67,7 +222,7 @@ impl Tracer {
 
     /// A trace kept in memory (see [`Tracer::lines`]).
     pub fn in_memory(info: &RunInfo) -> Arc<Tracer> {
-        Tracer::with(Out::Memory(Vec::new()), info)
+        Tracer::with(Out::Memory(Kept::new(MEMORY_LIMIT)), info)
     }
 
     fn with(out: Out, info: &RunInfo) -> Arc<Tracer> {
@@ -98,7 +253,7 @@ impl Tracer {
     /// The lines so far (a file trace gives none: read the file).
     pub fn lines(&self) -> Vec<String> {
         match &self.lock().out {
-            Out::Memory(lines) => lines.clone(),
+            Out::Memory(kept) => kept.lines(),
             Out::File { .. } => Vec::new(),
         }
     }
@@ -121,7 +276,8 @@ impl Tracer {
         let mut w = self.lock();
         let t = at.saturating_duration_since(self.start).as_secs_f64().max(w.last);
         w.last = t;
-        let mut line = json!({"t": (t * 1e6).round() / 1e6, "event": event});
+        let stamp = (t * 1e6).round() / 1e6;
+        let mut line = json!({"t": stamp, "event": event});
         if let (Value::Object(line), Value::Object(fields)) = (&mut line, fields) {
             line.extend(fields);
         }
@@ -130,17 +286,7 @@ impl Tracer {
         Redactor::from_env().redact_json(&mut line);
         let text = line.to_string();
         match &mut w.out {
-            Out::Memory(lines) => {
-                if lines.len() >= MEMORY_LIMIT {
-                    if event == "task_progress" {
-                        return;
-                    }
-                    if let Some(i) = lines.iter().position(|l| l.contains("\"task_progress\"")) {
-                        lines.remove(i);
-                    }
-                }
-                lines.push(text);
-            }
+            Out::Memory(kept) => kept.push(event == "task_progress", stamp, &text),
             Out::File { file, path, failed } => {
                 let written = writeln!(file, "{text}").and_then(|()| file.flush());
                 if let Err(e) = written {
@@ -433,6 +579,110 @@ mod tests {
             (header["event"].as_str(), header["version"].as_u64()),
             (Some("header"), Some(1))
         );
+    }
+
+    fn parsed(lines: &[String]) -> Vec<Value> {
+        lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// Past the limit the oldest lines go, in constant time per line: the header stays, a line
+    /// says how many went, and exactly `MEMORY_LIMIT` lines are kept.
+    #[test]
+    fn an_in_memory_trace_keeps_its_header_and_its_newest_lines() {
+        let tracer =
+            Tracer::in_memory(&RunInfo { mode: "production".into(), ..RunInfo::default() });
+        let extra = 5;
+        let recorded = MEMORY_LIMIT + extra;
+        for i in 0..recorded {
+            tracer.record("now", json!({"i": i}));
+        }
+        let lines = parsed(&tracer.lines());
+        assert_eq!(lines.len(), MEMORY_LIMIT);
+        assert_eq!(
+            (lines[0]["event"].as_str(), lines[0]["mode"].as_str()),
+            (Some("header"), Some("production"))
+        );
+        // Kept: the header, the marker and the newest MEMORY_LIMIT - 2 of the recorded lines.
+        let dropped = recorded - (MEMORY_LIMIT - 2);
+        assert_eq!(lines[1]["event"], "lines_dropped");
+        assert_eq!(
+            (lines[1]["lines"].as_u64(), lines[1]["task_progress"].as_u64()),
+            (Some(dropped as u64), Some(0))
+        );
+        assert_eq!(lines[1]["limit"], MEMORY_LIMIT);
+        assert_eq!(lines[2]["i"], dropped);
+        assert_eq!(lines[MEMORY_LIMIT - 1]["i"], recorded - 1);
+        let times: Vec<f64> = lines.iter().map(|l| l["t"].as_f64().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        // The picture starts where lines went, and says so.
+        let text = tracer.lines();
+        let run = view::Run::from_lines(text.iter().map(String::as_str));
+        assert_eq!(run.dropped, Some((dropped as u64, MEMORY_LIMIT as u64)));
+        assert_eq!(run.start, times[1]);
+        assert!(view::html(&run).contains(&format!("{dropped} lines of this trace were dropped")));
+    }
+
+    /// Progress lines (which the picture does not draw) go before any other line.
+    #[test]
+    fn progress_lines_go_first() {
+        let tracer = Tracer::with(Out::Memory(Kept::new(6)), &RunInfo::default());
+        tracer.record("turn", json!({"i": 0}));
+        tracer.record("task_progress", json!({"i": 1}));
+        tracer.record("turn", json!({"i": 2}));
+        tracer.record("task_progress", json!({"i": 3}));
+        tracer.record("turn", json!({"i": 4}));
+        let kept = |tracer: &Tracer| -> Vec<Value> {
+            parsed(&tracer.lines()).iter().skip(1).map(|l| l["i"].clone()).collect()
+        };
+        assert_eq!(kept(&tracer), [0, 1, 2, 3, 4], "within the limit, everything is kept");
+        tracer.record("turn", json!({"i": 5}));
+        // The marker takes a place too: both progress lines went.
+        let lines = parsed(&tracer.lines());
+        assert_eq!(
+            (lines[1]["lines"].as_u64(), lines[1]["task_progress"].as_u64()),
+            (Some(2), Some(2))
+        );
+        assert_eq!(lines[1]["t"], lines[0]["t"], "no line of the loop went");
+        assert_eq!(kept(&tracer), [Value::Null, 0.into(), 2.into(), 4.into(), 5.into()]);
+        // Full of other lines: a new progress line is the oldest one, and goes at once.
+        tracer.record("task_progress", json!({"i": 6}));
+        assert_eq!(kept(&tracer), [Value::Null, 0.into(), 2.into(), 4.into(), 5.into()]);
+        // Then the oldest line goes, and the marker gives its time.
+        tracer.record("turn", json!({"i": 7}));
+        let lines = parsed(&tracer.lines());
+        assert_eq!(lines.len(), 6);
+        assert_eq!(
+            (lines[1]["lines"].as_u64(), lines[1]["task_progress"].as_u64()),
+            (Some(4), Some(3))
+        );
+        assert!(lines[1]["t"].as_f64() >= lines[0]["t"].as_f64());
+        assert!(lines[1]["t"].as_f64() <= lines[2]["t"].as_f64());
+        assert_eq!(kept(&tracer), [Value::Null, 2.into(), 4.into(), 5.into(), 7.into()]);
+    }
+
+    /// Lines of any length, across blocks, come back as they went in; emptied blocks go.
+    #[test]
+    fn a_chain_keeps_its_lines_whole_across_blocks() {
+        let mut chain = Chain::default();
+        let text = |i: u64| format!("{i}:{}", "x".repeat((i as usize * 7919) % (BLOCK / 3)));
+        let mut kept = std::collections::VecDeque::new();
+        for i in 0..400u64 {
+            let line = if i == 50 { "y".repeat(BLOCK + 10) } else { text(i) };
+            chain.push(i, i as f64, &line);
+            kept.push_back((i, line));
+            if i % 3 == 0 {
+                assert_eq!(chain.pop_front(), kept.pop_front().map(|(i, _)| i as f64));
+            }
+            let got: Vec<(u64, &str)> = chain.iter().collect();
+            let want: Vec<(u64, &str)> = kept.iter().map(|(i, l)| (*i, l.as_str())).collect();
+            assert_eq!(got, want, "after line {i}");
+        }
+        // Only the blocks that hold kept lines stay (each at least 2/3 full: a line that does
+        // not fit starts the next, and these lines are at most a third of a block).
+        let spans = kept.iter().map(|(_, l)| l.len()).sum::<usize>() * 3 / (2 * BLOCK) + 2;
+        assert!(chain.blocks.len() <= spans, "{} blocks", chain.blocks.len());
+        while chain.pop_front().is_some() {}
+        assert!(chain.blocks.is_empty() && chain.iter().next().is_none());
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct Step {
 #[derive(Clone, Debug, Default)]
 pub struct Run {
     pub header: Value,
+    /// Where the picture starts: 0, or where a trace kept in memory let its oldest lines go
+    /// (the loop's lines before that time are missing).
+    pub start: f64,
     pub end: f64,
     pub segments: Vec<Segment>,
     pub tasks: Vec<TaskLane>,
@@ -78,6 +81,8 @@ pub struct Run {
     /// The last line was not a JSON object (a trace cut while it was being written): it was
     /// skipped.
     pub cut_last_line: bool,
+    /// Lines a trace kept in memory let go (its `lines_dropped` line), and how many it keeps.
+    pub dropped: Option<(u64, u64)>,
 }
 
 /// The latest time drawn (about 31 years): a corrupt or hostile `t` (1e308) is held to it so
@@ -174,6 +179,16 @@ impl Reader {
         let run = &mut self.run;
         match e["event"].as_str().unwrap_or_default() {
             "header" => run.header = e.clone(),
+            "lines_dropped" => {
+                let count = |key: &str| e[key].as_u64().unwrap_or_default();
+                run.dropped = Some((count("lines"), count("limit")));
+                // Lines of the loop went: what it was doing until then is unknown, so the
+                // picture starts here rather than with an idle stretch from 0.
+                if count("lines") > count("task_progress") {
+                    run.start = t;
+                    self.idle_since = None;
+                }
+            }
             "user_input" => {
                 if let Some(since) = self.idle_since.take() {
                     run.segment(Activity::Idle, since, t, "waiting for the user".into(), None);
@@ -424,8 +439,8 @@ fn tick(span: f64) -> f64 {
 
 /// The static picture.
 pub fn svg(run: &Run) -> String {
-    let span = run.end.max(0.001);
-    let x = |t: f64| LEFT + t / span * WIDTH;
+    let span = (run.end - run.start).max(0.001);
+    let x = |t: f64| LEFT + (t - run.start) / span * WIDTH;
     let loop_y = TOP + 20.0;
     let height = loop_y + 60.0 + run.tasks.len() as f64 * LANE + 30.0;
     let mut s = String::new();
@@ -442,8 +457,9 @@ pub fn svg(run: &Run) -> String {
     );
     // The time axis.
     let step = tick(span);
-    let mut t = 0.0;
-    while t <= span + 1e-9 {
+    // Ticks at round times: the first at or after the start.
+    let mut t = (run.start / step).ceil() * step;
+    while t <= run.end.max(run.start + 0.001) + 1e-9 {
         let _ = write!(
             s,
             "<line x1='{x0}' y1='{TOP}' x2='{x0}' y2='{bottom}' stroke='#eaeef2'/>\
@@ -611,6 +627,15 @@ pub fn html(run: &Run) -> String {
         run.steps.len(),
         run.tasks.len()
     );
+    // A trace kept in memory that let lines go says so, and how to keep them all.
+    let dropped = match run.dropped {
+        Some((lines, limit)) => format!(
+            "<p class='dropped'>{lines} lines of this trace were dropped (task progress first, \
+             then the oldest): a trace kept in memory holds {limit} lines. Trace to a file to \
+             keep them all.</p>"
+        ),
+        None => String::new(),
+    };
     let mut list = String::new();
     for (i, s) in run.steps.iter().enumerate() {
         let _ = write!(
@@ -630,7 +655,7 @@ pub fn html(run: &Run) -> String {
          <span class='k wait'></span>waiting for running tasks <span class='k idle'></span>waiting \
          for the user · task lanes coloured by status · arrows: result drained and injected into \
          the model call shown (red, dashed: it waited in the queue while the loop was idle)</p>\
-         <div class='picture'>{svg}</div><div class='steps'><ol id='steps'>{list}</ol>\
+         {dropped}<div class='picture'>{svg}</div><div class='steps'><ol id='steps'>{list}</ol>\
          <div id='detail'></div></div><p class='hint'>← → step through the model calls</p>\
          <script id='step-data' type='application/json'>{steps}</script><script>{SCRIPT}</script>\
          </body></html>",
@@ -647,7 +672,7 @@ margin-top:12px}#steps{width:320px;max-height:480px;overflow-y:auto;font-size:13
 margin:4px 0}.k{display:inline-block;width:12px;height:12px;margin:0 4px 0 10px;\
 vertical-align:middle}.k.call{background:#4c78a8}.k.tool{background:#f58518}.k.wait{background:\
 #afb8c1}.k.idle{background:#f0f3f6;border:1px solid #d0d7de}.legend,.hint{font-size:12px;\
-color:#57606a}rect.current{stroke:#cf222e;stroke-width:3}";
+color:#57606a}rect.current{stroke:#cf222e;stroke-width:3}.dropped{font-size:13px;color:#cf222e}";
 
 const SCRIPT: &str = "(function(){var steps=JSON.parse(document.getElementById('step-data')\
 .textContent);var items=document.querySelectorAll('#steps li');var detail=\
@@ -726,6 +751,42 @@ mod tests {
         let page = html(&r);
         assert!(page.contains("data-task-id='a'") && page.contains("data-lane='loop'"));
         assert!(page.contains("waited 2.4s in the queue while the loop was idle"));
+    }
+
+    /// A trace kept in memory that let the loop's oldest lines go: the picture starts where
+    /// they went (not with an idle stretch from 0), and the page says how many went.
+    #[test]
+    fn a_trace_that_let_lines_go_is_drawn_from_where_they_went() {
+        let r = run(&[
+            json!({"t": 0.0, "event": "header", "mode": "production"}),
+            json!({"t": 50.0, "event": "lines_dropped", "lines": 7, "task_progress": 2, "limit": 9}),
+            json!({"t": 50.5, "event": "model_reply", "turn": 3, "call": 4, "stop_reason": "end_turn"}),
+            json!({"t": 50.5, "event": "turn_end", "turn": 3}),
+            json!({"t": 60.0, "event": "user_input", "turn": 4, "text": "go"}),
+            json!({"t": 60.1, "event": "model_call", "turn": 4, "call": 5}),
+            json!({"t": 61.0, "event": "model_reply", "turn": 4, "call": 5, "stop_reason": "end_turn"}),
+            json!({"t": 61.0, "event": "turn_end", "turn": 4}),
+        ]);
+        assert_eq!((r.start, r.dropped), (50.0, Some((7, 9))));
+        let spans: Vec<(Activity, f64, f64)> =
+            r.segments.iter().map(|s| (s.activity, s.start, s.end)).collect();
+        assert_eq!(
+            spans,
+            vec![(Activity::Idle, 50.5, 60.0), (Activity::Call, 60.1, 61.0)],
+            "nothing before the cut"
+        );
+        let picture = svg(&r);
+        assert!(picture.contains(&format!("<line x1='{LEFT}'")), "the axis starts at the cut");
+        assert!(!picture.contains(">0s<") && picture.contains(">50s<"));
+        assert!(html(&r).contains("7 lines of this trace were dropped"));
+        // Progress lines alone went: the loop's picture is whole, from 0.
+        let r = run(&[
+            json!({"t": 0.0, "event": "header"}),
+            json!({"t": 0.0, "event": "lines_dropped", "lines": 3, "task_progress": 3, "limit": 9}),
+            json!({"t": 2.0, "event": "user_input", "turn": 1, "text": "go"}),
+        ]);
+        assert_eq!(r.start, 0.0);
+        assert_eq!(r.segments[0].activity, Activity::Idle);
     }
 
     #[test]

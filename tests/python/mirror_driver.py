@@ -144,6 +144,19 @@ def manager_globals_at_call_time(m: Any, w: Path) -> Any:
     return {"moved": moved, "back": run_and_wait(m, "pwd")}
 
 
+@scenario
+def manager_and_bash_with_a_nul_byte(m: Any, w: Path) -> Any:
+    """A command that cannot start: the task's record and notification, and the bash tool
+    (the blocklist answers before anything tries to start the command)."""
+    answers = []
+    for command in ("echo a\0b", "sudo a\0b"):
+        try:
+            answers.append(m.TOOL_HANDLERS["bash"](command=command))
+        except Exception as e:  # noqa: BLE001 - what either side raises is compared
+            answers.append(f"raised {type(e).__name__}: {e}")
+    return {"background": run_and_wait(m, "echo a\0b"), "bash": answers}
+
+
 # --- the tools, through the lesson's TOOL_HANDLERS -----------------------------------------------
 
 HANDLER_CALLS = [

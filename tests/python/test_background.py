@@ -129,6 +129,21 @@ def test_info_knows_the_log_file(tmp_path):
         bg.info("nope")
 
 
+def test_a_short_output_gets_no_log_file_and_info_says_so(tmp_path):
+    with bgagent.BackgroundManager(log_dir=tmp_path) as bg:
+        short = bg.start("echo " + "x" * 99)  # 100 bytes: the result shows them all
+        long = bg.start("head -c 5000 /dev/zero | tr '\\0' y")
+        bg.wait(short)
+        bg.wait(long)
+        short_info, long_info = bg.info(short), bg.info(long)
+    assert short_info["result"] == "x" * 99
+    assert short_info["log_path"] is None and short_info["log_bytes"] == 100
+    assert long_info["log_path"] == str(tmp_path / f"{long}.log")
+    assert long_info["log_bytes"] == 5000
+    assert [p.name for p in tmp_path.iterdir()] == [f"{long}.log"]
+    assert (tmp_path / f"{long}.log").read_text() == "y" * 5000
+
+
 def test_wrong_types_and_values_are_refused(tmp_path):
     bg = bgagent.BackgroundManager()
     with pytest.raises(TypeError, match="command must be a str, not int"):
@@ -286,9 +301,9 @@ def test_memory_stays_bounded_for_huge_output(tmp_path):
 
 def test_the_default_log_dir_goes_away_with_the_manager():
     bg = bgagent.BackgroundManager()
-    bg.wait(bg.start("echo logged"))
+    bg.wait(bg.start("yes logged | head -n 1000"))  # more than stays in memory: a file
     log_dir = bg.log_dir
-    assert (log_dir / f"{bg.tasks.popitem()[0]}.log").read_text() == "logged\n"
+    assert (log_dir / f"{bg.tasks.popitem()[0]}.log").read_text() == "logged\n" * 1000
     del bg
     wait_until(lambda: not log_dir.exists(), f"{log_dir} is removed")
 
@@ -320,6 +335,30 @@ def test_other_threads_run_while_a_dropped_manager_removes_its_log_dir():
     dropper.join()
     assert not log_dir.exists(), "the log directory is removed before the drop returns"
     assert seen_midway, "no other thread ran while the log directory was being removed"
+
+
+def test_a_temporary_log_directory_that_cannot_be_made_fails_the_task_that_needs_it(tmp_path):
+    # The directory is made with the first task, so that task is the one that says why.
+    missing = tmp_path / "missing"
+    code = """
+        import bgagent
+        bg = bgagent.BackgroundManager()
+        print(bg.wait(bg.start("echo never"), timeout=60))
+        print(bg.log_dir)
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env={**os.environ, "TMPDIR": str(missing)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    status, reason, log_dir = proc.stdout.splitlines()
+    assert status == "[error] echo never"
+    assert reason.startswith(f"Error: cannot create a log directory in {missing}: ")
+    assert log_dir == "None"
 
 
 def test_each_task_gets_the_environment_as_it_is_when_it_starts(bg, monkeypatch):

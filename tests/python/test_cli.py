@@ -3,8 +3,10 @@
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -109,6 +111,102 @@ def test_repl_on_a_terminal_announces_and_auto_resumes(tmp_path):
         proc.kill()
         os.close(main)
     assert (tmp_path / "bgagent" / "history").read_text().splitlines()[-2:] == ["go", "q"]
+
+
+# Run by a task: waits (at most 30 s) for the test to write the CLI's pid, then reads that
+# process's /proc/PID/environ and /proc/PID/mem; output, stderr and exit status go to files.
+READ_THE_CLI = (
+    "n=0; until [ -s cli.pid ] || [ $n -ge 3000 ]; do sleep 0.01; n=$((n+1)); done; "
+    "cli=$(cat cli.pid); "
+    "cat /proc/$cli/environ > environ.out 2> environ.err; echo $? > environ.rc; "
+    "head -c 4096 /proc/$cli/mem > mem.out 2> mem.err; echo $? > mem.rc"
+)
+
+
+def test_a_task_cannot_read_the_key_from_the_cli_in_its_python_process():
+    """The console script runs the CLI inside Python: that process holds the key, so it is the
+    one made non-dumpable. As root the CLI runs as user 65534 (root may read any process)."""
+    key = "sk-held-by-the-python-cli-0123456789"
+    work = Path(tempfile.mkdtemp(prefix="bgagent-dumpable-"))  # not under root's 0700 tmp
+    try:
+        work.chmod(0o777)
+        uses = [
+            {"type": "tool_use", "id": "t1", "name": "bash", "input": {"command": READ_THE_CLI}}
+        ]
+        script = work / "script.json"
+        script.write_text(
+            json.dumps([
+                {"content": uses, "stop_reason": "tool_use"},
+                {"content": [{"type": "text", "text": "read"}], "stop_reason": "end_turn"},
+            ])
+        )  # fmt: skip
+        argv = [str(SCRIPT), "-p", "go", "--script", str(script)]
+        if os.geteuid() == 0:
+            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", *argv]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "MODEL_ID"))}
+        env["ANTHROPIC_API_KEY"] = key
+        proc = subprocess.Popen(
+            argv, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        # setpriv and the script's interpreter line exec in place: the CLI keeps this pid.
+        (work / "cli.pid.new").write_text(str(proc.pid))
+        (work / "cli.pid.new").rename(work / "cli.pid")
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+
+        def read(name: str) -> str:
+            path = work / name
+            return path.read_text() if path.exists() else ""
+
+        assert read("environ.rc"), "the task ran"
+        assert key not in read("environ.out")
+        assert read("environ.rc").strip() != "0"
+        assert "Permission denied" in read("environ.err")
+        assert "Permission denied" in read("mem.err")
+        assert read("mem.out") == ""
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_two_repls_in_one_directory_both_keep_their_history(tmp_path):
+    script = tmp_path / "script.json"
+    script.write_text("[]")  # the commands typed here never call the model
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "NO_COLOR": "1"}
+    args = [str(SCRIPT), "--script", str(script)]
+    repls = []
+    try:
+        for _ in range(2):
+            main, child = pty.openpty()
+            proc = subprocess.Popen(
+                args, stdin=child, stdout=child, stderr=child, cwd=tmp_path, env=env
+            )
+            os.close(child)
+            repls.append((proc, main, Terminal(main)))
+            repls[-1][2].expect("s08 >> ")
+        (a, a_fd, a_term), (b, b_fd, b_term) = repls
+        # Each has read the history as it was at its start: nothing yet.
+        os.write(a_fd, b"/help\r")
+        a_term.expect("this list")
+        a_term.expect("s08 >> ")
+        os.write(b_fd, b"/tasks\r")
+        b_term.expect("No background tasks.")
+        b_term.expect("s08 >> ")
+        os.write(a_fd, b"q\r")
+        assert a.wait(timeout=60) == 0
+        os.write(b_fd, b"exit\r")
+        assert b.wait(timeout=60) == 0
+    finally:
+        for proc, main, _ in repls:
+            proc.kill()
+            os.close(main)
+    history = (tmp_path / "bgagent" / "history").read_text().splitlines()
+    assert [line for line in history if not line.startswith("#")] == [
+        "/help",
+        "/tasks",
+        "q",
+        "exit",
+    ]
+    assert (tmp_path / "bgagent" / "history").stat().st_mode & 0o777 == 0o600
 
 
 def test_a_closed_terminal_ends_the_cli_like_sighup_and_kills_every_task(tmp_path):

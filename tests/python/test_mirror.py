@@ -221,6 +221,116 @@ def test_dot_env_is_read_as_the_lessons_load_dotenv_reads_it(tmp_path):
     assert seen["mirror"]["B"] == "two 1"  # the file's A, not the environment's
 
 
+def test_the_lesson_reads_the_dot_env_beside_its_file_and_the_mirror_the_working_directorys(
+    tmp_path,
+):
+    """python-dotenv's `load_dotenv()` looks beside the file that calls it (then in its parents);
+    bgagent.s08 lives in site-packages, so it reads the working directory's."""
+    if not REFERENCE.is_file():
+        pytest.skip(f"the lesson's file is not at {REFERENCE} (set BGAGENT_REFERENCE)")
+    pytest.importorskip("anthropic", reason="the lesson's file imports the SDK")
+    pytest.importorskip("dotenv", reason="the lesson's file imports python-dotenv")
+    beside = [d / ".env" for d in REFERENCE.parents if (d / ".env").exists()]
+    if beside:
+        pytest.skip(f"{beside[0]} would be the lesson's .env")
+    (tmp_path / ".env").write_text("MODEL_ID=from-the-working-directory\n")
+    env = {k: v for k, v in os.environ.items() if k != "MODEL_ID"}
+
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, *argv],
+            cwd=tmp_path,
+            env=env,
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    lesson = run(str(REFERENCE))
+    assert lesson.returncode == 1 and "KeyError: 'MODEL_ID'" in lesson.stderr
+    ours = run("-c", "from bgagent import s08; print(s08.MODEL)")
+    assert (ours.returncode, ours.stdout) == (0, "from-the-working-directory\n"), ours.stderr
+
+
+def _open_for_writing(fifo: Path) -> int | None:
+    """A write end of `fifo`, once some process has it open for reading."""
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+
+
+def test_a_dot_env_fifo_holds_up_the_lessons_load_dotenv_and_the_mirror_warns_and_goes_on(
+    tmp_path,
+):
+    pytest.importorskip("dotenv", reason="python-dotenv is the oracle here")
+    from helpers import wait_until
+
+    fifo = tmp_path / ".env"
+    os.mkfifo(fifo)
+    show = "import os; print(os.environ.get('FROM_DOT_ENV'))"
+    env = {k: v for k, v in os.environ.items() if k != "FROM_DOT_ENV"}
+    lesson = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from dotenv import load_dotenv; load_dotenv(override=True); {show}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # The lesson's side waits on the FIFO; what a writer sends later is what it loads.
+        writer = wait_until(lambda: _open_for_writing(fifo), "the lesson opens the FIFO")
+        os.write(writer, b"FROM_DOT_ENV=sent-later\n")
+        os.close(writer)
+        out, err = lesson.communicate(timeout=120)
+    finally:
+        lesson.kill()
+    assert out == "sent-later\n", err
+
+    # No writer comes for the mirror: it does not open the FIFO, says so, and goes on.
+    for target in (None, "/dev/zero"):
+        if target:
+            fifo.unlink()
+            fifo.symlink_to(target)
+        ours = subprocess.run(
+            [sys.executable, "-c", f"from bgagent import s08; {show}"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert (ours.returncode, ours.stdout) == (0, "None\n"), ours.stderr
+        warning = "RuntimeWarning: bgagent.s08: .env is not a regular file; not read"
+        assert warning in ours.stderr
+
+
+def test_a_dot_env_over_1_mib_is_not_read_by_the_mirror(tmp_path):
+    (tmp_path / ".env").write_text("FROM_DOT_ENV=x\n" + "#" * (1 << 20))
+    ours = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from bgagent import s08; import os; print(os.getenv('FROM_DOT_ENV'))",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (ours.returncode, ours.stdout) == (0, "None\n"), ours.stderr
+    assert "bgagent.s08: .env is larger than 1 MiB; not read" in ours.stderr
+
+
 # --- scenarios (tests/python/mirror_driver.py), each side in its own interpreter -------------
 
 DRIVER_FILE = HERE / "mirror_driver.py"
@@ -247,6 +357,7 @@ SAME = [
     "manager_tasks_dict",
     "manager_number_as_command",
     "manager_globals_at_call_time",
+    "manager_and_bash_with_a_nul_byte",
     "tool_handlers",
     "safe_path_escapes",
     "loop_turns_with_injection",
@@ -272,6 +383,13 @@ def test_the_manager_the_tools_and_the_loop_match_the_lesson(tmp_path):
     ]
     assert ours["manager_number_as_command"]["tasks"][0]["status"] == "error"
     assert ours["manager_globals_at_call_time"]["moved"]["entry"]["result"].endswith("/sub")
+    nul = ours["manager_and_bash_with_a_nul_byte"]
+    assert nul["background"]["entry"]["result"] == "Error: embedded null byte"
+    assert nul["background"]["notes"][0]["result"] == "Error: embedded null byte"
+    assert nul["bash"] == [
+        "raised ValueError: embedded null byte",
+        "Error: Dangerous command blocked",
+    ]
     assert "raised KeyError: 'command'" in ours["tool_handlers"]["answers"]
     calls = ours["loop_turns_with_injection"]["calls"]
     injected = [

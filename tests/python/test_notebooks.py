@@ -65,8 +65,11 @@ class Kernel:
                 printed.append(content["text"])
             if kind == "status" and content["execution_state"] == "idle":
                 break
-        reply = self.client.get_shell_msg(timeout=60)
-        return reply["content"], "".join(printed)
+        # The reply to this request: an earlier one (start-up's kernel_info) may still wait.
+        while True:
+            reply = self.client.get_shell_msg(timeout=60)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"], "".join(printed)
 
     def close(self) -> None:
         self.client.stop_channels()

@@ -197,7 +197,7 @@ def test_the_temporary_log_directory_goes_with_an_owner_killed_by(sig):
     proc = owner("""
         import os, time, bgagent
         bg = bgagent.BackgroundManager()
-        bg.wait(bg.start("echo some output"), timeout=60)
+        bg.wait(bg.start("yes | head -n 5000"), timeout=60)  # too much to stay in memory
         print(bg.log_dir, oct(os.stat(bg.log_dir).st_mode & 0o777), flush=True)
         time.sleep(600)
     """)
@@ -243,3 +243,52 @@ def test_a_task_that_kills_the_supervisor_ends_its_tasks_honestly_and_a_new_one_
     assert "warning: the supervisor" in err and "a new supervisor" in err
     wait_until(lambda: not processes_with(marker), "the escaped process is gone", timeout=30)
     wait_until(lambda: not processes_with(later), "the later task is gone", timeout=30)
+
+
+# Pids of the supervisors whose parent is this process (run in a child Python).
+_SUPERVISORS = """
+def supervisors():
+    found = []
+    for child in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                supervisor = b"_supervise" in f.read()
+            with open(f"/proc/{child}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if supervisor and parent == os.getpid():
+            found.append(child)
+    return found
+"""
+
+
+@pytest.mark.parametrize(
+    ("make", "model_id"),
+    [
+        ("import bgagent.s08 as s08; bg = s08.BG", None),
+        ("import bgagent.s08 as s08; bg = s08.BG", "claude-test-model"),
+        ("import bgagent; bg = bgagent.BackgroundManager()", None),
+    ],
+)
+def test_no_supervisor_starts_before_the_first_task(make, model_id, tmp_path):
+    # The lesson's module makes its manager as it is imported: that costs no process and no
+    # directory; the first task starts the supervisor, which starts the task.
+    code = (
+        "import os\n"
+        + _SUPERVISORS
+        + textwrap.dedent(f"""
+        {make}
+        print(len(supervisors()), flush=True)
+        print(bg.wait(bg.start("tr '\\\\0' ' ' < /proc/$PPID/cmdline"), timeout=60), flush=True)
+        print(len(supervisors()), bg.log_dir.is_dir(), flush=True)
+    """)
+    )
+    env = {"MODEL_ID": model_id} if model_id else {}
+    proc = run_clean([sys.executable, "-c", code], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    before, status, parent, after = proc.stdout.splitlines()
+    assert before == "0", "a supervisor started before any task"
+    assert status.startswith("[completed]")
+    assert "_supervise" in parent, "the task was not started by a supervisor"
+    assert after == "1 True"

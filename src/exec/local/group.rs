@@ -109,7 +109,7 @@ pub async fn spawn_supervised(
 pub fn spawn_here(spec: &TaskSpec) -> io::Result<Running> {
     let mut command = Command::new("sh");
     if spec.hide_secrets {
-        for name in crate::text::SECRET_VARS {
+        for name in crate::secrets::SECRET_VARS {
             command.env_remove(name);
         }
     }

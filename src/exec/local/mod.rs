@@ -20,10 +20,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::time::{sleep_until, Instant};
+
+/// Why a command holding a NUL byte fails (what Python's `subprocess` says).
+const NUL_IN_COMMAND: &str = "embedded null byte";
 
 /// How long output pipes may stay open after the shell exits (a grandchild holding them).
 pub const PIPE_GRACE: Duration = Duration::from_secs(2);
@@ -52,65 +55,92 @@ impl Default for LocalSettings {
     }
 }
 
+/// The executor on this machine. The supervisor and the temporary log directory come with
+/// the first task (or the first question where logs go), not with the executor: a manager
+/// made and never used (the lesson's module makes one as it is imported) costs no process
+/// and leaves no directory, and the directory exists only while a supervisor is there to
+/// remove it whatever ends the owner.
 pub struct LocalExecutor {
     settings: LocalSettings,
-    log_dir: PathBuf,
-    /// Our own temporary log directory, until it is removed.
-    own_log_dir: Mutex<Option<tempfile::TempDir>>,
-    /// Only this process removes it (a forked child shares it).
-    owner: u32,
+    /// Where logs go: the directory the settings name, or our own once made (or why it
+    /// could not be made). One made after `close` (a task started later) goes when the
+    /// supervisor does.
+    log_dir: OnceLock<Result<Arc<Path>, String>>,
+    /// Our own temporary log directory, until it is removed, with the process that made it:
+    /// only that one removes it (a forked child shares it).
+    own_log_dir: Mutex<Option<(u32, tempfile::TempDir)>>,
 }
 
 impl LocalExecutor {
     pub fn new(settings: LocalSettings) -> io::Result<Self> {
-        let (log_dir, own) = match &settings.log_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir)?;
-                (dir.clone(), None)
-            }
-            None => {
-                // Only the user may read the logs (they hold whatever the tasks printed).
-                let prefix = format!("bgagent-{}-", std::process::id());
-                let dir = tempfile::Builder::new()
-                    .prefix(&prefix)
-                    .permissions(std::fs::Permissions::from_mode(0o700))
-                    .tempdir()?;
-                // Removed with its owner even when no destructor runs (SIGTERM, SIGKILL).
-                supervisor::remove_at_exit(dir.path());
-                (dir.path().to_path_buf(), Some(dir))
-            }
-        };
-        supervisor::ensure_started();
-        let owner = std::process::id();
-        Ok(LocalExecutor { settings, log_dir, own_log_dir: Mutex::new(own), owner })
+        let log_dir = OnceLock::new();
+        if let Some(dir) = &settings.log_dir {
+            std::fs::create_dir_all(dir)?;
+            let _ = log_dir.set(Ok(Arc::from(dir.as_path())));
+        }
+        Ok(LocalExecutor { settings, log_dir, own_log_dir: Mutex::new(None) })
+    }
+
+    /// The log directory, made now if it is our own and not made yet.
+    fn dir(&self) -> Result<&Arc<Path>, &str> {
+        let made = self.log_dir.get_or_init(|| self.make_own_log_dir());
+        made.as_ref().map_err(String::as_str)
+    }
+
+    fn make_own_log_dir(&self) -> Result<Arc<Path>, String> {
+        // Only the user may read the logs (they hold whatever the tasks printed).
+        let prefix = format!("bgagent-{}-", std::process::id());
+        let dir = tempfile::Builder::new()
+            .prefix(&prefix)
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()
+            .map_err(|e| {
+                let parent = std::env::temp_dir();
+                format!("cannot create a log directory in {}: {e}", parent.display())
+            })?;
+        // Removed with its owner even when no destructor runs (SIGTERM, SIGKILL): this
+        // starts the supervisor if there is none yet.
+        supervisor::remove_at_exit(dir.path());
+        let path = Arc::from(dir.path());
+        *self.own_log_dir.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::process::id(), dir));
+        Ok(path)
     }
 }
 
 impl Executor for LocalExecutor {
     fn launch(&self, spec: TaskSpec, cancel: Cancel, mut events: Box<dyn EventSink>) {
-        let settings = self.settings.clone();
-        let log_path = spec.keep_log.then(|| self.log_dir.join(format!("{}.log", spec.id)));
-        let log = LogFile::new(log_path, settings.log_limit, spec.hide_secrets);
+        // No shell can be given it; Python's words, so the lesson's result comes out the same.
+        if spec.command.contains('\0') {
+            return events.event(ExecEvent::Failed(NUL_IN_COMMAND.to_string()));
+        }
+        let log_dir = match spec.keep_log.then(|| self.dir()) {
+            None => None,
+            Some(Ok(dir)) => Some(Arc::clone(dir)),
+            Some(Err(why)) => return events.event(ExecEvent::Failed(why.to_string())),
+        };
+        let run = Run {
+            log_dir,
+            log_limit: self.settings.log_limit,
+            stop: Stop { grace: self.settings.grace, pipe_grace: self.settings.pipe_grace },
+            spec,
+            cancel,
+            events,
+        };
+        // Started with the first task, if this process has none yet.
         match supervisor::current() {
-            // The supervisor forks and execs: here a start is a message and its answer.
+            // The supervisor forks and execs: here a start is a message and its answer. The
+            // run's state (some 3 KiB) is made when a runtime thread first polls this, not
+            // here: made on the caller's thread between the small records that outlive it,
+            // it left a hole per task that the next ones were too big for (1.4 KiB of memory
+            // per finished task).
             Some(supervisor) => {
-                runtime().spawn(async move {
-                    let started = group::spawn_supervised(&supervisor, &spec).await;
-                    if let Some(running) = report_start(started, &spec, &mut events) {
-                        supervise(running, spec.timeout, cancel, settings, log, events).await;
-                    }
-                });
+                runtime().spawn(async move { Box::pin(run.supervised(supervisor)).await });
             }
             // fork and exec block: they run on the blocking pool, never on the workers that
             // serve running tasks and HTTP calls.
             None => {
-                runtime().spawn_blocking(move || {
-                    let started = group::spawn_here(&spec);
-                    if let Some(running) = report_start(started, &spec, &mut events) {
-                        let watch = supervise(running, spec.timeout, cancel, settings, log, events);
-                        runtime().spawn(watch);
-                    }
-                });
+                runtime().spawn_blocking(move || run.here());
             }
         }
     }
@@ -120,16 +150,22 @@ impl Executor for LocalExecutor {
         self.settings.grace + Duration::from_secs(3)
     }
 
+    fn prepare(&self) {
+        // Making our own log directory starts the supervisor too (it removes the directory).
+        let _ = self.dir();
+        supervisor::current();
+    }
+
     fn log_dir(&self) -> Option<&Path> {
-        Some(&self.log_dir)
+        self.dir().ok().map(|dir| &**dir)
     }
 
     fn close(&self) {
         let own = self.own_log_dir.lock().unwrap_or_else(|p| p.into_inner()).take();
         match own {
-            Some(dir) if self.owner == std::process::id() => drop(dir.close()),
+            Some((maker, dir)) if maker == std::process::id() => drop(dir.close()),
             // A forked child: the directory is its parent's to remove.
-            Some(dir) => drop(dir.keep()),
+            Some((_, dir)) => drop(dir.keep()),
             None => {}
         }
     }
@@ -138,6 +174,52 @@ impl Executor for LocalExecutor {
 impl Drop for LocalExecutor {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// One run, handed to the runtime thread that carries it out.
+struct Run {
+    spec: TaskSpec,
+    cancel: Cancel,
+    stop: Stop,
+    /// Where its log file goes, should it need one (`None`: it keeps no log).
+    log_dir: Option<Arc<Path>>,
+    log_limit: u64,
+    events: Box<dyn EventSink>,
+}
+
+/// How a stop proceeds.
+#[derive(Clone, Copy)]
+struct Stop {
+    /// Between SIGTERM and SIGKILL.
+    grace: Duration,
+    /// How long output pipes may stay open after the shell exits.
+    pipe_grace: Duration,
+}
+
+impl Run {
+    fn log(&self) -> LogFile {
+        let path = self.log_dir.as_ref().map(|dir| dir.join(format!("{}.log", self.spec.id)));
+        LogFile::new(path, self.log_limit, self.spec.hold_output, self.spec.hide_secrets)
+    }
+
+    /// Starts the command through the supervisor and runs it to its end.
+    async fn supervised(mut self, supervisor: supervisor::Supervisor) {
+        let started = group::spawn_supervised(&supervisor, &self.spec).await;
+        if let Some(running) = report_start(started, &self.spec, &mut self.events) {
+            let log = self.log();
+            supervise(running, self.spec.timeout, self.cancel, self.stop, log, self.events).await;
+        }
+    }
+
+    /// Starts the command here (it blocks), then watches it on the runtime.
+    fn here(mut self) {
+        let started = group::spawn_here(&self.spec);
+        if let Some(running) = report_start(started, &self.spec, &mut self.events) {
+            let log = self.log();
+            let timeout = self.spec.timeout;
+            runtime().spawn(supervise(running, timeout, self.cancel, self.stop, log, self.events));
+        }
     }
 }
 
@@ -228,7 +310,7 @@ async fn supervise(
     running: Running,
     timeout: Duration,
     cancel: Cancel,
-    limits: LocalSettings,
+    limits: Stop,
     log: LogFile,
     events: Box<dyn EventSink>,
 ) {
@@ -301,6 +383,9 @@ async fn supervise(
     let Sink { log, mut events } = sink.into_inner().unwrap_or_else(|p| p.into_inner());
     let code = exit.and_then(|s| s.code());
     let ended = if lost { Ended::Lost } else { stopped.unwrap_or(Ended::Exited) };
-    let exit = Exit { code, ended, log: log.close() };
+    // A run that ended by itself has a result that shows its output; a stopped one's shows a
+    // message, so its output goes to the file however short.
+    let log = log.close(ended == Ended::Exited);
+    let exit = Exit { code, ended, log };
     events.event(ExecEvent::Exited(exit));
 }

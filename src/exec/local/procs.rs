@@ -2,6 +2,7 @@
 //! a process's descendants, and a pidfd to wait for one.
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr;
 
@@ -23,12 +24,52 @@ pub fn all() -> Vec<Proc> {
     };
     entries
         .flatten()
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            parse_stat(pid, &stat)
-        })
+        .filter_map(|entry| stat(entry.file_name().to_str()?.parse::<i32>().ok()?))
         .collect()
+}
+
+/// One process's `/proc/PID/stat`, if it can be read: one open and one read (the fields we
+/// use come first, well within the buffer).
+pub fn stat(pid: i32) -> Option<Proc> {
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 512];
+    let n = file.read(&mut buf).ok()?;
+    parse_stat(pid, std::str::from_utf8(&buf[..n]).ok()?)
+}
+
+/// Whether this kernel lists each thread's children in /proc (`CONFIG_PROC_CHILDREN`).
+pub fn children_listed() -> bool {
+    let me = std::process::id();
+    std::path::Path::new(&format!("/proc/{me}/task/{me}/children")).exists()
+}
+
+/// The children of `pid` (of every thread of it), from `/proc/PID/task/TID/children`; empty
+/// when it cannot be read. Only what [`children_listed`] says the kernel has.
+pub fn children(pid: i32) -> Vec<i32> {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for thread in threads.flatten() {
+        // Read in pieces, the list resumes after the last pid read: a child added meanwhile
+        // is at the end, and one reaped meanwhile cannot hide another.
+        if let Ok(list) = std::fs::read_to_string(thread.path().join("children")) {
+            found.extend(list.split_ascii_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        }
+    }
+    found
+}
+
+/// The pids of every descendant of `root` (not `root` itself), following the children lists.
+pub fn descendants_listed(root: i32) -> Vec<i32> {
+    let mut found = children(root);
+    let mut i = 0;
+    while i < found.len() {
+        let below = children(found[i]);
+        found.extend(below);
+        i += 1;
+    }
+    found
 }
 
 /// "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so the fields are
@@ -101,11 +142,6 @@ pub fn end_orphaned_task(shell: i32, pidfd: &OwnedFd) -> bool {
     true
 }
 
-/// One process's `/proc/PID/stat`, if it can be read.
-fn stat(pid: i32) -> Option<Proc> {
-    parse_stat(pid, &std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
 /// The pids of every descendant of `root` in `procs` (not `root` itself).
 pub fn descendants(procs: &[Proc], root: i32) -> Vec<i32> {
     let mut found = vec![root];
@@ -138,5 +174,34 @@ mod tests {
         let mut found = descendants(&procs, 10);
         found.sort();
         assert_eq!(found, vec![11, 12, 13]);
+    }
+
+    #[test]
+    fn children_lists_name_our_children_and_theirs() {
+        if !children_listed() {
+            return; // a kernel without CONFIG_PROC_CHILDREN: the supervisor scans instead
+        }
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 60 & wait"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        assert!(children(std::process::id() as i32).contains(&pid));
+        // The shell starts its sleep in its own time: poll until it is listed below.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let below = loop {
+            let below = descendants_listed(pid);
+            if !below.is_empty() {
+                break below;
+            }
+            assert!(std::time::Instant::now() < deadline, "the sleep never appeared");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
+        assert_eq!(below.len(), 1);
+        assert_eq!(stat(below[0]).unwrap().ppid, pid);
+        // SAFETY: kill(2) of the shell's unreaped child; the shell's `wait` then returns.
+        unsafe { libc::kill(below[0], libc::SIGKILL) };
+        child.wait().unwrap();
     }
 }

@@ -89,12 +89,6 @@ struct Waiting {
     released: Option<oneshot::Sender<()>>,
 }
 
-/// Starts this process's supervisor if it has none yet. Done when an executor is made, so
-/// the first task does not wait for it longer than it must.
-pub fn ensure_started() {
-    current_link();
-}
-
 /// This process's supervisor.
 #[derive(Clone)]
 pub struct Supervisor(Arc<Shared>);
@@ -199,7 +193,9 @@ fn start_supervisor() -> Result<Arc<Shared>, Option<io::Error>> {
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
-        .map_err(|e| Some(io::Error::new(e.kind(), format!("{}: {e}", Path::new(program).display()))))?;
+        .map_err(|e| {
+            Some(io::Error::new(e.kind(), format!("{}: {e}", Path::new(program).display())))
+        })?;
     // Never waited for: it outlives us, or ends as we exit.
     let max_order = send_buffer(ours.as_raw_fd()).saturating_sub(8 << 10).min(server::MAX_ORDER);
     let link = Arc::new(Shared {
@@ -221,8 +217,8 @@ fn start_supervisor() -> Result<Arc<Shared>, Option<io::Error>> {
 }
 
 /// Has this process's supervisor remove `dir` once this process is gone, however it ends
-/// (SIGKILL included). For the owner's own temporary directory only: `dir` must not be a
-/// directory the user named.
+/// (SIGKILL included), starting the supervisor if there is none yet. For the owner's own
+/// temporary directory only: `dir` must not be a directory the user named.
 pub fn remove_at_exit(dir: &Path) {
     REMOVE_AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).push(dir.to_path_buf());
     if let Some(link) = current_link() {
@@ -510,7 +506,7 @@ impl Supervisor {
             env: Some(
                 std::env::vars_os()
                     .filter(|(k, _)| {
-                        !hide_secrets || !crate::text::SECRET_VARS.iter().any(|s| k == s)
+                        !hide_secrets || !crate::secrets::SECRET_VARS.iter().any(|s| k == s)
                     })
                     .collect(),
             ),

@@ -8,6 +8,13 @@
 //! Only the supervisor signals a task's group, and only while something of the group is
 //! unreaped (the shell until it exits, then the dead of what it left), so the group's number
 //! cannot have been reused by a stranger.
+//!
+//! Orphans are found by a sweep of the supervisor's own children (listed by the kernel, or
+//! read from every process on the machine where it does not list them). A live orphan
+//! arrives without a signal, so a sweep follows each task's end; a dead one sends SIGCHLD,
+//! but so does each shell, and SIGCHLD coalesces, so its pid is not trusted: the kernel is
+//! asked whether a child other than a known shell is waitable. Sweeps are rate-limited, and
+//! reports are sent before a sweep runs, so no exit report waits behind one.
 
 use super::protocol::{Order, Report, Start, REPORTS_PER_PACKET, REPORT_SIZE};
 use super::spawn::{Plan, Spawner};
@@ -29,7 +36,8 @@ const KEY_SIGNALS: u64 = u64::MAX - 2;
 /// The largest order we read (a command with its environment).
 pub const MAX_ORDER: usize = 1 << 20;
 /// Sweeps for orphans at most this often while tasks end in a burst (or less often, when a
-/// sweep itself takes long: it reads every process on the machine).
+/// sweep itself takes long: it reads each orphan, or every process on the machine where the
+/// kernel does not list our children).
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// Starts made between two looks at everything else.
 const STARTS_PER_WAKE: usize = 64;
@@ -59,8 +67,10 @@ struct Server {
     devnull: OwnedFd,
     spawner: Spawner,
     tasks: HashMap<u64, Task>,
-    /// The pids of the tasks' shells.
-    shells: HashSet<i32>,
+    /// The tasks' shells: pid to token.
+    shells: HashMap<i32, u64>,
+    /// The kernel lists our children in /proc: a sweep reads those, not every process.
+    children_listed: bool,
     /// Tokens of the tasks in `State::Releasing`, so each wake-up looks only at those.
     releasing: HashSet<u64>,
     buf: Vec<u8>,
@@ -140,7 +150,8 @@ impl Server {
                 devnull,
                 spawner: Spawner::new(),
                 tasks: HashMap::new(),
-                shells: HashSet::new(),
+                shells: HashMap::new(),
+                children_listed: procs::children_listed(),
                 releasing: HashSet::new(),
                 buf: vec![0; MAX_ORDER + 64],
                 starts: VecDeque::new(),
@@ -200,10 +211,11 @@ impl Server {
                 self.start(start, fds);
             }
             self.progress_releases();
+            // Reports first: a sweep may take a while, and nothing waits for it.
+            self.flush();
             if self.sweep_at.is_some_and(|at| Instant::now() >= at) {
                 self.sweep();
             }
-            self.flush();
         }
     }
 
@@ -315,7 +327,7 @@ impl Server {
             return Err(e.raw_os_error().unwrap_or(libc::EIO));
         }
         self.tasks.insert(start.token, Task { pid, pidfd, state: State::Running });
-        self.shells.insert(pid);
+        self.shells.insert(pid, start.token);
         Ok((pid, for_owner))
     }
 
@@ -346,18 +358,17 @@ impl Server {
     fn forget(&mut self, token: u64) {
         self.releasing.remove(&token);
         if let Some(task) = self.tasks.remove(&token) {
-            self.shells.remove(&task.pid);
+            // The number may already be a newer task's shell (the old one was reaped).
+            if self.shells.get(&task.pid) == Some(&token) {
+                self.shells.remove(&task.pid);
+            }
         }
     }
 
-    /// A task is over: whatever it left outside its group has come to us. Find it now, unless
-    /// a sweep ran a moment ago (then soon), so a burst of ends costs few sweeps.
+    /// A task is over: whatever it left outside its group has come to us. Find it as soon
+    /// as the rate of sweeps allows, so a burst of ends costs few sweeps.
     fn ended(&mut self) {
-        if self.last_sweep.is_none_or(|at| at.elapsed() >= self.sweep_every) {
-            self.sweep();
-        } else {
-            self.sweep_soon(self.sweep_every);
-        }
+        self.sweep_soon();
     }
 
     fn signal(&self, token: u64, signal: i32) {
@@ -412,10 +423,7 @@ impl Server {
             }
         }
         if stuck {
-            let next = self
-                .last_sweep
-                .map_or(Duration::ZERO, |at| self.sweep_every.saturating_sub(at.elapsed()));
-            self.sweep_soon(next);
+            self.sweep_soon();
         }
         if done.is_empty() {
             return;
@@ -429,12 +437,14 @@ impl Server {
         }
     }
 
-    /// SIGCHLD: a child that is not a task's shell changed state, so an orphan is ours.
+    /// SIGCHLD: some child of ours changed state. Which one the signal does not say (it
+    /// coalesces, and it is as likely a shell's, whose pidfd we may have seen first): ask the
+    /// kernel which child is waitable. A shell is reaped and reported here and now; anything
+    /// else is a dead orphan (or a dead member of an exited shell's group), for a sweep.
     fn take_signals(&mut self) {
         let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        let mut orphan = false;
-        // SAFETY: reading whole signalfd_siginfo records into one.
+        // SAFETY: reading whole signalfd_siginfo records into one (only to empty the queue).
         while unsafe {
             libc::read(
                 self.signals.as_raw_fd(),
@@ -442,17 +452,30 @@ impl Server {
                 size,
             )
         } == size as isize
-        {
-            let pid = info.ssi_pid as i32;
-            orphan |= !self.shells.contains(&pid);
-        }
-        if orphan {
-            self.sweep_soon(Duration::from_millis(20));
+        {}
+        // Each turn reaps the shell it finds, so the next finds another; a pid seen twice
+        // (a shell that could not be reaped) ends the loop rather than spinning.
+        let mut seen = HashSet::new();
+        while let Some(pid) = waitable_child() {
+            let token = self.shells.get(&pid).copied();
+            let state = token.and_then(|token| self.tasks.get(&token)).map(|task| &task.state);
+            match (token, state) {
+                (Some(token), Some(State::Running)) if seen.insert(pid) => self.shell_exited(token),
+                (Some(_), Some(State::Releasing(_))) if seen.insert(pid) => reap_group(pid),
+                _ => {
+                    // What the sweep spares (the dead of a group not yet released) stays
+                    // waitable and hides any child behind it: the sweep looks at them all.
+                    self.sweep_soon();
+                    return;
+                }
+            }
         }
     }
 
-    fn sweep_soon(&mut self, after: Duration) {
-        let at = Instant::now() + after;
+    /// Schedules a sweep as soon as the rate of sweeps allows.
+    fn sweep_soon(&mut self) {
+        let now = Instant::now();
+        let at = self.last_sweep.map_or(now, |last| (last + self.sweep_every).max(now));
         self.sweep_at = Some(self.sweep_at.map_or(at, |s| s.min(at)));
     }
 
@@ -465,33 +488,51 @@ impl Server {
         self.last_sweep = Some(began);
         self.sweep_at = None;
         let me = std::process::id() as i32;
-        let shells = &self.shells;
         let live_tasks: HashSet<i32> = self
             .tasks
             .values()
             .filter(|t| !matches!(t.state, State::Releasing(_)))
             .map(|t| t.pid)
             .collect();
-        let all = procs::all();
+        // Our children as the kernel lists them (the shells need no look), or else every
+        // process on the machine, read once for the orphans and their descendants both.
+        let all = if self.children_listed { Vec::new() } else { procs::all() };
+        let orphans: Vec<procs::Proc> = if self.children_listed {
+            let children = procs::children(me).into_iter();
+            children.filter(|pid| !self.shells.contains_key(pid)).filter_map(procs::stat).collect()
+        } else {
+            all.iter()
+                .filter(|p| p.ppid == me && !self.shells.contains_key(&p.pid))
+                .copied()
+                .collect()
+        };
         let mut killed = false;
-        for orphan in all.iter().filter(|p| p.ppid == me && !shells.contains(&p.pid)) {
+        for orphan in orphans {
             let spared = live_tasks.contains(&orphan.pgrp) || live_tasks.contains(&orphan.session);
-            if !orphan.zombie && !spared {
-                for pid in std::iter::once(orphan.pid).chain(procs::descendants(&all, orphan.pid)) {
-                    // SAFETY: our child or its descendant: alive (or a zombie) right now.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-                killed = true;
+            if spared {
+                // The dead of a live task's group keep its number taken until it is released.
+                continue;
             }
-            // The dead of a live task's group keep its number taken until it is released.
-            if orphan.zombie && !spared {
+            if orphan.zombie {
                 reap(orphan.pid);
+                continue;
             }
+            // Its descendants are read before anything is killed, so none moves up meanwhile.
+            let below = if self.children_listed {
+                procs::descendants_listed(orphan.pid)
+            } else {
+                procs::descendants(&all, orphan.pid)
+            };
+            for pid in std::iter::once(orphan.pid).chain(below) {
+                // SAFETY: our child or its descendant: alive (or a zombie) right now.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            killed = true;
         }
         self.sweep_every = SWEEP_EVERY.max(began.elapsed() * 20);
         if killed {
             // Reap them once dead, and catch what they leave behind.
-            self.sweep_soon(Duration::from_millis(20));
+            self.sweep_soon();
         }
     }
 
@@ -608,6 +649,17 @@ fn reap_status(pidfd: &OwnedFd) -> Option<i32> {
             libc::CLD_DUMPED => status | 0x80,
             _ => status,
         })
+    }
+}
+
+/// A child of ours that has exited and is not reaped yet (it stays so), if any.
+fn waitable_child() -> Option<i32> {
+    // SAFETY: waitid into a zeroed siginfo; WNOHANG never blocks, WNOWAIT reaps nothing.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        let found = libc::waitid(libc::P_ALL, 0, &mut info, flags) == 0 && info.si_pid() != 0;
+        found.then(|| info.si_pid())
     }
 }
 
