@@ -3,7 +3,7 @@ build beside ours when `--before PYTHON` names an interpreter that has it instal
 
 - `import bgagent` and `import bgagent.s08`: median of 5 fresh interpreters (and which of
   asyncio, concurrent.futures and inspect the import loaded).
-- Dropping a manager with N finished tasks (a log file each): how long another Python thread
+- Dropping a manager with N finished tasks (a small log file each): how long another Python thread
   is kept from running (the longest gap between two of its steps, one a millisecond, while
   `del` runs; beside it the longest gap while the GIL is free, which is the scheduler's), and
   how long `del` takes on the dropping thread.
@@ -43,12 +43,14 @@ def child_import(module: str) -> dict:
 def child_drop(tasks: int) -> dict:
     import bgagent
 
-    bg = bgagent.BackgroundManager()
+    # Output longer than the result keeps (100 characters here) goes to a log file: 201
+    # bytes a task, a file each, as longer output (over 4 KiB) gets by default.
+    bg = bgagent.BackgroundManager(output_limit=100)
     started = 0
     while started < tasks:
         batch = min(500, tasks - started)
         for _ in range(batch):
-            bg.start("echo done")
+            bg.start("printf '%200s\\n' done")
         started += batch
         while bg.has_running_tasks():
             bg.wait_for_notifications(timeout=60)
