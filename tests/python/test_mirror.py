@@ -126,6 +126,20 @@ print(json.dumps({"calls": calls, "printed": printed.getvalue()}).replace(workdi
 )
 
 
+def python(argv, cwd: Path, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess:
+    """This interpreter run with `argv` in `cwd` with `env` and `stdin`; output captured."""
+    return subprocess.run(
+        [sys.executable, *argv],
+        cwd=cwd,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def workspace(root: Path) -> Path:
     root.mkdir()
     (root / "sub").mkdir()
@@ -237,16 +251,7 @@ def test_the_lesson_reads_the_dot_env_beside_its_file_and_the_mirror_the_working
     env = {k: v for k, v in os.environ.items() if k != "MODEL_ID"}
 
     def run(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, *argv],
-            cwd=tmp_path,
-            env=env,
-            input="",
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return python(argv, tmp_path, env)
 
     lesson = run(str(REFERENCE))
     assert lesson.returncode == 1 and "KeyError: 'MODEL_ID'" in lesson.stderr
@@ -299,15 +304,7 @@ def test_a_dot_env_fifo_holds_up_the_lessons_load_dotenv_and_the_mirror_warns_an
         if target:
             fifo.unlink()
             fifo.symlink_to(target)
-        ours = subprocess.run(
-            [sys.executable, "-c", f"from bgagent import s08; {show}"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        ours = python(["-c", f"from bgagent import s08; {show}"], tmp_path, env)
         assert (ours.returncode, ours.stdout) == (0, "None\n"), ours.stderr
         warning = "RuntimeWarning: bgagent.s08: .env is not a regular file; not read"
         assert warning in ours.stderr
@@ -446,16 +443,7 @@ def test_without_model_id_the_lesson_dies_at_import_and_the_mirror_says_what_to_
     env = {k: v for k, v in os.environ.items() if k != "MODEL_ID"}
 
     def run(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, *argv],
-            cwd=tmp_path,
-            env=env,
-            input="",
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return python(argv, tmp_path, env)
 
     lesson = run(str(REFERENCE))
     assert lesson.returncode == 1 and "KeyError: 'MODEL_ID'" in lesson.stderr
@@ -492,16 +480,7 @@ def test_the_repl_on_piped_stdin_prints_and_asks_as_the_lessons_does(tmp_path):
                 "ANTHROPIC_BASE_URL": server.url,
                 "ANTHROPIC_API_KEY": "test-key",
             }
-            out = subprocess.run(
-                [sys.executable, *argv],
-                cwd=root,
-                env=env,
-                input="run it\nagain\n\n",
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+            out = python(argv, root, env, stdin="run it\nagain\n\n")
         assert out.returncode == 0, out.stderr
         bodies = json.dumps([r.body for r in server.requests]).replace(str(root), "<ROOT>")
         seen[side] = (out.stdout, json.loads(bodies))
