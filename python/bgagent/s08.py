@@ -222,10 +222,15 @@ TOOL_HANDLERS = {
 TOOLS = _core.tool_schemas()
 
 
+# What the loop converted of the history, so each prompt converts only its new messages.
+_SENT = _core.MessageCache()
+
+
 def agent_loop(messages: list) -> None:
     """The lesson's loop: drain and inject background results, call the model, run tools."""
     _core.run_loop(
         messages,
+        cache=_SENT,
         client=client,
         model=MODEL,
         system=SYSTEM,
