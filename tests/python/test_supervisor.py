@@ -292,3 +292,51 @@ def test_no_supervisor_starts_before_the_first_task(make, model_id, tmp_path):
     assert status.startswith("[completed]")
     assert "_supervise" in parent, "the task was not started by a supervisor"
     assert after == "1 True"
+
+
+def test_a_forked_childs_supervisor_leaves_the_parents_log_directory_alone():
+    out, _ = finished(
+        owner("""
+        import os, time, bgagent
+        bg = bgagent.BackgroundManager()
+        bg.wait(bg.start("echo parent"), timeout=60)
+        reader, writer = os.pipe()
+        child = os.fork()
+        if child == 0:
+            # The inherited manager runs tasks here, under this process's own supervisor.
+            task = bg.start("echo $PPID")
+            bg.wait(task, timeout=60)
+            os.write(writer, bg.tasks[task]["result"].encode())
+            os._exit(0)
+        os.close(writer)
+        supervisor = os.read(reader, 64).decode()
+        os.waitpid(child, 0)
+        # Once the child's supervisor is gone, it has done what it does at its owner's end.
+        deadline = time.monotonic() + 60
+        while os.path.exists(f"/proc/{supervisor}") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(not os.path.exists(f"/proc/{supervisor}"), os.path.isdir(bg.log_dir))
+        """)
+    )
+    assert out.split() == ["True", "True"], "the child's supervisor removed the parent's logs"
+
+
+def test_a_first_task_that_kills_the_supervisor_at_once_does_not_end_supervision():
+    marker = new_marker()
+    proc = owner(f"""
+        import os, signal, time, bgagent
+        bg = bgagent.BackgroundManager()
+        ids = [bg.start("kill -9 $PPID")] + [bg.start("sleep 600 # {marker}a") for _ in range(5)]
+        for task in ids:
+            bg.wait(task, timeout=60)
+        print(bg.wait(bg.start("tr '\\\\0' ' ' < /proc/$PPID/cmdline"), timeout=60), flush=True)
+        bg.start("sh -c 'sleep 600; :' {marker}b")
+        while not bg.info(list(bg.tasks)[-1])["pid"]:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGKILL)  # the new supervisor must stop the last task
+    """)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, err
+    assert "_supervise" in out, out + err
+    assert "tasks are started by this process instead" not in err
+    wait_until(lambda: not processes_with(marker), "no task is left", timeout=30)

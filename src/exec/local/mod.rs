@@ -62,10 +62,11 @@ impl Default for LocalSettings {
 /// remove it whatever ends the owner.
 pub struct LocalExecutor {
     settings: LocalSettings,
-    /// Where logs go: the directory the settings name, or our own once made (or why it
-    /// could not be made). One made after `close` (a task started later) goes when the
+    /// Where logs go: the directory the settings name, or our own once made. One made after `close` (a task started later) goes when the
     /// supervisor does.
-    log_dir: OnceLock<Result<Arc<Path>, String>>,
+    log_dir: OnceLock<Arc<Path>>,
+    /// Held while our own directory is being made.
+    making: Mutex<()>,
     /// Our own temporary log directory, until it is removed, with the process that made it:
     /// only that one removes it (a forked child shares it).
     own_log_dir: Mutex<Option<(u32, tempfile::TempDir)>>,
@@ -76,15 +77,24 @@ impl LocalExecutor {
         let log_dir = OnceLock::new();
         if let Some(dir) = &settings.log_dir {
             std::fs::create_dir_all(dir)?;
-            let _ = log_dir.set(Ok(Arc::from(dir.as_path())));
+            let _ = log_dir.set(Arc::from(dir.as_path()));
         }
-        Ok(LocalExecutor { settings, log_dir, own_log_dir: Mutex::new(None) })
+        let (making, own_log_dir) = (Mutex::new(()), Mutex::new(None));
+        Ok(LocalExecutor { settings, log_dir, making, own_log_dir })
     }
 
     /// The log directory, made now if it is our own and not made yet.
-    fn dir(&self) -> Result<&Arc<Path>, &str> {
-        let made = self.log_dir.get_or_init(|| self.make_own_log_dir());
-        made.as_ref().map_err(String::as_str)
+    fn dir(&self) -> Result<&Arc<Path>, String> {
+        if let Some(dir) = self.log_dir.get() {
+            return Ok(dir);
+        }
+        // One maker at a time; a failure is not kept (a full /tmp may have room later).
+        let _making = self.making.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(dir) = self.log_dir.get() {
+            return Ok(dir);
+        }
+        let dir = self.make_own_log_dir()?;
+        Ok(self.log_dir.get_or_init(|| dir))
     }
 
     fn make_own_log_dir(&self) -> Result<Arc<Path>, String> {
@@ -117,7 +127,7 @@ impl Executor for LocalExecutor {
         let log_dir = match spec.keep_log.then(|| self.dir()) {
             None => None,
             Some(Ok(dir)) => Some(Arc::clone(dir)),
-            Some(Err(why)) => return events.event(ExecEvent::Failed(why.to_string())),
+            Some(Err(why)) => return events.event(ExecEvent::Failed(why)),
         };
         let run = Run {
             log_dir,

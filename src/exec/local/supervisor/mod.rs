@@ -45,9 +45,10 @@ pub fn run(owner: &str) -> ! {
     std::process::exit(0)
 }
 
-/// Directories the supervisor removes once the owner is gone (told again to a supervisor
-/// that replaces one that died).
-static REMOVE_AT_EXIT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Directories a supervisor removes once its owner is gone (told again to a supervisor that
+/// replaces one that died), each with the process that made it: a forked child inherits the
+/// list, and its supervisor must not remove its parent's.
+static REMOVE_AT_EXIT: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
 
 /// This process's link to its supervisor. A forked child is another owner, so the link
 /// remembers whose it is.
@@ -68,8 +69,8 @@ struct Shared {
     socket: OwnedFd,
     /// The supervisor's pid (for the warning when it dies).
     pid: u32,
-    /// It has started a task (so it did start: were it to die, another would be worth a try).
-    served: AtomicBool,
+    /// It said it was ready (so it can start: were it to die, another is worth a try).
+    ready: AtomicBool,
     /// The longest order the socket takes in one packet (its send buffer, which the system
     /// may have granted smaller than asked).
     max_order: usize,
@@ -104,15 +105,15 @@ fn current_link() -> Option<Arc<Shared>> {
     let me = std::process::id();
     let dead_early = match &*guard {
         Some(Link::Up { owner, link }) if *owner == me && !link.alive.load(Ordering::Acquire) => {
-            // One that served tasks and then died is replaced; one that died before serving
-            // any would only die again.
-            (!link.served.load(Ordering::Acquire)).then_some(link.pid)
+            // One that was ready and then died (a task may kill it) is replaced; one that died
+            // before it was ready would only die again.
+            (!link.ready.load(Ordering::Acquire)).then_some(link.pid)
         }
         _ => None,
     };
     if let Some(pid) = dead_early {
         eprintln!(
-            "bgagent: warning: the supervisor (pid {pid}) stopped before it ran a task; {WITHOUT}"
+            "bgagent: warning: the supervisor (pid {pid}) stopped before it was ready; {WITHOUT}"
         );
         *guard = Some(Link::Down { owner: me });
     }
@@ -201,7 +202,7 @@ fn start_supervisor() -> Result<Arc<Shared>, Option<io::Error>> {
     let link = Arc::new(Shared {
         owner,
         pid: child.id(),
-        served: AtomicBool::new(false),
+        ready: AtomicBool::new(false),
         max_order,
         socket: ours,
         alive: AtomicBool::new(true),
@@ -209,8 +210,10 @@ fn start_supervisor() -> Result<Arc<Shared>, Option<io::Error>> {
         last_env: Mutex::new(None),
         waiting: Mutex::new(HashMap::new()),
     });
-    for dir in REMOVE_AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        let _ = link.try_send(&Order::RemoveAtExit(dir.clone()).encode());
+    for (maker, dir) in REMOVE_AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        if *maker == owner {
+            let _ = link.try_send(&Order::RemoveAtExit(dir.clone()).encode());
+        }
     }
     crate::runtime::runtime().spawn(read_reports(link.clone()));
     Ok(link)
@@ -220,7 +223,8 @@ fn start_supervisor() -> Result<Arc<Shared>, Option<io::Error>> {
 /// (SIGKILL included), starting the supervisor if there is none yet. For the owner's own
 /// temporary directory only: `dir` must not be a directory the user named.
 pub fn remove_at_exit(dir: &Path) {
-    REMOVE_AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).push(dir.to_path_buf());
+    let entry = (std::process::id(), dir.to_path_buf());
+    REMOVE_AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
     if let Some(link) = current_link() {
         let _ = link.try_send(&Order::RemoveAtExit(dir.to_path_buf()).encode());
     }
@@ -337,6 +341,9 @@ fn lost(supervisor: u32, orphaned: Vec<Waiting>) {
 
 impl Shared {
     fn deliver(&self, report: Report, pidfd: Option<OwnedFd>) {
+        if report == Report::Ready {
+            return self.ready.store(true, Ordering::Release);
+        }
         let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
         let token = report.token();
         let Some(w) = waiting.get_mut(&token) else {
@@ -344,7 +351,6 @@ impl Shared {
         };
         match report {
             Report::Started { pid, .. } => {
-                self.served.store(true, Ordering::Release);
                 w.shell = pidfd.map(|fd| (pid, fd));
                 w.started.take().map(|s| s.send(Ok(pid)));
             }
@@ -362,6 +368,7 @@ impl Shared {
                 w.released.take().map(|s| s.send(()));
                 waiting.remove(&token);
             }
+            Report::Ready => {}
         }
     }
 

@@ -60,6 +60,8 @@ pub enum Report {
     Released {
         token: u64,
     },
+    /// The supervisor is set up and serving (sent once, first).
+    Ready,
 }
 
 impl Order {
@@ -167,6 +169,7 @@ impl Report {
             Report::Exited { token, status, gone: false } => (b'x', token, status),
             Report::Exited { token, status, gone: true } => (b'g', token, status),
             Report::Released { token } => (b'r', token, 0),
+            Report::Ready => (b'y', 0, 0),
         };
         let mut out = head(kind, token);
         out.extend_from_slice(&value.to_le_bytes());
@@ -182,6 +185,7 @@ impl Report {
             b'x' => Some(Report::Exited { token, status: value, gone: false }),
             b'g' => Some(Report::Exited { token, status: value, gone: true }),
             b'r' => Some(Report::Released { token }),
+            b'y' => Some(Report::Ready),
             _ => None,
         }
     }
@@ -192,6 +196,7 @@ impl Report {
             | Report::Failed { token, .. }
             | Report::Exited { token, .. }
             | Report::Released { token } => token,
+            Report::Ready => 0,
         }
     }
 }
@@ -239,6 +244,7 @@ mod tests {
             Report::Exited { token: 3, status: 9, gone: false },
             Report::Exited { token: 3, status: 256, gone: true },
             Report::Released { token: 4 },
+            Report::Ready,
         ];
         for report in all {
             assert_eq!(report.encode().len(), REPORT_SIZE);

@@ -95,6 +95,10 @@ pub fn serve(owner: i32) {
     let Ok(mut server) = Server::new(owner) else {
         return;
     };
+    // The owner replaces a supervisor that dies after this (a task may kill it), not one that
+    // never got this far.
+    server.send(&Report::Ready);
+    server.flush();
     server.run();
     server.stop_everything();
     for dir in &server.remove_at_exit {
@@ -119,6 +123,10 @@ impl Server {
             for sig in [libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
                 libc::signal(sig, libc::SIG_IGN);
             }
+            // A task gets 0, 1 and 2 and nothing else, whatever we inherited from the owner
+            // (a descriptor the user's shell left open, an inheritable pipe); every one we
+            // make ourselves is close-on-exec already.
+            close_on_exec_from(3);
             cvt(libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))?;
             // It holds every task's environment (the key, when tasks are given it): a task
             // running as the same user must not read our memory or /proc/PID/environ.
@@ -209,6 +217,9 @@ impl Server {
             for _ in 0..STARTS_PER_WAKE {
                 let Some((start, fds)) = self.starts.pop_front() else { break };
                 self.start(start, fds);
+                // Each start is reported (with its shell's pidfd) before the next: should a
+                // task kill us, the owner holds every shell we started and can end it.
+                self.flush();
             }
             self.progress_releases();
             // Reports first: a sweep may take a while, and nothing waits for it.
@@ -572,6 +583,35 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+/// Marks every descriptor from `first` on close-on-exec: one call since Linux 5.11, else one
+/// look at /proc/self/fd (done once, at start, never in a task's child).
+fn close_on_exec_from(first: RawFd) {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with the CLOEXEC flag changes only flags of our own descriptors.
+    let marked = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if marked == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return };
+    let fds: Vec<RawFd> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd >= first)
+        .collect();
+    for fd in fds {
+        // SAFETY: fcntl on a descriptor number; one that closed meanwhile (the listing's own)
+        // only fails.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
 }
 

@@ -143,9 +143,6 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
                 return fail(args);
             }
         }
-        // A task gets 0, 1 and 2 and nothing else, whatever this process inherited from its
-        // owner (a descriptor the user's shell left open, an inheritable pipe).
-        close_from(3);
         let mut current: libc::rlimit = std::mem::zeroed();
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut current) == 0
             && args.nofile <= current.rlim_max
@@ -158,26 +155,5 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
         libc::execve(args.program, args.argv, args.envp);
         fail(args)
-    }
-}
-
-/// Closes every descriptor from `first` on, in the child between clone and exec (so only
-/// system calls: no allocation, no /proc listing).
-unsafe fn close_from(first: c_int) {
-    // SAFETY (for callers): affects only this process's own descriptor table.
-    unsafe {
-        if libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) == 0 {
-            return;
-        }
-        // Before Linux 5.9: one by one, up to the open-file limit.
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        let most = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur.min(1 << 20) as c_int
-        } else {
-            1024
-        };
-        for fd in first..most {
-            libc::close(fd);
-        }
     }
 }
