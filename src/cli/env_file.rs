@@ -58,7 +58,8 @@ pub fn read(path: &Path) -> Result<Option<String>, String> {
 /// are removed (`"..."` with backslash escapes, `'...'` as written, either may span lines), an
 /// unquoted value ends at ` #`; `${VAR}` is not expanded, so the file cannot copy another
 /// variable (the key) into one tasks see. `export NAME=value` is read as `NAME=value`; a line
-/// that is not a binding is skipped.
+/// that is not a binding is skipped; a quote that never closes ends the reading (what follows
+/// could only be read by scanning to the end again for each line).
 pub fn parse(text: &str) -> Vec<(String, String)> {
     let mut bindings = Vec::new();
     let mut rest = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -68,17 +69,39 @@ pub fn parse(text: &str) -> Vec<(String, String)> {
             return bindings;
         }
         match binding(rest) {
-            Some((name, value, after)) => {
+            Line::Binding(name, value, after) => {
                 bindings.push((name.to_string(), value));
                 rest = after;
             }
-            None => rest = rest.split_once('\n').map_or("", |(_, next)| next),
+            Line::Other => rest = rest.split_once('\n').map_or("", |(_, next)| next),
+            Line::Unclosed => return bindings,
         }
     }
 }
 
+/// What a line of `.env` is.
+enum Line<'a> {
+    /// A name, its value, and the text after its line.
+    Binding(&'a str, String, &'a str),
+    /// Not a binding.
+    Other,
+    /// A quoted value that never closes.
+    Unclosed,
+}
+
+fn binding(text: &str) -> Line<'_> {
+    match binding_or_not(text) {
+        Some(Ok((name, value, after))) => Line::Binding(name, value, after),
+        Some(Err(Unclosed)) => Line::Unclosed,
+        None => Line::Other,
+    }
+}
+
+struct Unclosed;
+
 /// One binding at the start of `text`, and the text after its line.
-fn binding(text: &str) -> Option<(&str, String, &str)> {
+#[allow(clippy::type_complexity)]
+fn binding_or_not(text: &str) -> Option<Result<(&str, String, &str), Unclosed>> {
     let blank = |c: char| c == ' ' || c == '\t';
     let text = match text.strip_prefix("export") {
         Some(after) if after.starts_with(blank) => after.trim_start_matches(blank),
@@ -96,11 +119,13 @@ fn binding(text: &str) -> Option<(&str, String, &str)> {
     let line_end = |s: &str| s.find('\n').unwrap_or(s.len());
     let (value, after) = match raw.chars().next() {
         Some('\'') => {
-            let close = raw[1..].find('\'')? + 1;
-            (raw[1..close].to_string(), &raw[close + 1..])
+            let Some(close) = raw[1..].find('\'') else { return Some(Err(Unclosed)) };
+            (raw[1..close + 1].to_string(), &raw[close + 2..])
         }
         Some('"') => {
-            let (value, used) = double_quoted(&raw[1..])?;
+            let Some((value, used)) = double_quoted(&raw[1..]) else {
+                return Some(Err(Unclosed));
+            };
             (value, &raw[1 + used..])
         }
         _ => {
@@ -115,7 +140,7 @@ fn binding(text: &str) -> Option<(&str, String, &str)> {
     };
     // Whatever follows a closing quote on its line (a comment) is not part of the value.
     let after = &after[line_end(after)..];
-    Some((name, value, after))
+    Some(Ok((name, value, after)))
 }
 
 /// The value of a `"..."` whose opening quote came just before `text`, and the bytes of `text`
@@ -164,9 +189,11 @@ pub fn decide(
     trust_base_url: bool,
 ) -> Decision {
     let user_has_credentials = crate::secrets::SECRET_VARS.iter().any(|name| is_set(name));
+    let last: std::collections::HashMap<&str, usize> =
+        bindings.iter().enumerate().map(|(i, (name, _))| (name.as_str(), i)).collect();
     let mut decision = Decision::default();
     for (i, (name, value)) in bindings.iter().enumerate() {
-        if bindings[i + 1..].iter().any(|(later, _)| later == name) {
+        if last[name.as_str()] != i {
             continue;
         }
         let allowed = match name.as_str() {
@@ -246,9 +273,12 @@ mod tests {
                 ("F", ""),
                 ("G", "multi\nline"),
                 ("H", "crlf"),
-                ("J", "last"),
             ])
         );
+        // A quote that never closes ends the reading: scanning on from each following line
+        // would make a hostile file cost time quadratic in its size.
+        assert_eq!(parse("I='never closed\nJ=last"), pairs(&[]));
+        assert_eq!(parse("A=1\nB=\"open\nC=3"), pairs(&[("A", "1")]));
     }
 
     #[test]
