@@ -26,6 +26,29 @@ class Browser:
     """One headless chromium and one page, spoken to over the DevTools protocol."""
 
     def __init__(self) -> None:
+        # Chromium now and then exits at start on a loaded machine without a word on why:
+        # a few tries, and what it said if none works.
+        said: list[str] = []
+        for _ in range(3):
+            url = self.start(said)
+            if url:
+                break
+            self.proc.wait(timeout=60)
+            shutil.rmtree(self.profile, ignore_errors=True)
+        assert url, f"chromium did not start its DevTools endpoint; it said: {said}"
+        self.ws = websocket.create_connection(url, timeout=60, suppress_origin=True)
+        self.next_id = 0
+        self.events: list[dict] = []
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"
+        ]
+        for domain in ("Page", "Runtime", "Log"):
+            self.call(f"{domain}.enable", session=True)
+
+    def start(self, said: list[str]) -> str | None:
+        """Starts chromium; the DevTools URL it prints, or None if it exits first (what it
+        printed until then goes into `said`)."""
         self.profile = tempfile.mkdtemp(prefix="bgagent-chromium-")
         self.proc = subprocess.Popen(
             [
@@ -44,22 +67,12 @@ class Browser:
             stderr=subprocess.PIPE,
             text=True,
         )
-        url = None
         for line in self.proc.stderr:
             found = re.search(r"DevTools listening on (ws://\S+)", line)
             if found:
-                url = found.group(1)
-                break
-        assert url, "chromium did not start its DevTools endpoint"
-        self.ws = websocket.create_connection(url, timeout=60, suppress_origin=True)
-        self.next_id = 0
-        self.events: list[dict] = []
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)[
-            "sessionId"
-        ]
-        for domain in ("Page", "Runtime", "Log"):
-            self.call(f"{domain}.enable", session=True)
+                return found.group(1)
+            said.append(line)
+        return None
 
     def call(self, method: str, session: bool = False, **params) -> dict:
         self.next_id += 1
