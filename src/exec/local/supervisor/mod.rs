@@ -277,9 +277,11 @@ async fn read_reports(link: Arc<Shared>) {
                 break;
             };
             loop {
-                match recv_reports(link.socket.as_raw_fd(), &mut buf) {
-                    Ok((0, _)) if server::hung_up(link.socket.as_raw_fd()) => break 'read,
-                    Ok((n, fds)) => {
+                match protocol::recv_packet(link.socket.as_raw_fd(), &mut buf) {
+                    Ok(p) if p.bytes == 0 && server::hung_up(link.socket.as_raw_fd()) => {
+                        break 'read
+                    }
+                    Ok(protocol::Received { bytes: n, fds, .. }) => {
                         let mut pidfds = fds.into_iter();
                         for report in Report::decode_all(&buf[..n]) {
                             let pidfd = match report {
@@ -305,24 +307,6 @@ async fn read_reports(link: Arc<Shared>) {
     let pid = link.pid;
     // Off the runtime's workers: ending a task reads /proc.
     let _ = tokio::task::spawn_blocking(move || lost(pid, orphaned)).await;
-}
-
-/// One packet of reports and the descriptors that came with it (close-on-exec).
-fn recv_reports(socket: RawFd, buf: &mut [u8]) -> nix::Result<(usize, Vec<OwnedFd>)> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::FromRawFd;
-    let mut space = nix::cmsg_space!([RawFd; protocol::REPORTS_PER_PACKET]);
-    let mut iov = [io::IoSliceMut::new(buf)];
-    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
-    let msg = recvmsg::<()>(socket, &mut iov, Some(&mut space), flags)?;
-    let mut fds = Vec::new();
-    for cmsg in msg.cmsgs().into_iter().flatten() {
-        if let ControlMessageOwned::ScmRights(received) = cmsg {
-            // SAFETY: descriptors the kernel just installed for us.
-            fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-        }
-    }
-    Ok((msg.bytes, fds))
 }
 
 /// The supervisor died (a task may have killed it): its running tasks are ended here, each

@@ -6,6 +6,7 @@
 //! task safely should the supervisor die.
 
 use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
@@ -199,6 +200,40 @@ impl Report {
             Report::Ready => 0,
         }
     }
+}
+
+/// One packet as received, with the descriptors it carried (close-on-exec).
+pub struct Received {
+    /// Bytes of the packet in the buffer.
+    pub bytes: usize,
+    pub fds: Vec<OwnedFd>,
+    /// Some of its descriptors did not fit (we are out of descriptors): those are lost.
+    pub fds_cut: bool,
+    /// The packet was longer than the buffer.
+    pub truncated: bool,
+}
+
+/// Receives one packet (orders or reports) without waiting, with at most
+/// [`REPORTS_PER_PACKET`] descriptors.
+pub fn recv_packet(socket: RawFd, buf: &mut [u8]) -> nix::Result<Received> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut space = nix::cmsg_space!([RawFd; REPORTS_PER_PACKET]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
+    let msg = recvmsg::<()>(socket, &mut iov, Some(&mut space), flags)?;
+    let mut fds = Vec::new();
+    for cmsg in msg.cmsgs().into_iter().flatten() {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            // SAFETY: descriptors the kernel just installed for us.
+            fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
+    }
+    Ok(Received {
+        bytes: msg.bytes,
+        fds,
+        fds_cut: msg.flags.contains(MsgFlags::MSG_CTRUNC),
+        truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+    })
 }
 
 fn head(kind: u8, token: u64) -> Vec<u8> {

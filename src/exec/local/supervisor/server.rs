@@ -623,28 +623,18 @@ fn unwatch(epoll: &OwnedFd, fd: &OwnedFd) {
     }
 }
 
-/// Receives one order with any descriptors it carries (close-on-exec).
+/// Receives one order with any descriptors it carries.
 fn recv_order(buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut space = nix::cmsg_space!([RawFd; 4]);
-    let mut iov = [io::IoSliceMut::new(buf)];
-    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
-    let msg = recvmsg::<()>(SOCKET, &mut iov, Some(&mut space), flags).map_err(io::Error::from)?;
+    let packet = super::protocol::recv_packet(SOCKET, buf).map_err(io::Error::from)?;
     // Descriptors that did not fit (out of descriptors) are lost: the start then fails for
     // want of its pipes, and says so.
-    for cmsg in msg.cmsgs().into_iter().flatten() {
-        if let ControlMessageOwned::ScmRights(received) = cmsg {
-            // SAFETY: descriptors the kernel just installed for us.
-            fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-        }
+    if !packet.fds_cut {
+        *fds = packet.fds;
     }
-    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
-        fds.clear();
-    }
-    if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+    if packet.truncated {
         return Ok(1); // too long to read: decodes as nothing
     }
-    Ok(msg.bytes)
+    Ok(packet.bytes)
 }
 
 /// Whether the other end of a socket has closed it.
