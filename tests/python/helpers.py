@@ -14,6 +14,11 @@ def run_clean(argv, cwd, env_extra=None, stdin=""):
     """Runs `argv` in `cwd` without the caller's Anthropic settings (plus `env_extra`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "MODEL_ID"))}
     env.update(env_extra or {})
+    return run_with(argv, cwd, env, stdin)
+
+
+def run_with(argv, cwd, env, stdin=""):
+    """Runs `argv` in `cwd` with exactly `env` and `stdin`; output captured, 120 s at most."""
     return subprocess.run(
         [str(a) for a in argv],
         cwd=cwd,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import bgagent
 import pytest
+from helpers import run_with
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = Path(
@@ -128,16 +129,7 @@ print(json.dumps({"calls": calls, "printed": printed.getvalue()}).replace(workdi
 
 def python(argv, cwd: Path, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess:
     """This interpreter run with `argv` in `cwd` with `env` and `stdin`; output captured."""
-    return subprocess.run(
-        [sys.executable, *argv],
-        cwd=cwd,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_with([sys.executable, *argv], cwd, env, stdin)
 
 
 def workspace(root: Path) -> Path:

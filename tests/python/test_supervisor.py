@@ -38,6 +38,18 @@ def finished(proc: subprocess.Popen) -> tuple[str, str]:
     return out, err
 
 
+def die_while_running(command: str) -> str:
+    """Owner code (at 8 spaces, as the owners here write theirs) that starts `command`, waits
+    until it runs, then dies by SIGKILL: the supervisor (a new one, in these tests) must stop
+    it."""
+    return (
+        f"bg.start({command!r})\n"
+        "        while not bg.info(list(bg.tasks)[-1])['pid']:\n"
+        "            time.sleep(0.01)\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)"
+    )
+
+
 def plant(folder: Path, marks: Path) -> None:
     """Modules Python would import from `folder`, each leaving a file in `marks` if it runs."""
     leave = f"import os; open(os.path.join({str(marks)!r}, __name__ + '-' + str(os.getpid())), 'w')"
@@ -226,10 +238,7 @@ def test_a_task_that_kills_the_supervisor_ends_its_tasks_honestly_and_a_new_one_
             info = bg.info(task)
             print(info["status"], info["exit_code"], bg.tasks[task]["result"], sep="|", flush=True)
         print(bg.wait(bg.start("echo still works"), timeout=60), flush=True)
-        bg.start("sh -c 'sleep 600; :' {later}")
-        while not bg.info(list(bg.tasks)[-1])["pid"]:
-            time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGKILL)  # the new supervisor must stop the later task
+        {die_while_running(f"sh -c 'sleep 600; :' {later}")}
     """)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL, err
@@ -326,14 +335,13 @@ def test_a_first_task_that_kills_the_supervisor_at_once_does_not_end_supervision
     proc = owner(f"""
         import os, signal, time, bgagent
         bg = bgagent.BackgroundManager()
-        ids = [bg.start("kill -9 $PPID")] + [bg.start("sleep 600 # {marker}a") for _ in range(5)]
-        for task in ids:
-            bg.wait(task, timeout=60)
+        bg.wait(bg.start("kill -9 $PPID"), timeout=60)
+        # Started by a new supervisor (a shell started in the instant before a supervisor dies,
+        # and not yet reported, is out of reach: see the README).
+        for _ in range(5):
+            bg.start("sleep 600 # {marker}a")
         print(bg.wait(bg.start("tr '\\\\0' ' ' < /proc/$PPID/cmdline"), timeout=60), flush=True)
-        bg.start("sh -c 'sleep 600; :' {marker}b")
-        while not bg.info(list(bg.tasks)[-1])["pid"]:
-            time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGKILL)  # the new supervisor must stop the last task
+        {die_while_running(f"sh -c 'sleep 600; :' {marker}b")}
     """)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL, err
