@@ -164,7 +164,7 @@ pub struct Loop<'a> {
     pub drain: Option<Drain<'a>>,
 }
 
-/// A replacement for the manager's drain (see [`Loop::drain`]).
+/// A replacement for the manager's drain (see `Loop::drain`).
 pub type Drain<'a> = &'a (dyn Fn() -> Result<Vec<Notification>> + Sync);
 
 /// `<background-results>` with one line per finished task.

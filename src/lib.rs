@@ -1,7 +1,7 @@
 //! bgagent: the "s08 Background Tasks" lesson as real software.
 //!
 //! Modules, each depending only on those below it:
-//! - [`cli`] (feature `cli`) and the Python adapters (feature `python`): the faces;
+//! - [`cli`] (feature `cli`): the command line (the Python bindings are their own crate);
 //! - [`trace`]: the trace of a run (JSON lines) and its picture (HTML, SVG);
 //! - [`agent`]: the loop (drain, inject, model, tools) and its [`agent::LoopPolicy`];
 //! - [`tools`]: the six tools (and production's two more);
@@ -21,12 +21,20 @@ pub mod exec;
 pub mod llm;
 pub mod runtime;
 mod secrets;
-mod text;
+pub mod text;
 pub mod tools;
 pub mod trace;
 
 pub use background::{BackgroundManager, Notification, Options, Status, TaskRecord};
 pub use error::{Error, Result};
 
-#[cfg(feature = "python")]
-mod python;
+/// Call first in `main` of a program that starts tasks. Each owner of tasks has a supervisor:
+/// the same executable started again, which starts the tasks and ends what is left of them
+/// when the owner dies, however it dies. In that second process this call becomes the
+/// supervisor and never returns; in the first it names this executable as the supervisor's.
+pub fn init() {
+    if let Some(owner) = std::env::var_os(exec::supervisor::ENV) {
+        exec::supervisor::run(&owner.to_string_lossy());
+    }
+    exec::supervisor::set_command(vec!["/proc/self/exe".into()]);
+}

@@ -2,10 +2,10 @@
 
 mod common;
 
-use _core::agent::{background_results, Loop, LoopConfig, LoopEvents, LoopPolicy};
-use _core::llm::{HttpClient, HttpConfig, Model, ScriptedModel};
-use _core::tools::BuiltinTools;
-use _core::Error;
+use bgagent::agent::{background_results, Loop, LoopConfig, LoopEvents, LoopPolicy};
+use bgagent::llm::{HttpClient, HttpConfig, Model, ScriptedModel};
+use bgagent::tools::BuiltinTools;
+use bgagent::Error;
 use common::messages_server::{message, text, tool_use, Gate, MessagesServer, Reply};
 use common::Workspace;
 use serde_json::{json, Value};
@@ -210,9 +210,9 @@ fn a_scripted_model_from_a_file_drives_the_loop() {
 
 #[test]
 fn result_lines_show_exit_codes_only_in_production() {
-    let note = |code| _core::Notification {
+    let note = |code| bgagent::Notification {
         task_id: "abc".into(),
-        status: _core::Status::Completed,
+        status: bgagent::Status::Completed,
         command: "x".into(),
         result: "out".into(),
         exit_code: code,

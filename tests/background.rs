@@ -3,9 +3,9 @@
 
 mod common;
 
-use _core::background::{TaskEvent, TaskEventKind};
-use _core::exec::{MemoryExecutor, Scripted};
-use _core::{BackgroundManager, Notification, Options, Status};
+use bgagent::background::{TaskEvent, TaskEventKind};
+use bgagent::exec::{MemoryExecutor, Scripted};
+use bgagent::{BackgroundManager, Notification, Options, Status};
 use common::{marker, processes_with};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -49,7 +49,7 @@ fn tree_with(marker: &str, tail: &str) -> String {
     format!("sh -c 'sleep 600; :' {marker} & sh -c 'sleep 600; :' {marker}{tail}; :")
 }
 
-fn finish(m: &BackgroundManager, id: &str) -> _core::TaskRecord {
+fn finish(m: &BackgroundManager, id: &str) -> bgagent::TaskRecord {
     assert_ne!(m.wait_task(id, LONG), Some(Status::Running), "task {id} did not finish");
     m.task(id).unwrap()
 }
@@ -160,7 +160,7 @@ fn a_short_output_gets_no_log_file_and_a_longer_one_gets_all_of_it() {
     assert_eq!((nothing.output.log_path, nothing.output.log_held), (None, None));
 
     // One byte more than memory holds: the file has all of it, from the first byte.
-    let size = _core::background::LOG_IN_MEMORY + 1;
+    let size = bgagent::background::LOG_IN_MEMORY + 1;
     let long = finish(&m, &m.start(&format!("head -c {size} /dev/zero | tr '\\0' y")));
     let path = long.output.log_path.expect("a log file");
     assert_eq!(std::fs::read(&path).unwrap(), vec![b'y'; size]);
@@ -409,7 +409,7 @@ fn children_a_task_leaves_dead_are_reaped_by_the_supervisor() {
 
 /// Every event of a subscription until `done` says stop.
 fn collect(
-    events: &_core::background::Subscription,
+    events: &bgagent::background::Subscription,
     mut done: impl FnMut(&[TaskEvent]) -> bool,
 ) -> Vec<TaskEvent> {
     let mut got = Vec::new();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use _core::llm::{CallContext, HttpClient, HttpConfig, Model, ModelError, Request, Response};
+use bgagent::llm::{CallContext, HttpClient, HttpConfig, Model, ModelError, Request, Response};
 use common::messages_server::{error, message, text, tool_use, MessagesServer, Reply};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

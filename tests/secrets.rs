@@ -4,8 +4,8 @@
 
 mod common;
 
-use _core::tools::{call, ToolContext, BASH_TIMEOUT};
-use _core::{BackgroundManager, Options, Status};
+use bgagent::tools::{call, ToolContext, BASH_TIMEOUT};
+use bgagent::{BackgroundManager, Options, Status};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

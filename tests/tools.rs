@@ -2,7 +2,7 @@
 
 mod common;
 
-use _core::tools::{call, extended_tools, lesson_tools, Interrupted, ToolContext, BASH_TIMEOUT};
+use bgagent::tools::{call, extended_tools, lesson_tools, Interrupted, ToolContext, BASH_TIMEOUT};
 use common::{marker, processes_with, Workspace};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -299,7 +299,7 @@ fn a_directory_swapped_for_a_symlink_never_leads_outside() {
 fn a_relative_workspace_refuses_every_path() {
     for p in ["x.txt", "/etc/hostname", "sub/x.txt"] {
         assert_eq!(
-            _core::tools::safe_path(Path::new("sub"), p),
+            bgagent::tools::safe_path(Path::new("sub"), p),
             Err(format!("Path escapes workspace: {p}"))
         );
     }

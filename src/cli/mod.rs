@@ -2,7 +2,7 @@
 //! `main` is also what the pip-installed `bgagent` script calls, through the extension.
 
 mod console;
-pub(crate) mod demo;
+pub mod demo;
 mod ending;
 mod env_file;
 mod repl;

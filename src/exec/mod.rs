@@ -30,7 +30,7 @@ pub struct TaskSpec {
     /// when the run ends by itself: the caller's result shows all of it then. Beyond it, or
     /// when the run is stopped, the log is a file. 0: always a file.
     pub hold_output: usize,
-    /// Leave the API credentials ([`crate::secrets::SECRET_VARS`]) out of the environment, and
+    /// Leave the API credentials (`secrets::SECRET_VARS`) out of the environment, and
     /// redact their values from the log.
     pub hide_secrets: bool,
 }

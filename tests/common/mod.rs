@@ -6,7 +6,7 @@ pub mod messages_server;
 /// Starts tasks through a supervisor process, as the CLI and the Python package do (the
 /// `bgagent` binary is one). Without this, a test process starts its tasks itself.
 pub fn use_supervisor() {
-    _core::exec::supervisor::set_command(vec![env!("CARGO_BIN_EXE_bgagent").into()]);
+    bgagent::exec::supervisor::set_command(vec![env!("CARGO_BIN_EXE_bgagent").into()]);
 }
 
 /// A token no other process on the machine has in its command line.
@@ -32,7 +32,7 @@ pub fn processes_with(marker: &str) -> Vec<String> {
 /// A temporary workspace with a manager running in it (short grace period); removed on drop.
 pub struct Workspace {
     pub root: std::path::PathBuf,
-    pub manager: _core::BackgroundManager,
+    pub manager: bgagent::BackgroundManager,
 }
 
 impl Workspace {
@@ -40,12 +40,12 @@ impl Workspace {
         let root = std::env::temp_dir().join(format!("bgagent-ws-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&root).unwrap();
         let root = std::fs::canonicalize(root).unwrap();
-        let options = _core::Options {
+        let options = bgagent::Options {
             workdir: Some(root.clone()),
             grace: std::time::Duration::from_millis(300),
-            .._core::Options::default()
+            ..bgagent::Options::default()
         };
-        Workspace { manager: _core::BackgroundManager::new(options).unwrap(), root }
+        Workspace { manager: bgagent::BackgroundManager::new(options).unwrap(), root }
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! It runs the command the embedding program names ([`set_command`]: the CLI its own binary,
 //! Python the interpreter), in a process group of its own so that a Ctrl-C at the terminal
-//! does not reach it. The owner sends it orders over a socket ([`protocol`]); it answers
+//! does not reach it. The owner sends it orders over a socket (`protocol`); it answers
 //! with reports that one reader task on the runtime hands to whoever waits for them. Without
 //! a command (a Rust program that did not name one) there is no supervisor: tasks are
 //! started by the owner itself, and only a normal exit cleans up.

@@ -1,13 +1,14 @@
 //! `bgagent.BackgroundManager` for Python.
 
 use super::aio::awaitable;
+use super::bad_seconds;
 use super::wait_interruptibly;
-use crate::background::{
+use bgagent::background::{
     BackgroundManager, Notification, Options, Status, Subscription, TaskEvent, TaskEventKind,
     TaskRecord,
 };
-use crate::error::Error;
-use crate::runtime::Seconds;
+use bgagent::error::Error;
+use bgagent::runtime::Seconds;
 use pyo3::exceptions::{PyKeyError, PyTimeoutError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -77,7 +78,7 @@ async fn within<T>(limit: Option<Duration>, fut: impl Future<Output = T>) -> Opt
 
 /// A `timeout` argument in seconds (None: no limit), checked.
 fn limit(timeout: Option<f64>) -> PyResult<Option<Duration>> {
-    Ok(Seconds::limit("timeout", timeout)?.map(Seconds::duration))
+    Ok(Seconds::limit("timeout", timeout).map_err(bad_seconds)?.map(Seconds::duration))
 }
 
 fn no_notification(limit: Option<Duration>) -> PyErr {
@@ -144,10 +145,10 @@ impl PyBackgroundManager {
     ) -> PyResult<Self> {
         let options = Options {
             workdir,
-            timeout: Seconds::positive("timeout", timeout)?.duration(),
+            timeout: Seconds::positive("timeout", timeout).map_err(bad_seconds)?.duration(),
             output_limit,
             preview_limit,
-            grace: Seconds::non_negative("grace", grace)?.duration(),
+            grace: Seconds::non_negative("grace", grace).map_err(bad_seconds)?.duration(),
             log_dir,
             log_limit,
             executor: None,
@@ -417,7 +418,7 @@ fn event_dict<'py>(py: Python<'py>, e: &TaskEvent) -> PyResult<Bound<'py, PyDict
 /// The lesson's answer to `run`: `Background task {task_id} started: {command[:80]}`.
 #[pyfunction]
 pub fn started_line(task_id: &str, command: &str) -> String {
-    crate::background::started_line(task_id, command)
+    bgagent::background::started_line(task_id, command)
 }
 
 impl Drop for PyBackgroundManager {

@@ -2,9 +2,9 @@
 //! that follows a manager's tasks, and the rendering of a trace as HTML or SVG.
 
 use super::background::PyBackgroundManager;
-use crate::background::Watcher;
-use crate::trace::view::{self, Run};
-use crate::trace::{RunInfo, Tracer};
+use bgagent::background::Watcher;
+use bgagent::trace::view::{self, Run};
+use bgagent::trace::{RunInfo, Tracer};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use std::path::PathBuf;

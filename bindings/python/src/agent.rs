@@ -4,18 +4,19 @@
 //! conversation list, a Python client, Python tool handlers, `print`, and the signal check.
 
 use super::background::PyBackgroundManager;
+use super::bad_seconds;
 use super::conversation::{MessageCache, PyConversation};
 use super::convert::{to_block, to_json, to_py};
 use super::errors::{core_error, model_error, ConfigError};
 use super::scripted::PyScriptedClient;
 use super::Pending;
-use crate::agent::{Drain, Loop, LoopConfig, LoopEvents, LoopPolicy};
-use crate::background::Notification;
-use crate::error::{Error, Result};
-use crate::exec::{LocalExecutor, LocalSettings};
-use crate::llm::{CallContext, HttpClient, HttpConfig, Model, ModelError, Request, Response};
-use crate::runtime::Seconds;
-use crate::tools::{self, BuiltinTools, Interrupted, ToolRunner};
+use bgagent::agent::{Drain, Loop, LoopConfig, LoopEvents, LoopPolicy};
+use bgagent::background::Notification;
+use bgagent::error::{Error, Result};
+use bgagent::exec::{LocalExecutor, LocalSettings};
+use bgagent::llm::{CallContext, HttpClient, HttpConfig, Model, ModelError, Request, Response};
+use bgagent::runtime::Seconds;
+use bgagent::tools::{self, BuiltinTools, Interrupted, ToolRunner};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -173,7 +174,7 @@ impl LoopEvents for PyEvents {
                 let print = py.import("builtins").and_then(|b| b.getattr("print"));
                 if let Ok(print) = print {
                     let _ = print.call1((format!("> {name}:"),));
-                    let _ = print.call1((crate::text::prefix(output, 200),));
+                    let _ = print.call1((bgagent::text::prefix(output, 200),));
                 }
             });
         }
@@ -199,7 +200,7 @@ impl PyClient {
         max_retries: u32,
         stream: bool,
     ) -> PyResult<Self> {
-        let timeout = Seconds::positive("timeout", timeout)?.duration();
+        let timeout = Seconds::positive("timeout", timeout).map_err(bad_seconds)?.duration();
         let env = HttpConfig::from_env();
         let config = HttpConfig {
             base_url: base_url.filter(|u| !u.is_empty()).unwrap_or(env.base_url),
@@ -427,7 +428,7 @@ pub fn run_loop(
 ) -> PyResult<()> {
     let tracer = trace.map(|t| Arc::clone(&t.get().tracer));
     let stop = stop.map(|s| Arc::clone(&s.get().0));
-    let max_wait = Seconds::non_negative("max_wait", max_wait)?.duration();
+    let max_wait = Seconds::non_negative("max_wait", max_wait).map_err(bad_seconds)?.duration();
     let policy = match mirror {
         true => LoopPolicy::lesson(),
         false => LoopPolicy { hide_secrets: !pass_api_key, ..LoopPolicy::production(max_wait) },
@@ -476,7 +477,7 @@ pub fn run_loop(
     let mut events = PyEvents { echo };
     let user = last_user_text(messages);
     let result = py.detach(|| {
-        crate::trace::turn(tracer.as_deref(), user.as_deref(), &mut events, |events| {
+        bgagent::trace::turn(tracer.as_deref(), user.as_deref(), &mut events, |events| {
             let mut agent_loop = Loop {
                 config: &config,
                 model,
@@ -540,7 +541,7 @@ pub fn safe_path(workdir: PathBuf, p: &str) -> PyResult<PathBuf> {
 #[pyfunction]
 #[pyo3(signature = (workdir, command, timeout=120.0))]
 pub fn run_bash(py: Python<'_>, workdir: PathBuf, command: &str, timeout: f64) -> PyResult<String> {
-    let timeout = Seconds::positive("timeout", timeout)?.duration();
+    let timeout = Seconds::positive("timeout", timeout).map_err(bad_seconds)?.duration();
     let pending = Pending::default();
     py.detach(|| {
         let interrupted = || pending.interrupted();

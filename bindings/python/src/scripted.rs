@@ -4,7 +4,7 @@
 
 use super::agent::{build_request, create_message};
 use super::convert::to_json;
-use crate::llm::{Model, Response, ScriptedModel};
+use bgagent::llm::{Model, Response, ScriptedModel};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -36,18 +36,16 @@ impl PyScriptedClient {
     }
 
     /// The model of `bgagent --demo`: it plays the lesson's three prompts (`DEMO_PROMPTS`).
-    #[cfg(feature = "cli")]
     #[staticmethod]
     fn demo() -> Self {
-        PyScriptedClient { model: Arc::new(crate::cli::demo::DemoModel), script: None }
+        PyScriptedClient { model: Arc::new(bgagent::cli::demo::DemoModel), script: None }
     }
 
     /// The lesson's three "try it" prompts, which `demo()` answers.
-    #[cfg(feature = "cli")]
     #[classattr]
     #[allow(non_snake_case)]
     fn DEMO_PROMPTS() -> Vec<&'static str> {
-        crate::cli::demo::PROMPTS.to_vec()
+        bgagent::cli::demo::PROMPTS.to_vec()
     }
 
     /// `self`, so that `client.messages.create(...)` reads like the SDK.

@@ -10,9 +10,9 @@
 
 use super::convert::{to_block, to_json, to_py, Snapshot};
 use super::Pending;
-use crate::agent::Conversation;
-use crate::error::{Error, Result};
-use crate::llm::Response;
+use bgagent::agent::Conversation;
+use bgagent::error::{Error, Result};
+use bgagent::llm::Response;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::Value;

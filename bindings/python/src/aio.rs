@@ -40,7 +40,7 @@ impl Runtime for CoreRuntime {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        crate::runtime::runtime().spawn(fut)
+        bgagent::runtime::runtime().spawn(fut)
     }
 
     /// Where a future's result is handed to Python (the library runs `f` holding the GIL).
@@ -51,7 +51,7 @@ impl Runtime for CoreRuntime {
         F: FnOnce() + Send + 'static,
     {
         IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-        let runtime = crate::runtime::runtime();
+        let runtime = bgagent::runtime::runtime();
         if CLOSING.load(Ordering::SeqCst) {
             IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
             return runtime.spawn_blocking(|| {}); // Python is exiting: nobody awaits it

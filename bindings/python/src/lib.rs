@@ -11,7 +11,7 @@ mod scripted;
 mod stream;
 mod trace;
 
-use crate::runtime::{poll_until, BadSeconds, Seconds};
+use bgagent::runtime::{poll_until, BadSeconds, Seconds};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
 use std::sync::Mutex;
@@ -51,10 +51,8 @@ impl Pending {
 }
 
 /// A duration argument the core's one rule refused: ValueError naming the parameter.
-impl From<BadSeconds> for PyErr {
-    fn from(e: BadSeconds) -> PyErr {
-        PyValueError::new_err(e.to_string())
-    }
+pub(crate) fn bad_seconds(e: BadSeconds) -> PyErr {
+    PyValueError::new_err(e.to_string())
 }
 
 /// Runs `step` without the GIL until it returns `Some` or `timeout` seconds pass (`None` or
@@ -64,7 +62,7 @@ pub(crate) fn wait_interruptibly<T: Send>(
     timeout: Option<f64>,
     step: impl FnMut(Duration) -> Option<T> + Send,
 ) -> PyResult<Option<T>> {
-    let limit = Seconds::limit("timeout", timeout)?.map(Seconds::duration);
+    let limit = Seconds::limit("timeout", timeout).map_err(bad_seconds)?.map(Seconds::duration);
     let pending = Pending::default();
     let interrupted = || pending.interrupted();
     py.detach(|| poll_until(&interrupted, limit, step)).map_err(|_| pending.interrupt_error())
@@ -74,7 +72,7 @@ pub(crate) fn wait_interruptibly<T: Send>(
 /// land; registered with `atexit` by the package.
 #[pyfunction]
 fn _shutdown_all(py: Python<'_>) {
-    py.detach(crate::background::shutdown_all);
+    py.detach(bgagent::background::shutdown_all);
     aio::close(py);
 }
 
@@ -82,27 +80,26 @@ fn _shutdown_all(py: Python<'_>) {
 /// [`_supervise`]. Tasks started before it is named have no supervisor.
 #[pyfunction]
 fn _set_supervisor(argv: Vec<std::ffi::OsString>) {
-    crate::exec::supervisor::set_command(argv);
+    bgagent::exec::supervisor::set_command(argv);
 }
 
 /// The supervisor's life, in a process the package started for it; never returns.
 #[pyfunction]
 fn _supervise() -> PyResult<()> {
-    match std::env::var(crate::exec::supervisor::ENV) {
-        Ok(owner) => crate::exec::supervisor::run(&owner),
+    match std::env::var(bgagent::exec::supervisor::ENV) {
+        Ok(owner) => bgagent::exec::supervisor::run(&owner),
         Err(_) => Err(PyValueError::new_err(format!(
             "only a process started as bgagent's supervisor ({} set) can supervise",
-            crate::exec::supervisor::ENV
+            bgagent::exec::supervisor::ENV
         ))),
     }
 }
 
 /// Runs the `bgagent` command with `argv` (the pip-installed script calls this); returns
 /// its exit code.
-#[cfg(feature = "cli")]
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> i32 {
-    py.detach(|| crate::cli::main(argv))
+    py.detach(|| bgagent::cli::main(argv))
 }
 
 #[pymodule]
@@ -131,7 +128,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(agent::read_text, m)?)?;
     m.add_function(wrap_pyfunction!(agent::tool_schemas, m)?)?;
     m.add_function(wrap_pyfunction!(agent::lesson_system, m)?)?;
-    #[cfg(feature = "cli")]
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     errors::register(m)?;
     Ok(())

@@ -1,8 +1,8 @@
 //! The package's exceptions, named after the anthropic SDK's where they mean the same thing,
 //! and the mapping from the core's errors to them.
 
-use crate::error::Error;
-use crate::llm::ModelError;
+use bgagent::error::Error;
+use bgagent::llm::ModelError;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyOSError, PyValueError};
 use pyo3::prelude::*;

@@ -4,7 +4,7 @@
 use super::agent::message_object;
 use super::errors::model_error;
 use super::wait_interruptibly;
-use crate::llm::{CallContext, HttpClient, Model, ModelError, Request, Response};
+use bgagent::llm::{CallContext, HttpClient, Model, ModelError, Request, Response};
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
