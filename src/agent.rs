@@ -142,8 +142,46 @@ pub trait LoopEvents: Send {
     fn injected(&mut self, _text: &str) {}
     /// Production at the end of a turn: waiting (at most `max_wait`) for `running` tasks.
     fn waiting(&mut self, _running: usize, _max_wait: Duration) {}
-    /// That wait ended: "results" (some arrived), "nothing running" or "max_wait".
-    fn waited(&mut self, _why: &str) {}
+    /// That wait ended.
+    fn waited(&mut self, _why: WaitEnd) {}
+}
+
+/// Why production's wait at the end of a turn ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitEnd {
+    /// Results arrived.
+    Results,
+    /// No task runs any more, and no result came to inject.
+    NothingRunning,
+    /// `max_wait` passed.
+    MaxWait,
+}
+
+impl WaitEnd {
+    const ALL: [WaitEnd; 3] = [WaitEnd::Results, WaitEnd::NothingRunning, WaitEnd::MaxWait];
+
+    /// The words the trace says it with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitEnd::Results => "results",
+            WaitEnd::NothingRunning => "nothing running",
+            WaitEnd::MaxWait => "max_wait",
+        }
+    }
+}
+
+impl serde::Serialize for WaitEnd {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for WaitEnd {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let word = String::deserialize(d)?;
+        let known = WaitEnd::ALL.into_iter().find(|w| w.as_str() == word);
+        known.ok_or_else(|| serde::de::Error::custom(format!("no wait ends with {word:?}")))
+    }
 }
 
 /// Prints nothing.
@@ -270,9 +308,9 @@ impl Loop<'_> {
         let notes = self.drain()?;
         if running > 0 {
             self.events.waited(match (ended, notes.is_empty()) {
-                (_, false) => "results",
-                (Some(()), true) => "nothing running",
-                (None, true) => "max_wait",
+                (_, false) => WaitEnd::Results,
+                (Some(()), true) => WaitEnd::NothingRunning,
+                (None, true) => WaitEnd::MaxWait,
             });
         }
         if notes.is_empty() {

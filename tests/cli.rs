@@ -335,7 +335,7 @@ fn trace_records_every_kind_of_event() {
     let header = &events[0];
     assert_eq!(
         (header["schema"].as_str(), header["version"].as_u64()),
-        (Some("bgagent-trace"), Some(1))
+        (Some("bgagent-trace"), Some(2))
     );
     assert_eq!(
         (header["mode"].as_str(), header["model"].as_str()),
@@ -373,6 +373,53 @@ fn trace_records_every_kind_of_event() {
     assert_eq!(find("wait_end")["why"], "results");
     assert_eq!(find("model_reply")["text"], "");
     assert_eq!(find("turn_end")["outcome"], "done");
+}
+
+/// Version 2 names the tasks of a tool's answer: the task background_run started, the task a
+/// call's input names, and the tasks check_background showed as ended; the picture marks a
+/// result the model saw that way and then again when it was injected.
+#[test]
+fn a_traced_check_names_the_ended_tasks_it_showed_and_the_page_marks_them_seen_twice() {
+    let dir = Dir::new();
+    // The bash call returns once the task's end is in the trace, so the check after it shows
+    // the task ended, as a reader of the lines before the check knows it.
+    let until_finished = "until grep -q '\"task_finished\"' trace.jsonl; do sleep 0.02; done";
+    let script = json!([
+        {"content": [
+            tool_use("t1", "background_run", json!({"command": "echo one"})),
+            tool_use("t2", "bash", json!({"command": until_finished})),
+            tool_use("t3", "check_background", json!({})),
+            tool_use("t4", "check_background", json!({"task_id": "nosuch"})),
+        ], "stop_reason": "tool_use"},
+        {"content": [text("seen")], "stop_reason": "end_turn"},
+    ]);
+    std::fs::write(dir.0.join("script.json"), script.to_string()).unwrap();
+    let o = bgagent(&dir, None)
+        .args(["-p", "go", "--script", "script.json", "--trace", "trace.jsonl"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let events: Vec<Value> = std::fs::read_to_string(dir.0.join("trace.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_id = |kind: &str, id: &str| {
+        let found = events.iter().find(|e| e["event"] == kind && e["tool_use_id"] == id);
+        found.unwrap_or_else(|| panic!("{kind} {id} in {events:?}"))
+    };
+    let task = by_id("tool_result", "t1")["task_id"].as_str().unwrap().to_string();
+    assert!(events.iter().any(|e| e["event"] == "task_queued" && e["task_id"] == task));
+    assert_eq!(by_id("tool_result", "t3")["ended_tasks"], json!([task]));
+    assert_eq!(by_id("tool_call", "t4")["task_id"], "nosuch");
+    assert!(by_id("tool_result", "t4").get("ended_tasks").is_none(), "not a listing");
+    assert!(by_id("tool_call", "t3").get("task_id").is_none(), "names no task");
+    let o = bgagent(&dir, None).args(["view", "trace.jsonl", "-o", "page.html"]).output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let page = std::fs::read_to_string(dir.0.join("page.html")).unwrap();
+    let lane = &page[page.find(&format!("data-task-id='{task}'")).unwrap()..];
+    let lane = &lane[..lane.find("</g>").unwrap()];
+    assert!(lane.contains("→ call 2 · seen twice: by check_background, then injected"), "{lane}");
 }
 
 #[test]

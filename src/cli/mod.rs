@@ -369,7 +369,7 @@ fn view(
     let bytes = std::fs::read(trace)
         .map_err(|e| Failure(2, format!("cannot read the trace {}: {e}", trace.display())))?;
     let run = crate::trace::view::Run::from_bytes(&bytes);
-    if run.header.is_null() {
+    if run.header.is_none() {
         return Err(Failure(
             2,
             format!("{} is not a bgagent trace (no header line)", trace.display()),

@@ -1,5 +1,6 @@
 //! The trace of a run: one JSON object per line, in time order, that a viewer can join into a
-//! picture ([`view`]). Schema `bgagent-trace` version [`VERSION`] (the README lists the events).
+//! picture ([`view`]). Schema `bgagent-trace` version [`VERSION`]: its lines are [`Line`]s, one
+//! type the writer serialises and the view reads (docs/trace.md says when each is written).
 //!
 //! Events come from several threads (the loop, the task-event watcher); the one writer stamps
 //! each with seconds since the start and never lets `t` go backwards. Long texts are cut to
@@ -7,15 +8,17 @@
 //! redacted from every string of every line before it is serialised (so a key holding `"` or
 //! `\` cannot slip through as its JSON escape), and before a text is cut.
 
+pub mod event;
 pub mod view;
 
-use crate::agent::LoopEvents;
+use crate::agent::{LoopEvents, WaitEnd};
 use crate::background::TaskEventKind;
 use crate::background::{Awaiter, BackgroundManager, Notification, TaskEvent, Watcher};
 use crate::llm::Response;
 use crate::secrets::Redactor;
-use serde_json::{json, Value};
-use std::collections::VecDeque;
+pub use event::{Event, Header, Line, Outcome, TasksInAnswer};
+use serde_json::Value;
+use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -23,7 +26,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const SCHEMA: &str = "bgagent-trace";
-pub const VERSION: u32 = 1;
+/// 2: `tool_call` and `tool_result` name their tasks (`task_id`, `ended_tasks`).
+pub const VERSION: u64 = 2;
 /// Characters kept of any text (model text, tool input and output, injected block).
 pub const TEXT_LIMIT: usize = 2000;
 /// Lines a trace kept in memory holds at most, the header and the `lines_dropped` line
@@ -106,14 +110,14 @@ impl Kept {
             Vec::with_capacity(self.limit.min(2 + self.others.len() + self.progress.len()));
         lines.extend(self.header.iter().cloned());
         if self.dropped > 0 {
-            let marker = json!({
-                "t": self.dropped_until,
-                "event": "lines_dropped",
-                "lines": self.dropped,
-                "task_progress": self.dropped_progress,
-                "limit": self.limit,
-            });
-            lines.push(marker.to_string());
+            let event = Event::LinesDropped {
+                lines: self.dropped,
+                task_progress: self.dropped_progress,
+                limit: self.limit as u64,
+            };
+            lines.push(
+                serde_json::to_string(&Line { t: self.dropped_until, event }).unwrap_or_default(),
+            );
         }
         let (mut p, mut o) = (self.progress.iter().peekable(), self.others.iter().peekable());
         loop {
@@ -141,11 +145,11 @@ struct Chain {
     blocks: VecDeque<String>,
     /// The number of `blocks[0]` since the chain began.
     first_block: u64,
-    lines: VecDeque<Line>,
+    lines: VecDeque<Stored>,
     spare: Option<String>,
 }
 
-struct Line {
+struct Stored {
     seq: u64,
     t: f64,
     /// The block's number, and where the line is in it.
@@ -172,7 +176,7 @@ impl Chain {
         let last = self.blocks.back_mut().expect("a block was added above");
         let start = last.len();
         last.push_str(text);
-        self.lines.push_back(Line { seq, t, block, start, end: last.len() });
+        self.lines.push_back(Stored { seq, t, block, start, end: last.len() });
     }
 
     /// Lets the oldest line go; its time.
@@ -204,6 +208,8 @@ struct Writer {
     turn: u64,
     /// Model calls so far (the next one is `calls + 1`).
     calls: u64,
+    /// The tasks queued so far, as written: a check_background answer names these.
+    tasks: HashSet<String>,
 }
 
 /// Writes a trace to a file, or keeps it in memory.
@@ -227,22 +233,19 @@ impl Tracer {
 
     fn with(out: Out, info: &RunInfo) -> Arc<Tracer> {
         let tracer = Arc::new(Tracer {
-            writer: Mutex::new(Writer { out, last: 0.0, turn: 0, calls: 0 }),
+            writer: Mutex::new(Writer { out, last: 0.0, turn: 0, calls: 0, tasks: HashSet::new() }),
             start: Instant::now(),
         });
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        tracer.record(
-            "header",
-            json!({
-                "schema": SCHEMA,
-                "version": VERSION,
-                "bgagent": env!("CARGO_PKG_VERSION"),
-                "mode": info.mode,
-                "model": info.model,
-                "workdir": info.workdir.to_string_lossy(),
-                "unix_time": unix,
-            }),
-        );
+        tracer.record(Event::Header(Header {
+            schema: SCHEMA.into(),
+            version: VERSION,
+            bgagent: env!("CARGO_PKG_VERSION").into(),
+            mode: Some(info.mode.clone()),
+            model: Some(info.model.clone()),
+            workdir: info.workdir.to_string_lossy().into(),
+            unix_time: unix,
+        }));
         tracer
     }
 
@@ -267,26 +270,33 @@ impl Tracer {
     }
 
     /// Records `event` now.
-    pub fn record(&self, event: &str, fields: Value) {
-        self.record_at(event, fields, Instant::now());
+    pub fn record(&self, event: Event) {
+        self.record_at(event, Instant::now());
     }
 
     /// Records `event` as of `at` (or of the last line written, if that is later).
-    pub fn record_at(&self, event: &str, fields: Value, at: Instant) {
+    pub fn record_at(&self, event: Event, at: Instant) {
+        self.record_with(at, |_| event);
+    }
+
+    /// Records the event `make` makes from what was written before it, as of `at`.
+    fn record_with(&self, at: Instant, make: impl FnOnce(&Writer) -> Event) {
         let mut w = self.lock();
+        let event = make(&w);
+        if let Event::TaskQueued { task_id, .. } = &event {
+            w.tasks.insert(task_id.clone());
+        }
         let t = at.saturating_duration_since(self.start).as_secs_f64().max(w.last);
         w.last = t;
         let stamp = (t * 1e6).round() / 1e6;
-        let mut line = json!({"t": stamp, "event": event});
-        if let (Value::Object(line), Value::Object(fields)) = (&mut line, fields) {
-            line.extend(fields);
-        }
+        let progress = matches!(event, Event::TaskProgress { .. });
+        let mut line = serde_json::to_value(Line { t: stamp, event }).unwrap_or_default();
         // The API credentials never reach the trace: redacted in the values, not in the
         // serialised line, where a key's `"` or `\` would be escaped past the match.
         Redactor::from_env().redact_json(&mut line);
         let text = line.to_string();
         match &mut w.out {
-            Out::Memory(kept) => kept.push(event == "task_progress", stamp, &text),
+            Out::Memory(kept) => kept.push(progress, stamp, &text),
             Out::File { file, path, failed } => {
                 let written = writeln!(file, "{text}").and_then(|()| file.flush());
                 if let Err(e) = written {
@@ -305,17 +315,15 @@ impl Tracer {
             w.turn += 1;
             w.turn
         };
-        self.record("user_input", with_text(json!({"turn": turn}), "text", text));
+        let (text, text_length) = cut(text);
+        self.record(Event::UserInput { turn, text, text_length });
     }
 
-    /// The turn ended: "done", "interrupted" or "error" (with the message).
-    fn turn_end(&self, outcome: &str, message: Option<&str>) {
+    /// The turn ended (an error with its message).
+    fn turn_end(&self, outcome: Outcome, message: Option<&str>) {
         let turn = self.lock().turn;
-        let mut fields = json!({"turn": turn, "outcome": outcome});
-        if let Some(m) = message {
-            fields["message"] = json!(Redactor::from_env().cut(m, TEXT_LIMIT));
-        }
-        self.record("turn_end", fields);
+        let message = message.map(|m| Redactor::from_env().cut(m, TEXT_LIMIT).into_owned());
+        self.record(Event::TurnEnd { turn, outcome: Some(outcome), message });
     }
 
     fn turn_and_call(&self) -> (u64, u64) {
@@ -331,36 +339,40 @@ impl Tracer {
 
     /// One task event, with what the manager knows of the task (`tasks`) when it ends.
     pub fn task_event(&self, event: &TaskEvent, tasks: Option<&Awaiter>) {
-        let id = &event.task_id;
-        let (name, fields) = match &event.kind {
+        let task_id = event.task_id.clone();
+        let line = match &event.kind {
             TaskEventKind::Queued { command } => {
-                ("task_queued", with_text(json!({"task_id": id}), "command", command))
+                let (command, command_length) = cut(command);
+                Event::TaskQueued { task_id, command, command_length }
             }
-            TaskEventKind::Started { pid } => {
-                // Every task leads its own process group (and session): pgid = pid.
-                ("task_started", json!({"task_id": id, "pid": pid, "pgid": pid}))
+            // Every task leads its own process group (and session): pgid = pid.
+            TaskEventKind::Started { pid } => Event::TaskStarted { task_id, pid: *pid, pgid: *pid },
+            &TaskEventKind::Progress { stdout_bytes, stderr_bytes } => {
+                Event::TaskProgress { task_id, stdout_bytes, stderr_bytes }
             }
-            TaskEventKind::Progress { stdout_bytes, stderr_bytes } => (
-                "task_progress",
-                json!({"task_id": id, "stdout_bytes": stdout_bytes, "stderr_bytes": stderr_bytes}),
-            ),
             TaskEventKind::Finished { status, exit_code } => {
-                let mut fields =
-                    json!({"task_id": id, "status": status.as_str(), "exit_code": exit_code});
-                if let Some(record) = tasks.and_then(|t| t.record(id)) {
+                let record = tasks.and_then(|t| t.record(&task_id)).map(|record| {
+                    let (result, result_length) = cut(record.result.as_deref().unwrap_or_default());
                     let o = &record.output;
-                    fields["duration"] = json!(record.elapsed().as_secs_f64());
-                    fields["stdout_bytes"] = json!(o.stdout_bytes);
-                    fields["stderr_bytes"] = json!(o.stderr_bytes);
-                    fields["log_path"] = json!(o.log_path);
-                    let result = record.result.unwrap_or_default();
-                    fields = with_text(fields, "result", &result);
+                    event::Ended {
+                        duration: record.elapsed().as_secs_f64(),
+                        stdout_bytes: o.stdout_bytes,
+                        stderr_bytes: o.stderr_bytes,
+                        log_path: o.log_path.as_ref().map(|p| p.to_string_lossy().into_owned()),
+                        result,
+                        result_length,
+                    }
+                });
+                Event::TaskFinished {
+                    task_id,
+                    status: status.as_str().into(),
+                    exit_code: exit_code.map(i64::from),
+                    record,
                 }
-                ("task_finished", fields)
             }
-            TaskEventKind::Drained => ("task_drained", json!({"task_id": id})),
+            TaskEventKind::Drained => Event::TaskDrained { task_id },
         };
-        self.record_at(name, fields, event.at);
+        self.record_at(line, event.at);
     }
 
     /// Records `manager`'s task events from now on, from a thread of its own, until the
@@ -390,24 +402,21 @@ pub fn turn(
     }
     let result = run(&mut Traced::new(tracer, events));
     match &result {
-        Ok(()) => tracer.turn_end("done", None),
-        Err(crate::Error::Interrupted) => tracer.turn_end("interrupted", None),
-        Err(e) => tracer.turn_end("error", Some(&e.to_string())),
+        Ok(()) => tracer.turn_end(Outcome::Done, None),
+        Err(crate::Error::Interrupted) => tracer.turn_end(Outcome::Interrupted, None),
+        Err(e) => tracer.turn_end(Outcome::Error, Some(&e.to_string())),
     }
     result
 }
 
-/// `fields` with `key` set to `text`, redacted, cut to [`TEXT_LIMIT`] characters, and
-/// `{key}_length` set to its full (redacted) length in characters when it was cut.
-fn with_text(mut fields: Value, key: &str, text: &str) -> Value {
+/// `text` redacted and cut to [`TEXT_LIMIT`] characters, and its full (redacted) length in
+/// characters if it was cut.
+fn cut(text: &str) -> (String, Option<u64>) {
     let redactor = Redactor::from_env();
     let text = redactor.redact(text);
-    let cut = crate::text::prefix(&text, TEXT_LIMIT).len() < text.len();
-    fields[key] = json!(redactor.cut(&text, TEXT_LIMIT));
-    if cut {
-        fields[format!("{key}_length")] = json!(text.chars().count());
-    }
-    fields
+    let was_cut = crate::text::prefix(&text, TEXT_LIMIT).len() < text.len();
+    let length = was_cut.then(|| text.chars().count() as u64);
+    (redactor.cut(&text, TEXT_LIMIT).into_owned(), length)
 }
 
 /// `value` as JSON text with the API credentials redacted from its strings first: once
@@ -454,7 +463,7 @@ impl LoopEvents for Traced<'_> {
         let (turn, call) = self.tracer.next_call();
         self.call_started = Some(Instant::now());
         self.text.clear();
-        self.tracer.record("model_call", json!({"turn": turn, "call": call}));
+        self.tracer.record(Event::ModelCall { turn, call: Some(call) });
         self.inner.model_call();
     }
 
@@ -469,76 +478,94 @@ impl LoopEvents for Traced<'_> {
         let (turn, call) = self.tracer.turn_and_call();
         let text =
             if self.text.is_empty() { response.text() } else { std::mem::take(&mut self.text) };
-        let mut fields = json!({
-            "turn": turn,
-            "call": call,
-            "stop_reason": response.stop_reason,
-            "duration": seconds_since(self.call_started),
+        let (text, text_length) = cut(&text);
+        self.tracer.record(Event::ModelReply {
+            turn,
+            call,
+            stop_reason: response.stop_reason.clone(),
+            duration: seconds_since(self.call_started),
+            usage: response.rest.get("usage").cloned(),
+            text,
+            text_length,
         });
-        if let Some(usage) = response.rest.get("usage") {
-            fields["usage"] = usage.clone();
-        }
-        self.tracer.record("model_reply", with_text(fields, "text", &text));
         self.inner.model_reply(response);
     }
 
     fn tool_start(&mut self, id: &str, name: &str, input: &Value) {
         let (turn, call) = self.tracer.turn_and_call();
         self.tool_started = Some(Instant::now());
-        let fields = json!({"turn": turn, "call": call, "tool_use_id": id, "name": name});
-        self.tracer.record("tool_call", with_text(fields, "input", &json_text(input)));
+        let (text, input_length) = cut(&json_text(input));
+        self.tracer.record(Event::ToolCall {
+            turn,
+            call,
+            tool_use_id: id.into(),
+            name: name.into(),
+            task_id: input.get("task_id").and_then(Value::as_str).map(str::to_string),
+            input: text,
+            input_length,
+        });
         self.inner.tool_start(id, name, input);
     }
 
     fn tool(&mut self, id: &str, name: &str, output: &str) {
         let (turn, call) = self.tracer.turn_and_call();
-        let mut fields = json!({
-            "turn": turn,
-            "call": call,
-            "tool_use_id": id,
-            "name": name,
-            "duration": seconds_since(self.tool_started),
-        });
-        if name == "background_run" {
-            // `Background task {id} started: ...` joins this call to its task.
-            if let Some(task) =
-                output.strip_prefix("Background task ").and_then(|r| r.split(' ').next())
-            {
-                fields["task_id"] = json!(task);
+        let duration = seconds_since(self.tool_started);
+        let (text, output_length) = cut(output);
+        // The tasks it names, among those written so far: what a reader of the lines before
+        // this one knows.
+        self.tracer.record_with(Instant::now(), |w| {
+            let tasks = TasksInAnswer::read(name, output, |task| w.tasks.contains(task));
+            Event::ToolResult {
+                turn,
+                call,
+                tool_use_id: id.into(),
+                name: name.into(),
+                duration,
+                task_id: tasks.started,
+                ended_tasks: tasks.ended,
+                output: text,
+                output_length,
             }
-        }
-        self.tracer.record("tool_result", with_text(fields, "output", output));
+        });
         self.inner.tool(id, name, output);
     }
 
     fn drained(&mut self, notes: &[Notification]) {
         let (turn, call) = self.tracer.turn_and_call();
         self.drained = notes.iter().map(|n| n.task_id.clone()).collect();
-        self.tracer
-            .record("drain", json!({"turn": turn, "call": call + 1, "task_ids": self.drained}));
+        let task_ids = self.drained.clone();
+        self.tracer.record(Event::Drain { turn, call: Some(call + 1), task_ids });
         self.inner.drained(notes);
     }
 
     fn injected(&mut self, text: &str) {
         let (turn, call) = self.tracer.turn_and_call();
-        let fields =
-            json!({"turn": turn, "call": call + 1, "task_ids": std::mem::take(&mut self.drained)});
-        self.tracer.record("inject", with_text(fields, "text", text));
+        let task_ids = std::mem::take(&mut self.drained);
+        let (text_cut, text_length) = cut(text);
+        self.tracer.record(Event::Inject {
+            turn,
+            call: Some(call + 1),
+            task_ids,
+            text: text_cut,
+            text_length,
+        });
         self.inner.injected(text);
     }
 
     fn waiting(&mut self, running: usize, max_wait: Duration) {
         let (turn, _) = self.tracer.turn_and_call();
-        self.tracer.record(
-            "wait_start",
-            json!({"turn": turn, "running": running, "max_wait": max_wait.as_secs_f64()}),
-        );
+        let max_wait_seconds = max_wait.as_secs_f64();
+        self.tracer.record(Event::WaitStart {
+            turn,
+            running: running as u64,
+            max_wait: max_wait_seconds,
+        });
         self.inner.waiting(running, max_wait);
     }
 
-    fn waited(&mut self, why: &str) {
+    fn waited(&mut self, why: WaitEnd) {
         let (turn, _) = self.tracer.turn_and_call();
-        self.tracer.record("wait_end", json!({"turn": turn, "why": why}));
+        self.tracer.record(Event::WaitEnd { turn, why: Some(why) });
         self.inner.waited(why);
     }
 }
@@ -546,6 +573,17 @@ impl LoopEvents for Traced<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// A line of the loop that says which of them it is (`task_id`).
+    fn numbered(i: impl ToString) -> Event {
+        Event::TaskDrained { task_id: i.to_string() }
+    }
+
+    /// A progress line that says which of them it is.
+    fn progress(i: impl ToString) -> Event {
+        Event::TaskProgress { task_id: i.to_string(), stdout_bytes: 0, stderr_bytes: 0 }
+    }
 
     /// Events reach the writer from several threads and late (a task event stamped before the
     /// line already written): `t` still never decreases.
@@ -559,9 +597,9 @@ mod tests {
                 s.spawn(move || {
                     for j in 0..200 {
                         if j % 3 == 0 {
-                            tracer.record_at("late", json!({"thread": i}), early);
+                            tracer.record_at(numbered(i), early);
                         } else {
-                            tracer.record("now", json!({"thread": i}));
+                            tracer.record(numbered(i));
                         }
                     }
                 });
@@ -577,7 +615,7 @@ mod tests {
         let header: Value = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(
             (header["event"].as_str(), header["version"].as_u64()),
-            (Some("header"), Some(1))
+            (Some("header"), Some(VERSION))
         );
     }
 
@@ -594,7 +632,7 @@ mod tests {
         let extra = 5;
         let recorded = MEMORY_LIMIT + extra;
         for i in 0..recorded {
-            tracer.record("now", json!({"i": i}));
+            tracer.record(numbered(i));
         }
         let lines = parsed(&tracer.lines());
         assert_eq!(lines.len(), MEMORY_LIMIT);
@@ -610,8 +648,8 @@ mod tests {
             (Some(dropped as u64), Some(0))
         );
         assert_eq!(lines[1]["limit"], MEMORY_LIMIT);
-        assert_eq!(lines[2]["i"], dropped);
-        assert_eq!(lines[MEMORY_LIMIT - 1]["i"], recorded - 1);
+        assert_eq!(lines[2]["task_id"], dropped.to_string());
+        assert_eq!(lines[MEMORY_LIMIT - 1]["task_id"], (recorded - 1).to_string());
         let times: Vec<f64> = lines.iter().map(|l| l["t"].as_f64().unwrap()).collect();
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
         // The picture starts where lines went, and says so.
@@ -626,16 +664,19 @@ mod tests {
     #[test]
     fn progress_lines_go_first() {
         let tracer = Tracer::with(Out::Memory(Kept::new(6)), &RunInfo::default());
-        tracer.record("turn", json!({"i": 0}));
-        tracer.record("task_progress", json!({"i": 1}));
-        tracer.record("turn", json!({"i": 2}));
-        tracer.record("task_progress", json!({"i": 3}));
-        tracer.record("turn", json!({"i": 4}));
+        tracer.record(numbered(0));
+        tracer.record(progress(1));
+        tracer.record(numbered(2));
+        tracer.record(progress(3));
+        tracer.record(numbered(4));
         let kept = |tracer: &Tracer| -> Vec<Value> {
-            parsed(&tracer.lines()).iter().skip(1).map(|l| l["i"].clone()).collect()
+            parsed(&tracer.lines()).iter().skip(1).map(|l| l["task_id"].clone()).collect()
         };
-        assert_eq!(kept(&tracer), [0, 1, 2, 3, 4], "within the limit, everything is kept");
-        tracer.record("turn", json!({"i": 5}));
+        let ids = |ids: &[&str]| -> Vec<Value> {
+            ids.iter().map(|i| if i.is_empty() { Value::Null } else { json!(i) }).collect()
+        };
+        assert_eq!(kept(&tracer), ids(&["0", "1", "2", "3", "4"]), "within the limit, all kept");
+        tracer.record(numbered(5));
         // The marker takes a place too: both progress lines went.
         let lines = parsed(&tracer.lines());
         assert_eq!(
@@ -643,12 +684,12 @@ mod tests {
             (Some(2), Some(2))
         );
         assert_eq!(lines[1]["t"], lines[0]["t"], "no line of the loop went");
-        assert_eq!(kept(&tracer), [Value::Null, 0.into(), 2.into(), 4.into(), 5.into()]);
+        assert_eq!(kept(&tracer), ids(&["", "0", "2", "4", "5"]));
         // Full of other lines: a new progress line is the oldest one, and goes at once.
-        tracer.record("task_progress", json!({"i": 6}));
-        assert_eq!(kept(&tracer), [Value::Null, 0.into(), 2.into(), 4.into(), 5.into()]);
+        tracer.record(progress(6));
+        assert_eq!(kept(&tracer), ids(&["", "0", "2", "4", "5"]));
         // Then the oldest line goes, and the marker gives its time.
-        tracer.record("turn", json!({"i": 7}));
+        tracer.record(numbered(7));
         let lines = parsed(&tracer.lines());
         assert_eq!(lines.len(), 6);
         assert_eq!(
@@ -657,7 +698,7 @@ mod tests {
         );
         assert!(lines[1]["t"].as_f64() >= lines[0]["t"].as_f64());
         assert!(lines[1]["t"].as_f64() <= lines[2]["t"].as_f64());
-        assert_eq!(kept(&tracer), [Value::Null, 2.into(), 4.into(), 5.into(), 7.into()]);
+        assert_eq!(kept(&tracer), ids(&["", "2", "4", "5", "7"]));
     }
 
     /// Lines of any length, across blocks, come back as they went in; emptied blocks go.
@@ -687,9 +728,14 @@ mod tests {
 
     #[test]
     fn long_texts_are_cut_with_their_length() {
-        let fields = with_text(json!({}), "text", &"é".repeat(TEXT_LIMIT + 5));
-        assert_eq!(fields["text"].as_str().unwrap().chars().count(), TEXT_LIMIT);
-        assert_eq!(fields["text_length"], TEXT_LIMIT + 5);
-        assert_eq!(with_text(json!({}), "text", "short"), json!({"text": "short"}));
+        let (text, length) = cut(&"é".repeat(TEXT_LIMIT + 5));
+        assert_eq!(text.chars().count(), TEXT_LIMIT);
+        assert_eq!(length, Some(TEXT_LIMIT as u64 + 5));
+        assert_eq!(cut("short"), ("short".to_string(), None));
+        let tracer = Tracer::in_memory(&RunInfo::default());
+        tracer.user_input(&"x".repeat(TEXT_LIMIT + 1));
+        let line = &parsed(&tracer.lines())[1];
+        assert_eq!(line["text_length"], TEXT_LIMIT + 1);
+        assert_eq!(line["text"].as_str().map(str::len), Some(TEXT_LIMIT));
     }
 }

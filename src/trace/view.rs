@@ -4,6 +4,7 @@
 //! result. [`html`] adds a step-through of the model calls (left/right keys); [`svg`] is the
 //! static picture alone.
 
+use super::event::{Event, Header, Line, TasksInAnswer};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -68,7 +69,7 @@ pub struct Step {
 /// A trace read back and joined.
 #[derive(Clone, Debug, Default)]
 pub struct Run {
-    pub header: Value,
+    pub header: Option<Header>,
     /// Where the picture starts: 0, or where a trace kept in memory let its oldest lines go
     /// (the loop's lines before that time are missing).
     pub start: f64,
@@ -89,15 +90,12 @@ pub struct Run {
 /// that every position and duration stays finite.
 const LATEST: f64 = 1e9;
 
-fn text(e: &Value, key: &str) -> String {
-    e[key].as_str().unwrap_or_default().to_string()
-}
-
 /// A line's time: held to [0, LATEST], and never before the line before it (the writer's
-/// promise, kept for a trace edited by hand), so no duration is infinite or negative.
-fn time(e: &Value, before: f64) -> f64 {
+/// promise, kept for a trace edited by hand), so no duration is infinite or negative. A line
+/// without one reads as 0, and so takes the time before it.
+fn time(t: f64, before: f64) -> f64 {
     // `max` also turns a NaN into `before`.
-    e["t"].as_f64().map_or(before, |t| t.clamp(0.0, LATEST)).max(before)
+    t.clamp(0.0, LATEST).max(before)
 }
 
 impl Run {
@@ -109,7 +107,7 @@ impl Run {
             let event = serde_json::from_str::<Value>(line).ok().filter(Value::is_object);
             last_is_object = event.is_some() || line.trim().is_empty();
             if let Some(e) = event {
-                reader.event(&e);
+                reader.line(Line::read(&e));
             }
         }
         let mut run = reader.finish();
@@ -158,6 +156,8 @@ struct Reader {
     idle: Vec<(f64, f64)>,
     /// What is new in the conversation for the next model call.
     pending: Vec<(String, String)>,
+    /// The header's schema version (1 without a header).
+    version: u64,
 }
 
 impl Reader {
@@ -169,124 +169,131 @@ impl Reader {
             idle_since: Some(0.0),
             idle: Vec::new(),
             pending: Vec::new(),
+            version: 1,
         }
     }
 
-    fn event(&mut self, e: &Value) {
-        let t = time(e, self.run.end);
+    fn line(&mut self, line: Line) {
+        let t = time(line.t, self.run.end);
         self.run.end = t;
         let step = self.run.steps.len().checked_sub(1);
         let run = &mut self.run;
-        match e["event"].as_str().unwrap_or_default() {
-            "header" => run.header = e.clone(),
-            "lines_dropped" => {
-                let count = |key: &str| e[key].as_u64().unwrap_or_default();
-                run.dropped = Some((count("lines"), count("limit")));
+        match line.event {
+            Event::Header(header) => {
+                self.version = header.version;
+                run.header = Some(header);
+            }
+            Event::LinesDropped { lines, task_progress, limit } => {
+                run.dropped = Some((lines, limit));
                 // Lines of the loop went: what it was doing until then is unknown, so the
                 // picture starts here rather than with an idle stretch from 0.
-                if count("lines") > count("task_progress") {
+                if lines > task_progress {
                     run.start = t;
                     self.idle_since = None;
                 }
             }
-            "user_input" => {
+            Event::UserInput { turn, text, .. } => {
                 if let Some(since) = self.idle_since.take() {
                     run.segment(Activity::Idle, since, t, "waiting for the user".into(), None);
                     self.idle.push((since, t));
                 }
-                self.pending.push(("user".into(), text(e, "text")));
-                run.turns.push((e["turn"].as_u64().unwrap_or_default(), t));
+                self.pending.push(("user".into(), text));
+                run.turns.push((turn, t));
             }
-            "model_call" => {
-                self.open = Some((Activity::Call, t, format!("call {}", e["call"])));
+            Event::ModelCall { turn, call } => {
+                let label = call.map_or_else(|| "call ?".into(), |c| format!("call {c}"));
+                self.open = Some((Activity::Call, t, label));
                 run.steps.push(Step {
-                    call: e["call"].as_u64().unwrap_or_default(),
-                    turn: e["turn"].as_u64().unwrap_or_default(),
+                    call: call.unwrap_or_default(),
+                    turn,
                     start: t,
                     end: t,
                     sent: std::mem::take(&mut self.pending),
                     ..Step::default()
                 });
             }
-            "model_reply" => {
+            Event::ModelReply { stop_reason, text, .. } => {
                 run.close(&mut self.open, t, step);
                 if let Some(s) = run.steps.last_mut() {
                     s.end = t;
-                    s.stop_reason = text(e, "stop_reason");
-                    s.reply = text(e, "text");
+                    s.stop_reason = stop_reason.unwrap_or_default();
+                    s.reply = text;
                 }
             }
-            "tool_call" => {
-                self.open = Some((Activity::Tool, t, text(e, "name")));
+            Event::ToolCall { name, input, .. } => {
+                self.open = Some((Activity::Tool, t, name.clone()));
                 if let Some(s) = run.steps.last_mut() {
-                    s.tools.push((text(e, "name"), text(e, "input"), String::new()));
+                    s.tools.push((name, input, String::new()));
                 }
             }
-            "tool_result" => {
+            Event::ToolResult { name, output, ended_tasks, .. } => {
                 run.close(&mut self.open, t, step);
-                let (name, output) = (text(e, "name"), text(e, "output"));
                 if let Some(tool) = run.steps.last_mut().and_then(|s| s.tools.last_mut()) {
                     tool.2 = output.clone();
                 }
-                if name == "check_background" {
-                    self.polled(&output);
-                }
+                // Version 1 lines do not name the tasks: their answer's text does.
+                let ended = if self.version < 2 {
+                    TasksInAnswer::read(&name, &output, |id| self.lanes.contains_key(id)).ended
+                } else {
+                    ended_tasks
+                };
+                self.seen_ended(&ended);
                 self.pending.push(("tool_result".into(), format!("{name}: {output}")));
             }
-            "wait_start" => {
+            Event::WaitStart { .. } => {
                 self.open = Some((Activity::Wait, t, "waiting for running tasks".into()))
             }
-            "wait_end" => {
+            Event::WaitEnd { why, .. } => {
                 if let Some(o) = self.open.as_mut() {
-                    o.2 = format!("waited for tasks: {}", text(e, "why"));
+                    o.2 = format!("waited for tasks: {}", why.map_or("", |w| w.as_str()));
                 }
                 run.close(&mut self.open, t, step);
             }
-            "drain" | "inject" => {
-                let call = e["call"].as_u64();
-                for id in e["task_ids"].as_array().into_iter().flatten() {
-                    if let Some(task) = self.task(id.as_str().unwrap_or_default()) {
-                        task.drained.get_or_insert(t);
-                        task.injected_into = task.injected_into.or(call);
-                    }
-                }
-                if e["event"] == "inject" {
-                    self.pending.push(("injected".into(), text(e, "text")));
-                }
+            Event::Drain { call, task_ids, .. } => self.drained(t, call, &task_ids),
+            Event::Inject { call, task_ids, text, .. } => {
+                self.drained(t, call, &task_ids);
+                self.pending.push(("injected".into(), text));
             }
-            "turn_end" => {
+            Event::TurnEnd { .. } => {
                 run.close(&mut self.open, t, step);
                 self.idle_since = Some(t);
             }
-            "task_queued" => {
-                let id = text(e, "task_id");
-                self.lanes.entry(id.clone()).or_insert(run.tasks.len());
+            Event::TaskQueued { task_id, command, .. } => {
+                self.lanes.entry(task_id.clone()).or_insert(run.tasks.len());
                 run.tasks.push(TaskLane {
-                    id,
-                    command: text(e, "command"),
+                    id: task_id,
+                    command,
                     queued: t,
                     status: "running".into(),
                     ..TaskLane::default()
                 });
             }
-            "task_started" => {
-                if let Some(task) = self.task(&text(e, "task_id")) {
+            Event::TaskStarted { task_id, .. } => {
+                if let Some(task) = self.task(&task_id) {
                     task.started = Some(t);
                 }
             }
-            "task_finished" => {
-                if let Some(task) = self.task(&text(e, "task_id")) {
+            Event::TaskFinished { task_id, status, exit_code, record } => {
+                if let Some(task) = self.task(&task_id) {
                     task.finished = Some(t);
-                    task.status = text(e, "status");
-                    task.exit_code = e["exit_code"].as_i64();
+                    task.status = status;
+                    task.exit_code = exit_code;
                     // Saturating: two hostile counts near u64::MAX must not overflow.
-                    task.bytes = e["stdout_bytes"]
-                        .as_u64()
-                        .unwrap_or_default()
-                        .saturating_add(e["stderr_bytes"].as_u64().unwrap_or_default());
+                    task.bytes =
+                        record.map_or(0, |r| r.stdout_bytes.saturating_add(r.stderr_bytes));
                 }
             }
-            _ => {}
+            Event::TaskProgress { .. } | Event::TaskDrained { .. } | Event::Unknown => {}
+        }
+    }
+
+    /// The tasks whose results a drain took (before model call `call`).
+    fn drained(&mut self, t: f64, call: Option<u64>, task_ids: &[String]) {
+        for id in task_ids {
+            if let Some(task) = self.task(id) {
+                task.drained.get_or_insert(t);
+                task.injected_into = task.injected_into.or(call);
+            }
         }
     }
 
@@ -294,16 +301,13 @@ impl Reader {
         self.lanes.get(id).map(|&i| &mut self.run.tasks[i])
     }
 
-    /// A check_background answer: the tasks it showed as ended were seen by the model. Each of
-    /// its lines is `{id}: [{status}] {command}`; each `: [` in a line is tried as the end of
-    /// an id, so the cost follows the answer's length, not the number of tasks.
-    fn polled(&mut self, output: &str) {
-        for line in output.lines().filter(|l| !l.contains("[running]")) {
-            for (end, _) in line.match_indices(": [") {
-                if let Some(task) = self.task(&line[..end]) {
-                    if task.finished.is_some() && task.drained.is_none() {
-                        task.polled = true;
-                    }
+    /// A check_background answer showed these tasks as ended: the model saw the results of
+    /// those that had finished and were not drained yet.
+    fn seen_ended(&mut self, ended: &[String]) {
+        for id in ended {
+            if let Some(task) = self.task(id) {
+                if task.finished.is_some() && task.drained.is_none() {
+                    task.polled = true;
                 }
             }
         }
@@ -618,11 +622,11 @@ fn steps_json(run: &Run) -> Value {
 
 /// One self-contained page: the picture, a step list, and the step-through (no network).
 pub fn html(run: &Run) -> String {
-    let h = &run.header;
+    let h = run.header.as_ref();
     let title = format!(
         "bgagent run: {} mode, model {}, {:.1}s, {} model calls, {} background tasks",
-        h["mode"].as_str().unwrap_or("?"),
-        h["model"].as_str().unwrap_or("?"),
+        h.and_then(|h| h.mode.as_deref()).unwrap_or("?"),
+        h.and_then(|h| h.model.as_deref()).unwrap_or("?"),
         run.end,
         run.steps.len(),
         run.tasks.len()
@@ -949,7 +953,7 @@ mod tests {
         let cut = Run::from_bytes(&bytes);
         assert!(cut.cut_last_line);
         assert_eq!(cut.tasks.len(), 1);
-        assert_eq!(cut.header["mode"], "production");
+        assert_eq!(cut.header.and_then(|h| h.mode).as_deref(), Some("production"));
         assert!(!Run::from_lines(["{}", "", "  "]).cut_last_line, "blank lines are not cut");
     }
 }

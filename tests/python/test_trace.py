@@ -31,7 +31,7 @@ def events(lines):
 def check_order(trace):
     times = [e["t"] for e in trace]
     assert times == sorted(times), "t never decreases"
-    assert trace[0]["event"] == "header" and trace[0]["version"] == 1
+    assert trace[0]["event"] == "header" and trace[0]["version"] == 2
 
 
 def test_the_lessons_gap_is_traced_and_drawn(tmp_path):
