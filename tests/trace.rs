@@ -4,7 +4,7 @@
 //! result that waited in the queue while the loop was idle, and a task killed when the session
 //! ended) is rendered, and a summary of the page is compared with the one its version drew.
 
-use _core::trace::view::{html, Run};
+use bgagent::trace::view::{html, Run};
 use serde_json::Value;
 use std::path::PathBuf;
 
