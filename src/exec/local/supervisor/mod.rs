@@ -12,6 +12,7 @@ mod protocol;
 mod server;
 mod spawn;
 
+use nix::sys::socket::MsgFlags;
 use protocol::{Order, Report, Start};
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -67,6 +68,9 @@ struct Shared {
     /// inherits the socket, but not the tasks).
     owner: u32,
     socket: OwnedFd,
+    /// The socket again, registered with the runtime to wait until it takes an order when it
+    /// is full (made by the first such wait: it needs the runtime).
+    writable: OnceLock<tokio::io::unix::AsyncFd<std::fs::File>>,
     /// The supervisor's pid (for the warning when it dies).
     pid: u32,
     /// It said it was ready (so it can start: were it to die, another is worth a try).
@@ -172,13 +176,13 @@ fn start_supervisor() -> Result<Arc<Shared>, Option<io::Error>> {
         return Err(None);
     };
     super::procs::pidfd_open(std::process::id() as i32).map_err(|_| None)?;
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    use nix::sys::socket::{setsockopt, socketpair, sockopt, AddressFamily, SockFlag, SockType};
     let (ours, theirs) =
         socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(|e| Some(e.into()))?;
     for fd in [&ours, &theirs] {
         // Room for many orders and reports in flight.
-        set_buffer(fd.as_raw_fd(), libc::SO_SNDBUF, 4 << 20);
+        let _ = setsockopt(fd, sockopt::SndBuf, &(4 << 20));
     }
     let owner = std::process::id();
     // An empty environment (no credentials, nothing that changes what code runs: PATH,
@@ -198,13 +202,16 @@ fn start_supervisor() -> Result<Arc<Shared>, Option<io::Error>> {
             Some(io::Error::new(e.kind(), format!("{}: {e}", Path::new(program).display())))
         })?;
     // Never waited for: it outlives us, or ends as we exit.
-    let max_order = send_buffer(ours.as_raw_fd()).saturating_sub(8 << 10).min(server::MAX_ORDER);
+    // The send buffer as granted (the system may grant less than asked).
+    let granted = nix::sys::socket::getsockopt(&ours, sockopt::SndBuf).unwrap_or(0);
+    let max_order = granted.saturating_sub(8 << 10).min(server::MAX_ORDER);
     let link = Arc::new(Shared {
         owner,
         pid: child.id(),
         ready: AtomicBool::new(false),
         max_order,
         socket: ours,
+        writable: OnceLock::new(),
         alive: AtomicBool::new(true),
         next_token: AtomicU64::new(1),
         last_env: Mutex::new(None),
@@ -227,33 +234,6 @@ pub fn remove_at_exit(dir: &Path) {
     REMOVE_AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
     if let Some(link) = current_link() {
         let _ = link.try_send(&Order::RemoveAtExit(dir.to_path_buf()).encode());
-    }
-}
-
-fn set_buffer(fd: RawFd, option: libc::c_int, size: libc::c_int) {
-    // SAFETY: setsockopt with a valid int option on a socket we own.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            option,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
-/// The socket's send buffer as granted.
-fn send_buffer(fd: RawFd) -> usize {
-    let mut size: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    let out = (&mut size as *mut libc::c_int).cast();
-    // SAFETY: getsockopt into an int on a socket we own.
-    let ok = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, out, &mut len) };
-    if ok == 0 {
-        size.max(0) as usize
-    } else {
-        0
     }
 }
 
@@ -363,20 +343,55 @@ impl Shared {
                 "a forked child cannot give the parent's supervisor orders",
             ));
         }
-        // SAFETY: send(2) on our socket with a valid buffer; no SIGPIPE if the peer is gone.
-        let sent = unsafe {
-            libc::send(
-                self.socket.as_raw_fd(),
-                bytes.as_ptr().cast(),
-                bytes.len(),
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
-        };
-        if sent < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
+        // No SIGPIPE if the peer is gone.
+        let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
+        nix::sys::socket::send(self.socket.as_raw_fd(), bytes, flags).map(drop).map_err(Into::into)
+    }
+
+    /// Makes `attempt` (a send that does not wait) until it does not find the socket full,
+    /// waiting for room between tries; a full socket past `deadline` is `WouldBlock`.
+    async fn when_room<T>(
+        &self,
+        deadline: tokio::time::Instant,
+        mut attempt: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        loop {
+            match attempt() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+            let writable = self.writable()?;
+            // Room may have come since the attempt: the readiness is cleared only when an
+            // attempt made under it still found the socket full.
+            loop {
+                let Ok(ready) = tokio::time::timeout_at(deadline, writable.writable()).await else {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                };
+                let mut ready = ready?;
+                match attempt() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => return other,
+                }
+            }
         }
+    }
+
+    /// The socket registered for writability, registered now if it is not yet.
+    fn writable(&self) -> io::Result<&tokio::io::unix::AsyncFd<std::fs::File>> {
+        if let Some(fd) = self.writable.get() {
+            return Ok(fd);
+        }
+        let own = std::fs::File::from(self.socket.try_clone()?);
+        // SAFETY: the AsyncFd owns its duplicate of the socket for its whole life.
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(own, tokio::io::Interest::WRITABLE)
+        }
+        .map_err(io::Error::from)?;
+        // Two made at once: one is kept, the other dropped (and deregistered).
+        let _ = self.writable.set(fd);
+        Ok(self.writable.get().expect("set just now"))
     }
 }
 
@@ -452,17 +467,7 @@ impl Signaller {
 
 /// Sends an order, waiting while the socket is full (until `deadline`).
 async fn send_soon(link: &Shared, order: &[u8], deadline: tokio::time::Instant) -> io::Result<()> {
-    loop {
-        match link.try_send(order) {
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            other => return other,
-        }
-    }
+    link.when_room(deadline, || link.try_send(order)).await
 }
 
 impl Drop for Handle {
@@ -554,37 +559,28 @@ impl Handle {
 /// only when it differs from the one sent last; deciding that and sending happen under one
 /// lock, so the supervisor sees the starts in the order the decisions were made.
 async fn send_start(link: &Shared, mut start: Start, fds: &[RawFd]) -> io::Result<()> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use nix::sys::socket::{sendmsg, ControlMessage};
     let cmsgs = [ControlMessage::ScmRights(fds)];
     let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
     let give_up = tokio::time::Instant::now() + START_BOUND;
     let env = start.env.take();
-    loop {
-        let sent = {
-            let mut last = link.last_env.lock().unwrap_or_else(|p| p.into_inner());
-            let same = *last == env;
-            start.env = if same { None } else { env.clone() };
-            let order = start.encode();
-            if order.len() > link.max_order {
-                let (size, most) = (order.len(), link.max_order);
-                let message =
-                    format!("the command and environment take {size} bytes (at most {most} here)");
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
-            }
-            let iov = [io::IoSlice::new(&order)];
-            let sent = sendmsg::<()>(link.socket.as_raw_fd(), &iov, &cmsgs, flags, None);
-            if sent.is_ok() && !same {
-                *last = env.clone();
-            }
-            sent
-        };
-        match sent {
-            Ok(_) => return Ok(()),
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(nix::errno::Errno::EAGAIN) if tokio::time::Instant::now() < give_up => {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            Err(e) => return Err(e.into()),
+    let attempt = || {
+        let mut last = link.last_env.lock().unwrap_or_else(|p| p.into_inner());
+        let same = *last == env;
+        start.env = if same { None } else { env.clone() };
+        let order = start.encode();
+        if order.len() > link.max_order {
+            let (size, most) = (order.len(), link.max_order);
+            let message =
+                format!("the command and environment take {size} bytes (at most {most} here)");
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
         }
-    }
+        let iov = [io::IoSlice::new(&order)];
+        let sent = sendmsg::<()>(link.socket.as_raw_fd(), &iov, &cmsgs, flags, None);
+        if sent.is_ok() && !same {
+            *last = env.clone();
+        }
+        sent.map(drop).map_err(io::Error::from)
+    };
+    link.when_room(give_up, attempt).await
 }
