@@ -11,6 +11,7 @@
 mod protocol;
 mod server;
 mod spawn;
+mod table;
 
 use nix::sys::socket::MsgFlags;
 use protocol::{Order, Report, Start};
