@@ -7,6 +7,40 @@
 //! with reports that one reader task on the runtime hands to whoever waits for them. Without
 //! a command (a Rust program that did not name one) there is no supervisor: tasks are
 //! started by the owner itself, and only a normal exit cleans up.
+//!
+//! Its invariants (the server keeps them; `server` and `table` say how):
+//!
+//! - **Who starts what.** Every supervised task's shell is the supervisor's child, leader of
+//!   a session and process group of its own, with descriptors 0 to 2 and no others. The
+//!   supervisor is a child subreaper, and so is each shell: while a shell lives, what its
+//!   task orphans goes to it; once it has exited, to the supervisor. So every process a task
+//!   starts stays below the supervisor, even one that leaves the group or the session.
+//! - **Who reaps what.** Only the supervisor reaps: a shell when its exit is taken (its pidfd,
+//!   or a SIGCHLD); the dead of a group only once the owner has released the task (before
+//!   that, they keep the group's number from being reused); the orphans of tasks that are
+//!   over, found by a sweep of its children; at the owner's death, all. The owner reaps none
+//!   of a task's processes, and never waits for the supervisor.
+//! - **Who signals a group, and when.** Only the supervisor, by the group's number, and only
+//!   while something of the group is unreaped (the shell, or the dead it left), so the number
+//!   is surely the task's: the owner's signals (the timeout's or a cancel's SIGTERM, SIGKILL
+//!   after the grace period) until the task is released, then the release's SIGKILL. Orphans
+//!   of tasks that are over are killed one by one by pid, with what they started, by a sweep.
+//!   The owner signals nothing by number: it only gives orders.
+//! - **The owner's death.** The supervisor watches the owner's pidfd (and the socket closing):
+//!   it stops serving, sends SIGTERM to every task's group, SIGKILL once they are empty or a
+//!   second has passed, then kills every live descendant of its own (escaped ones too) until
+//!   none is left (for two seconds at most), reaps them, removes the directories it was told
+//!   to ([`remove_at_exit`]), and exits.
+//! - **The supervisor's death** (a task may kill it). The owner's reader sees the socket
+//!   close; every running task is ended from the owner through the pidfd of its shell that
+//!   the supervisor handed over with its start (the shell stopped, then each descendant killed
+//!   through a pidfd of its own, never by number alone), and ends as `Lost`. The next start
+//!   starts a new supervisor, unless the dead one never got ready.
+//! - **Forks.** A forked child of the owner inherits the socket but not the tasks: it gives
+//!   no orders, and starts a supervisor of its own if it runs tasks.
+//!
+//! Without a supervisor the owner starts each shell, as leader of a new group (not session),
+//! reaps it, and signals the group itself; what leaves the group is not followed.
 
 mod protocol;
 mod server;
