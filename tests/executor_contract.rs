@@ -80,7 +80,7 @@ impl Run {
 
     /// Every event until the last, checking that nothing follows it: the executor drops the
     /// sink after the last event, and nothing may come before it does.
-    fn to_end(mut self) -> Vec<Event> {
+    fn all(mut self) -> Vec<Event> {
         loop {
             if let Event::Exited(_) | Event::Failed(_) = self.next() {
                 break;
@@ -95,7 +95,7 @@ impl Run {
 
     /// Events up to the end; the run's exit (it must have started).
     fn exit(self) -> Exit {
-        match self.to_end().pop() {
+        match self.all().pop() {
             Some(Event::Exited(exit)) => exit,
             other => panic!("the run did not exit: {other:?}"),
         }
@@ -157,7 +157,7 @@ fn contract_signal_death<E: Executor>(executor: &E) {
 /// arrive whole and in order (the order between the two streams is not promised).
 fn contract_output_order<E: Executor>(executor: &E) {
     let dir = workdir();
-    let events = launch(executor, spec(OUTPUT, dir.path(), LONG)).to_end();
+    let events = launch(executor, spec(OUTPUT, dir.path(), LONG)).all();
     assert!(matches!(events.first(), Some(Event::Started(pid)) if *pid > 0), "{events:?}");
     let Some(Event::Exited(exit)) = events.last() else { panic!("no exit last: {events:?}") };
     assert_eq!((exit.code, exit.ended), (Some(0), Ended::Exited));
@@ -177,7 +177,7 @@ fn contract_output_order<E: Executor>(executor: &E) {
 fn contract_failed_start<E: Executor>(executor: &E) {
     let dir = workdir();
     let gone = dir.path().join("gone");
-    let events = launch(executor, spec("echo hi", &gone, LONG)).to_end();
+    let events = launch(executor, spec("echo hi", &gone, LONG)).all();
     match &events[..] {
         [Event::Failed(why)] => assert!(why.contains(&*gone.to_string_lossy()), "{why}"),
         other => panic!("not a single failure: {other:?}"),
@@ -273,7 +273,7 @@ fn contract_left_session<E: Executor>(executor: &E) {
 fn contract_only_std_fds<E: Executor>(executor: &E) {
     let dir = workdir();
     let list = r#"for f in /proc/$$/fd/*; do [ -e "$f" ] && echo "${f##*/}"; done"#;
-    let events = launch(executor, spec(list, dir.path(), LONG)).to_end();
+    let events = launch(executor, spec(list, dir.path(), LONG)).all();
     let mut stdout = Vec::new();
     for event in &events {
         if let Event::Output(Stream::Stdout, bytes) = event {
