@@ -619,3 +619,91 @@ async fn send_start(link: &Shared, mut start: Start, fds: &[RawFd]) -> io::Resul
     };
     link.when_room(give_up, attempt).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{
+        recv, setsockopt, socketpair, sockopt, AddressFamily, SockFlag, SockType,
+    };
+
+    /// A link on a socket pair with a small buffer, and the other end (the supervisor's).
+    fn link() -> (Arc<Shared>, OwnedFd) {
+        let (ours, theirs) =
+            socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+                .unwrap();
+        setsockopt(&ours, sockopt::SndBuf, &4096).unwrap();
+        let link = Shared {
+            owner: std::process::id(),
+            socket: ours,
+            writable: OnceLock::new(),
+            pid: 0,
+            ready: AtomicBool::new(true),
+            max_order: 4096,
+            alive: AtomicBool::new(true),
+            next_token: AtomicU64::new(1),
+            last_env: Mutex::new(None),
+            waiting: Mutex::new(HashMap::new()),
+        };
+        (Arc::new(link), theirs)
+    }
+
+    /// Sends orders until the socket is full; how many went.
+    fn fill(link: &Shared, order: &[u8]) -> usize {
+        let mut sent = 0;
+        loop {
+            match link.try_send(order) {
+                Ok(()) => sent += 1,
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+                    return sent;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_order_waits_for_room_in_a_full_socket_and_goes_when_there_is() {
+        let (link, theirs) = link();
+        let order = vec![7u8; 512];
+        let sent = fill(&link, &order);
+        assert!(sent > 0);
+        let (done, finished) = std::sync::mpsc::channel();
+        let (tried, first_try) = std::sync::mpsc::channel();
+        let waiting = (link.clone(), order.clone());
+        crate::runtime::runtime().spawn(async move {
+            let (link, order) = waiting;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            let mut tries = 0;
+            let attempt = || {
+                tries += 1;
+                let sent = link.try_send(&order);
+                let _ = tried.send(());
+                sent
+            };
+            let sent = link.when_room(deadline, attempt).await.map_err(|e| e.kind());
+            let _ = done.send((sent, tries));
+        });
+        // Nothing is read before the first try, which so finds the socket full.
+        first_try.recv_timeout(Duration::from_secs(60)).unwrap();
+        // The other side reads every order, the one that waited last (a blocking read).
+        let mut buf = vec![0u8; 1024];
+        for _ in 0..=sent {
+            let n = recv(theirs.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap();
+            assert_eq!(&buf[..n], &order[..]);
+        }
+        let (sent, tries) = finished.recv_timeout(Duration::from_secs(60)).unwrap();
+        assert_eq!(sent, Ok(()));
+        assert!(tries >= 2, "it went at the first try: the socket was not full");
+    }
+
+    #[test]
+    fn an_order_that_finds_no_room_by_its_deadline_is_refused() {
+        let (link, _theirs) = link();
+        let order = vec![7u8; 512];
+        fill(&link, &order);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
+        let refused = crate::runtime::runtime().block_on(send_soon(&link, &order, deadline));
+        assert_eq!(refused.map_err(|e| e.kind()), Err(io::ErrorKind::WouldBlock));
+    }
+}
