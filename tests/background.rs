@@ -542,27 +542,3 @@ fn the_default_log_dir_is_removed_with_the_manager() {
     drop(m);
     assert!(!Path::new(&dir).exists());
 }
-
-#[test]
-fn processes_that_leave_the_session_end_with_their_task() {
-    let m = manager(quick());
-    for kill in [false, true] {
-        let (mark, dir) = (marker(), temp_dir("escape"));
-        let ready = dir.join("escaped");
-        let escape = format!(
-            "setsid sh -c 'touch {}; sleep 600; :' {mark} >/dev/null 2>&1 &",
-            ready.display()
-        );
-        let wait = format!("while [ ! -e {} ]; do sleep 0.01; done", ready.display());
-        let tail = if kill { "sleep 600" } else { "echo left" };
-        let id = m.start(&format!("{escape} {wait}; {tail}"));
-        if kill {
-            wait_until("the escape runs", || ready.exists());
-            m.kill(&id);
-        }
-        let t = finish(&m, &id);
-        assert_eq!(t.status, if kill { Status::Killed } else { Status::Completed });
-        assert!(ready.exists(), "the escape ran");
-        wait_until("the escaped process is gone", || processes_with(&mark).is_empty());
-    }
-}

@@ -7,11 +7,47 @@
 //! with reports that one reader task on the runtime hands to whoever waits for them. Without
 //! a command (a Rust program that did not name one) there is no supervisor: tasks are
 //! started by the owner itself, and only a normal exit cleans up.
+//!
+//! Its invariants (the server keeps them; `server` and `table` say how):
+//!
+//! - **Who starts what.** Every supervised task's shell is the supervisor's child, leader of
+//!   a session and process group of its own, with descriptors 0 to 2 and no others. The
+//!   supervisor is a child subreaper, and so is each shell: while a shell lives, what its
+//!   task orphans goes to it; once it has exited, to the supervisor. So every process a task
+//!   starts stays below the supervisor, even one that leaves the group or the session.
+//! - **Who reaps what.** Only the supervisor reaps: a shell when its exit is taken (its pidfd,
+//!   or a SIGCHLD); the dead of a group only once the owner has released the task (before
+//!   that, they keep the group's number from being reused); the orphans of tasks that are
+//!   over, found by a sweep of its children; at the owner's death, all. The owner reaps none
+//!   of a task's processes, and never waits for the supervisor.
+//! - **Who signals a group, and when.** Only the supervisor, by the group's number, and only
+//!   while something of the group is unreaped (the shell, or the dead it left), so the number
+//!   is surely the task's: the owner's signals (the timeout's or a cancel's SIGTERM, SIGKILL
+//!   after the grace period) until the task is released, then the release's SIGKILL. Orphans
+//!   of tasks that are over are killed one by one by pid, with what they started, by a sweep.
+//!   The owner signals nothing by number: it only gives orders.
+//! - **The owner's death.** The supervisor watches the owner's pidfd (and the socket closing):
+//!   it stops serving, sends SIGTERM to every task's group, SIGKILL once they are empty or a
+//!   second has passed, then kills every live descendant of its own (escaped ones too) until
+//!   none is left (for two seconds at most), reaps them, removes the directories it was told
+//!   to ([`remove_at_exit`]), and exits.
+//! - **The supervisor's death** (a task may kill it). The owner's reader sees the socket
+//!   close; every running task is ended from the owner through the pidfd of its shell that
+//!   the supervisor handed over with its start (the shell stopped, then each descendant killed
+//!   through a pidfd of its own, never by number alone), and ends as `Lost`. The next start
+//!   starts a new supervisor, unless the dead one never got ready.
+//! - **Forks.** A forked child of the owner inherits the socket but not the tasks: it gives
+//!   no orders, and starts a supervisor of its own if it runs tasks.
+//!
+//! Without a supervisor the owner starts each shell, as leader of a new group (not session),
+//! reaps it, and signals the group itself; what leaves the group is not followed.
 
 mod protocol;
 mod server;
 mod spawn;
+mod table;
 
+use nix::sys::socket::MsgFlags;
 use protocol::{Order, Report, Start};
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -67,6 +103,9 @@ struct Shared {
     /// inherits the socket, but not the tasks).
     owner: u32,
     socket: OwnedFd,
+    /// The socket again, registered with the runtime to wait until it takes an order when it
+    /// is full (made by the first such wait: it needs the runtime).
+    writable: OnceLock<tokio::io::unix::AsyncFd<std::fs::File>>,
     /// The supervisor's pid (for the warning when it dies).
     pid: u32,
     /// It said it was ready (so it can start: were it to die, another is worth a try).
@@ -172,13 +211,13 @@ fn start_supervisor() -> Result<Arc<Shared>, Option<io::Error>> {
         return Err(None);
     };
     super::procs::pidfd_open(std::process::id() as i32).map_err(|_| None)?;
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    use nix::sys::socket::{setsockopt, socketpair, sockopt, AddressFamily, SockFlag, SockType};
     let (ours, theirs) =
         socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(|e| Some(e.into()))?;
     for fd in [&ours, &theirs] {
         // Room for many orders and reports in flight.
-        set_buffer(fd.as_raw_fd(), libc::SO_SNDBUF, 4 << 20);
+        let _ = setsockopt(fd, sockopt::SndBuf, &(4 << 20));
     }
     let owner = std::process::id();
     // An empty environment (no credentials, nothing that changes what code runs: PATH,
@@ -198,13 +237,16 @@ fn start_supervisor() -> Result<Arc<Shared>, Option<io::Error>> {
             Some(io::Error::new(e.kind(), format!("{}: {e}", Path::new(program).display())))
         })?;
     // Never waited for: it outlives us, or ends as we exit.
-    let max_order = send_buffer(ours.as_raw_fd()).saturating_sub(8 << 10).min(server::MAX_ORDER);
+    // The send buffer as granted (the system may grant less than asked).
+    let granted = nix::sys::socket::getsockopt(&ours, sockopt::SndBuf).unwrap_or(0);
+    let max_order = granted.saturating_sub(8 << 10).min(server::MAX_ORDER);
     let link = Arc::new(Shared {
         owner,
         pid: child.id(),
         ready: AtomicBool::new(false),
         max_order,
         socket: ours,
+        writable: OnceLock::new(),
         alive: AtomicBool::new(true),
         next_token: AtomicU64::new(1),
         last_env: Mutex::new(None),
@@ -227,33 +269,6 @@ pub fn remove_at_exit(dir: &Path) {
     REMOVE_AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
     if let Some(link) = current_link() {
         let _ = link.try_send(&Order::RemoveAtExit(dir.to_path_buf()).encode());
-    }
-}
-
-fn set_buffer(fd: RawFd, option: libc::c_int, size: libc::c_int) {
-    // SAFETY: setsockopt with a valid int option on a socket we own.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            option,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
-/// The socket's send buffer as granted.
-fn send_buffer(fd: RawFd) -> usize {
-    let mut size: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    let out = (&mut size as *mut libc::c_int).cast();
-    // SAFETY: getsockopt into an int on a socket we own.
-    let ok = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, out, &mut len) };
-    if ok == 0 {
-        size.max(0) as usize
-    } else {
-        0
     }
 }
 
@@ -363,20 +378,55 @@ impl Shared {
                 "a forked child cannot give the parent's supervisor orders",
             ));
         }
-        // SAFETY: send(2) on our socket with a valid buffer; no SIGPIPE if the peer is gone.
-        let sent = unsafe {
-            libc::send(
-                self.socket.as_raw_fd(),
-                bytes.as_ptr().cast(),
-                bytes.len(),
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
-        };
-        if sent < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
+        // No SIGPIPE if the peer is gone.
+        let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
+        nix::sys::socket::send(self.socket.as_raw_fd(), bytes, flags).map(drop).map_err(Into::into)
+    }
+
+    /// Makes `attempt` (a send that does not wait) until it does not find the socket full,
+    /// waiting for room between tries; a full socket past `deadline` is `WouldBlock`.
+    async fn when_room<T>(
+        &self,
+        deadline: tokio::time::Instant,
+        mut attempt: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        loop {
+            match attempt() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+            let writable = self.writable()?;
+            // Room may have come since the attempt: the readiness is cleared only when an
+            // attempt made under it still found the socket full.
+            loop {
+                let Ok(ready) = tokio::time::timeout_at(deadline, writable.writable()).await else {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                };
+                let mut ready = ready?;
+                match attempt() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => return other,
+                }
+            }
         }
+    }
+
+    /// The socket registered for writability, registered now if it is not yet.
+    fn writable(&self) -> io::Result<&tokio::io::unix::AsyncFd<std::fs::File>> {
+        if let Some(fd) = self.writable.get() {
+            return Ok(fd);
+        }
+        let own = std::fs::File::from(self.socket.try_clone()?);
+        // SAFETY: the AsyncFd owns its duplicate of the socket for its whole life.
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(own, tokio::io::Interest::WRITABLE)
+        }
+        .map_err(io::Error::from)?;
+        // Two made at once: one is kept, the other dropped (and deregistered).
+        let _ = self.writable.set(fd);
+        Ok(self.writable.get().expect("set just now"))
     }
 }
 
@@ -452,17 +502,7 @@ impl Signaller {
 
 /// Sends an order, waiting while the socket is full (until `deadline`).
 async fn send_soon(link: &Shared, order: &[u8], deadline: tokio::time::Instant) -> io::Result<()> {
-    loop {
-        match link.try_send(order) {
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            other => return other,
-        }
-    }
+    link.when_room(deadline, || link.try_send(order)).await
 }
 
 impl Drop for Handle {
@@ -554,37 +594,116 @@ impl Handle {
 /// only when it differs from the one sent last; deciding that and sending happen under one
 /// lock, so the supervisor sees the starts in the order the decisions were made.
 async fn send_start(link: &Shared, mut start: Start, fds: &[RawFd]) -> io::Result<()> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use nix::sys::socket::{sendmsg, ControlMessage};
     let cmsgs = [ControlMessage::ScmRights(fds)];
     let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
     let give_up = tokio::time::Instant::now() + START_BOUND;
     let env = start.env.take();
-    loop {
-        let sent = {
-            let mut last = link.last_env.lock().unwrap_or_else(|p| p.into_inner());
-            let same = *last == env;
-            start.env = if same { None } else { env.clone() };
-            let order = start.encode();
-            if order.len() > link.max_order {
-                let (size, most) = (order.len(), link.max_order);
-                let message =
-                    format!("the command and environment take {size} bytes (at most {most} here)");
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
-            }
-            let iov = [io::IoSlice::new(&order)];
-            let sent = sendmsg::<()>(link.socket.as_raw_fd(), &iov, &cmsgs, flags, None);
-            if sent.is_ok() && !same {
-                *last = env.clone();
-            }
-            sent
-        };
-        match sent {
-            Ok(_) => return Ok(()),
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(nix::errno::Errno::EAGAIN) if tokio::time::Instant::now() < give_up => {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            Err(e) => return Err(e.into()),
+    let attempt = || {
+        let mut last = link.last_env.lock().unwrap_or_else(|p| p.into_inner());
+        let same = *last == env;
+        start.env = if same { None } else { env.clone() };
+        let order = start.encode();
+        if order.len() > link.max_order {
+            let (size, most) = (order.len(), link.max_order);
+            let message =
+                format!("the command and environment take {size} bytes (at most {most} here)");
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
         }
+        let iov = [io::IoSlice::new(&order)];
+        let sent = sendmsg::<()>(link.socket.as_raw_fd(), &iov, &cmsgs, flags, None);
+        if sent.is_ok() && !same {
+            *last = env.clone();
+        }
+        sent.map(drop).map_err(io::Error::from)
+    };
+    link.when_room(give_up, attempt).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{
+        recv, setsockopt, socketpair, sockopt, AddressFamily, SockFlag, SockType,
+    };
+
+    /// A link on a socket pair with a small buffer, and the other end (the supervisor's).
+    fn link() -> (Arc<Shared>, OwnedFd) {
+        let (ours, theirs) =
+            socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+                .unwrap();
+        setsockopt(&ours, sockopt::SndBuf, &4096).unwrap();
+        let link = Shared {
+            owner: std::process::id(),
+            socket: ours,
+            writable: OnceLock::new(),
+            pid: 0,
+            ready: AtomicBool::new(true),
+            max_order: 4096,
+            alive: AtomicBool::new(true),
+            next_token: AtomicU64::new(1),
+            last_env: Mutex::new(None),
+            waiting: Mutex::new(HashMap::new()),
+        };
+        (Arc::new(link), theirs)
+    }
+
+    /// Sends orders until the socket is full; how many went.
+    fn fill(link: &Shared, order: &[u8]) -> usize {
+        let mut sent = 0;
+        loop {
+            match link.try_send(order) {
+                Ok(()) => sent += 1,
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+                    return sent;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_order_waits_for_room_in_a_full_socket_and_goes_when_there_is() {
+        let (link, theirs) = link();
+        let order = vec![7u8; 512];
+        let sent = fill(&link, &order);
+        assert!(sent > 0);
+        let (done, finished) = std::sync::mpsc::channel();
+        let (tried, first_try) = std::sync::mpsc::channel();
+        let waiting = (link.clone(), order.clone());
+        crate::runtime::runtime().spawn(async move {
+            let (link, order) = waiting;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            let mut tries = 0;
+            let attempt = || {
+                tries += 1;
+                let sent = link.try_send(&order);
+                let _ = tried.send(());
+                sent
+            };
+            let sent = link.when_room(deadline, attempt).await.map_err(|e| e.kind());
+            let _ = done.send((sent, tries));
+        });
+        // Nothing is read before the first try, which so finds the socket full.
+        first_try.recv_timeout(Duration::from_secs(60)).unwrap();
+        // The other side reads every order, the one that waited last (a blocking read).
+        let mut buf = vec![0u8; 1024];
+        for _ in 0..=sent {
+            let n = recv(theirs.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap();
+            assert_eq!(&buf[..n], &order[..]);
+        }
+        let (sent, tries) = finished.recv_timeout(Duration::from_secs(60)).unwrap();
+        assert_eq!(sent, Ok(()));
+        assert!(tries >= 2, "it went at the first try: the socket was not full");
+    }
+
+    #[test]
+    fn an_order_that_finds_no_room_by_its_deadline_is_refused() {
+        let (link, _theirs) = link();
+        let order = vec![7u8; 512];
+        fill(&link, &order);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
+        let refused = crate::runtime::runtime().block_on(send_soon(&link, &order, deadline));
+        assert_eq!(refused.map_err(|e| e.kind()), Err(io::ErrorKind::WouldBlock));
     }
 }

@@ -18,8 +18,9 @@
 
 use super::protocol::{Order, Report, Start, REPORTS_PER_PACKET, REPORT_SIZE};
 use super::spawn::{Plan, Spawner};
+use super::table::{judge, Do, Orphan, Table, Waitable};
 use crate::exec::local::procs::{self, pidfd_open};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -43,39 +44,18 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 const STARTS_PER_WAKE: usize = 64;
 /// Starts read ahead from the socket at most (each holds two pipes).
 const MAX_QUEUED_STARTS: usize = 256;
-/// A release whose group will not empty is answered anyway after this long.
-const RELEASE_BOUND: Duration = Duration::from_secs(3);
-
-#[derive(PartialEq, Eq)]
-enum State {
-    Running,
-    /// The shell exited, leaving processes in its group; the owner has not released it.
-    Exited,
-    /// The owner is done: the group is being emptied and reaped.
-    Releasing(Instant),
-}
-
-struct Task {
-    pid: i32,
-    pidfd: OwnedFd,
-    state: State,
-}
 
 struct Server {
     epoll: OwnedFd,
     signals: OwnedFd,
     devnull: OwnedFd,
     spawner: Spawner,
-    tasks: HashMap<u64, Task>,
-    /// The tasks' shells: pid to token.
-    shells: HashMap<i32, u64>,
+    /// The tasks (each with a pidfd of its shell) and the starts read but not made yet (each
+    /// with its two pipes): what is decided about them is decided there.
+    table: Table<OwnedFd, Vec<OwnedFd>>,
     /// The kernel lists our children in /proc: a sweep reads those, not every process.
     children_listed: bool,
-    /// Tokens of the tasks in `State::Releasing`, so each wake-up looks only at those.
-    releasing: HashSet<u64>,
     buf: Vec<u8>,
-    /// Starts read but not made yet.
-    starts: VecDeque<(Start, Vec<OwnedFd>)>,
     /// The environment of the latest start that sent one.
     env: Vec<CString>,
     /// Reports not sent yet: all of one wake-up go in one packet (or a few).
@@ -157,12 +137,9 @@ impl Server {
                 signals,
                 devnull,
                 spawner: Spawner::new(),
-                tasks: HashMap::new(),
-                shells: HashMap::new(),
+                table: Table::new(),
                 children_listed: procs::children_listed(),
-                releasing: HashSet::new(),
                 buf: vec![0; MAX_ORDER + 64],
-                starts: VecDeque::new(),
                 outbox: Vec::new(),
                 outbox_fds: Vec::new(),
                 remove_at_exit: Vec::new(),
@@ -215,7 +192,7 @@ impl Server {
                 }
             }
             for _ in 0..STARTS_PER_WAKE {
-                let Some((start, fds)) = self.starts.pop_front() else { break };
+                let Some((start, fds)) = self.table.next_start() else { break };
                 self.start(start, fds);
                 // Each start is reported (with its shell's pidfd) before the next: should a
                 // task kill us, the owner holds every shell we started and can end it.
@@ -247,19 +224,38 @@ impl Server {
         self.outbox.clear();
     }
 
+    /// Carries out what the table decided.
+    fn apply(&mut self, todo: Vec<Do>) {
+        for step in todo {
+            match step {
+                Do::Report(report) => self.send(&report),
+                // SAFETY: kill(2) of a group the table holds as a task's: something of it is
+                // unreaped, so the number cannot be a stranger's.
+                Do::SignalGroup { pgid, signal } => unsafe {
+                    libc::kill(-pgid, signal);
+                },
+                Do::Unwatch(token) => {
+                    if let Some(pidfd) = self.table.shell(token) {
+                        unwatch(&self.epoll, pidfd);
+                    }
+                }
+                Do::SweepSoon => self.sweep_soon(),
+            }
+        }
+    }
+
     fn next_wake(&self) -> Option<Instant> {
-        if !self.starts.is_empty() {
+        if self.table.queued() > 0 {
             return Some(Instant::now());
         }
-        let releasing =
-            (!self.releasing.is_empty()).then(|| Instant::now() + Duration::from_millis(10));
+        let releasing = self.table.releasing().then(|| Instant::now() + Duration::from_millis(10));
         releasing.into_iter().chain(self.sweep_at).min()
     }
 
     /// Reads the orders waiting in the socket (while the queue of starts is short: the rest
     /// waits in the socket); false once the owner closed it.
     fn read_orders(&mut self) -> bool {
-        while self.starts.len() < MAX_QUEUED_STARTS {
+        while self.table.queued() < MAX_QUEUED_STARTS {
             let mut fds = Vec::new();
             match recv_order(&mut self.buf, &mut fds) {
                 // An empty packet reads as 0 bytes too: only a hung-up socket means the end.
@@ -270,7 +266,7 @@ impl Server {
                     match order {
                         // Started a few at a time (below), so that a burst of starts does not
                         // hold up signals, releases and exits behind it.
-                        Some(Order::Start(start)) => self.starts.push_back((start, fds)),
+                        Some(Order::Start(start)) => self.table.queue(start, fds),
                         Some(Order::Release(token)) => self.release(token),
                         Some(Order::Signal { token, signal }) => self.signal(token, signal),
                         Some(Order::RemoveAtExit(dir)) => self.remove_at_exit.push(dir),
@@ -337,115 +333,44 @@ impl Server {
             kill_and_reap(pid);
             return Err(e.raw_os_error().unwrap_or(libc::EIO));
         }
-        self.tasks.insert(start.token, Task { pid, pidfd, state: State::Running });
-        self.shells.insert(pid, start.token);
+        self.table.started(start.token, pid, pidfd);
         Ok((pid, for_owner))
     }
 
-    /// A task's shell exited: reap it and report its status. When nothing else is left of its
-    /// group, the task is over here; otherwise what is left keeps the group's number taken
-    /// (its dead are not reaped) until the owner releases the task.
+    /// A task's shell exited: reap it and report its status (see [`Table::shell_exited`]).
     fn shell_exited(&mut self, token: u64) {
-        let Some(task) = self.tasks.get_mut(&token) else {
-            return;
-        };
-        if task.state != State::Running {
-            return;
-        }
-        unwatch(&self.epoll, &task.pidfd); // it stays readable from now on
-        let status = reap_status(&task.pidfd).unwrap_or(libc::SIGKILL);
-        // Signal 0 asks whether any process of the group is left. (Were the number reused in
-        // this instant, the answer would only send us the slow way, through a release.)
-        // SAFETY: kill with signal 0 delivers nothing.
-        let gone = unsafe { libc::kill(-task.pid, 0) } < 0;
-        task.state = State::Exited;
-        if gone {
-            self.forget(token);
-            self.ended();
-        }
-        self.send(&Report::Exited { token, status, gone });
+        let epoll = &self.epoll;
+        let todo = self.table.shell_exited(token, |pid, pidfd| {
+            unwatch(epoll, pidfd); // it stays readable from now on
+            let status = reap_status(pidfd).unwrap_or(libc::SIGKILL);
+            // Signal 0 asks whether any process of the group is left. (Were the number reused
+            // in this instant, the answer would only send us the slow way, through a release.)
+            // SAFETY: kill with signal 0 delivers nothing.
+            let gone = unsafe { libc::kill(-pid, 0) } < 0;
+            (status, gone)
+        });
+        self.apply(todo);
     }
 
-    fn forget(&mut self, token: u64) {
-        self.releasing.remove(&token);
-        if let Some(task) = self.tasks.remove(&token) {
-            // The number may already be a newer task's shell (the old one was reaped).
-            if self.shells.get(&task.pid) == Some(&token) {
-                self.shells.remove(&task.pid);
-            }
-        }
-    }
-
-    /// A task is over: whatever it left outside its group has come to us. Find it as soon
-    /// as the rate of sweeps allows, so a burst of ends costs few sweeps.
-    fn ended(&mut self) {
-        self.sweep_soon();
-    }
-
-    fn signal(&self, token: u64, signal: i32) {
-        if let Some(task) = self.tasks.get(&token) {
-            if !matches!(task.state, State::Releasing(_)) {
-                // SAFETY: the group is still ours: its leader or the dead of it are unreaped.
-                unsafe { libc::kill(-task.pid, signal) };
-            }
-        }
+    fn signal(&mut self, token: u64, signal: i32) {
+        let todo = self.table.signal(token, signal).into_iter().collect();
+        self.apply(todo);
     }
 
     fn release(&mut self, token: u64) {
-        // Released before it was started (the owner gave up waiting): it never starts.
-        if let Some(queued) = self.starts.iter().position(|(s, _)| s.token == token) {
-            self.starts.remove(queued);
-            self.send(&Report::Failed { token, errno: libc::ECANCELED });
-            return self.send(&Report::Released { token });
-        }
-        let Some(task) = self.tasks.get_mut(&token) else {
-            return self.send(&Report::Released { token });
-        };
-        if task.state == State::Running {
-            // Released before its exit was seen (the owner gave up on it): it ends now.
-            unwatch(&self.epoll, &task.pidfd);
-        }
-        task.state = State::Releasing(Instant::now());
-        self.releasing.insert(token);
-        // SAFETY: the group cannot be a stranger's: what is left of it is unreaped.
-        unsafe { libc::kill(-task.pid, libc::SIGKILL) };
+        let todo = self.table.release(token, Instant::now());
+        self.apply(todo);
         self.progress_releases();
     }
 
     /// Reaps what has died of each releasing group; a group that is empty is answered.
     fn progress_releases(&mut self) {
-        let mut done = Vec::new();
-        let mut stuck = false;
-        for &token in &self.releasing {
-            let Some(task) = self.tasks.get(&token) else {
-                continue;
-            };
-            let State::Releasing(since) = task.state else {
-                continue;
-            };
-            reap_group(task.pid);
+        let todo = self.table.progress_releases(Instant::now(), |pgid| {
+            reap_group(pgid);
             // SAFETY: signal 0 only asks whether any process of the group is left.
-            let empty = unsafe { libc::kill(-task.pid, 0) } < 0;
-            if empty || since.elapsed() >= RELEASE_BOUND {
-                done.push(token);
-            } else if since.elapsed() >= Duration::from_millis(50) {
-                // A member whose parent left the group holds it: sweeping kills that parent.
-                stuck = true;
-            }
-        }
-        if stuck {
-            self.sweep_soon();
-        }
-        if done.is_empty() {
-            return;
-        }
-        for token in &done {
-            self.forget(*token);
-        }
-        self.ended();
-        for token in done {
-            self.send(&Report::Released { token });
-        }
+            unsafe { libc::kill(-pgid, 0) < 0 }
+        });
+        self.apply(todo);
     }
 
     /// SIGCHLD: some child of ours changed state. Which one the signal does not say (it
@@ -468,11 +393,9 @@ impl Server {
         // (a shell that could not be reaped) ends the loop rather than spinning.
         let mut seen = HashSet::new();
         while let Some(pid) = waitable_child() {
-            let token = self.shells.get(&pid).copied();
-            let state = token.and_then(|token| self.tasks.get(&token)).map(|task| &task.state);
-            match (token, state) {
-                (Some(token), Some(State::Running)) if seen.insert(pid) => self.shell_exited(token),
-                (Some(_), Some(State::Releasing(_))) if seen.insert(pid) => reap_group(pid),
+            match self.table.waitable(pid) {
+                Waitable::RunningShell(token) if seen.insert(pid) => self.shell_exited(token),
+                Waitable::ReleasingShell(pgid) if seen.insert(pid) => reap_group(pgid),
                 _ => {
                     // What the sweep spares (the dead of a group not yet released) stays
                     // waitable and hides any child behind it: the sweep looks at them all.
@@ -499,34 +422,25 @@ impl Server {
         self.last_sweep = Some(began);
         self.sweep_at = None;
         let me = std::process::id() as i32;
-        let live_tasks: HashSet<i32> = self
-            .tasks
-            .values()
-            .filter(|t| !matches!(t.state, State::Releasing(_)))
-            .map(|t| t.pid)
-            .collect();
+        let live_groups = self.table.live_groups();
         // Our children as the kernel lists them (the shells need no look), or else every
         // process on the machine, read once for the orphans and their descendants both.
         let all = if self.children_listed { Vec::new() } else { procs::all() };
         let orphans: Vec<procs::Proc> = if self.children_listed {
             let children = procs::children(me).into_iter();
-            children.filter(|pid| !self.shells.contains_key(pid)).filter_map(procs::stat).collect()
+            children.filter(|&pid| !self.table.is_shell(pid)).filter_map(procs::stat).collect()
         } else {
-            all.iter()
-                .filter(|p| p.ppid == me && !self.shells.contains_key(&p.pid))
-                .copied()
-                .collect()
+            all.iter().filter(|p| p.ppid == me && !self.table.is_shell(p.pid)).copied().collect()
         };
         let mut killed = false;
         for orphan in orphans {
-            let spared = live_tasks.contains(&orphan.pgrp) || live_tasks.contains(&orphan.session);
-            if spared {
-                // The dead of a live task's group keep its number taken until it is released.
-                continue;
-            }
-            if orphan.zombie {
-                reap(orphan.pid);
-                continue;
+            match judge(&live_groups, &orphan) {
+                Orphan::Spare => continue,
+                Orphan::Reap => {
+                    reap(orphan.pid);
+                    continue;
+                }
+                Orphan::Kill => {}
             }
             // Its descendants are read before anything is killed, so none moves up meanwhile.
             let below = if self.children_listed {
@@ -550,7 +464,7 @@ impl Server {
     /// The owner is gone: SIGTERM to every task group, SIGKILL to what is left a second later,
     /// then kill every descendant (escaped ones included) until none is left.
     fn stop_everything(&mut self) {
-        let groups: Vec<i32> = self.tasks.values().map(|t| t.pid).collect();
+        let groups = self.table.groups();
         let signal_all =
             |sig| groups.iter().filter(|&&g| unsafe { libc::kill(-g, sig) } == 0).count();
         signal_all(libc::SIGTERM);
