@@ -1,6 +1,9 @@
 //! `background_run`: start a command as a background task and answer at once.
 
-use super::{is_dangerous, schema, Args, Interrupted, Tool, ToolContext};
+use super::args::Args;
+use super::bash::is_dangerous;
+use super::tool::{schema, Tool, ToolContext};
+use crate::runtime::Interrupted;
 use crate::secrets::Redactor;
 use serde_json::{json, Value};
 

@@ -2,7 +2,8 @@
 //! executor as background tasks (own process group, timeout with TERM then KILL, bounded
 //! output), stopped by Ctrl-C. Also the command guard every command-running tool uses.
 
-use super::{schema, Args, Tool, ToolContext};
+use super::args::Args;
+use super::tool::{schema, Guard, Tool, ToolContext};
 use crate::background::Capture;
 use crate::exec::{EventSink, ExecEvent, Executor, TaskSpec};
 use crate::runtime::{poll_until, Cancel, Interrupt, Interrupted};
@@ -24,14 +25,6 @@ const DANGEROUS: [&str; 5] = ["rm -rf /", "sudo", "shutdown", "reboot", "> /dev/
 
 /// Redirections production lets through, though the lesson's `> /dev/` refuses them.
 const HARMLESS: [&str; 3] = ["> /dev/null", "> /dev/stdout", "> /dev/stderr"];
-
-/// Which blocklist the tools use: the lesson's exactly, or production's (the same list, but
-/// writing to /dev/null, /dev/stdout or /dev/stderr is allowed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Guard {
-    Lesson,
-    Production,
-}
 
 pub fn is_dangerous(command: &str, guard: Guard) -> bool {
     let command = match guard {

@@ -1,7 +1,8 @@
 //! `check_background`: one task's status and result, or every task's status.
 
-use super::args::{py_truthy, py_type};
-use super::{schema, Args, Interrupted, Tool, ToolContext};
+use super::args::{py_truthy, py_type, Args};
+use super::tool::{schema, Tool, ToolContext};
+use crate::runtime::Interrupted;
 use crate::secrets::Redactor;
 use serde_json::{json, Value};
 

@@ -1,6 +1,9 @@
 //! `edit_file`: replace the first occurrence of a text in a file.
 
-use super::{files, schema, Args, Guard, Interrupted, Text, Tool, ToolContext};
+use super::args::{Args, Text};
+use super::files;
+use super::tool::{schema, Guard, Tool, ToolContext};
+use crate::runtime::Interrupted;
 use crate::secrets::Redactor;
 use serde_json::{json, Value};
 

@@ -1,6 +1,8 @@
 //! `kill_background` (production only): stop a running task and everything it started.
 
-use super::{schema, Args, Interrupted, Tool, ToolContext};
+use super::args::Args;
+use super::tool::{schema, Tool, ToolContext};
+use crate::runtime::Interrupted;
 use crate::secrets::Redactor;
 use serde_json::{json, Value};
 

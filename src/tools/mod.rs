@@ -6,86 +6,28 @@
 //! The only thing that escapes is an interrupt (Ctrl-C), which the loop must see.
 
 mod args;
-mod background_run;
-mod bash;
 mod beneath;
-mod check_background;
-mod edit_file;
 mod files;
-mod kill_background;
 mod path;
-mod read_file;
-mod wait_background;
-mod write_file;
+mod tool;
 
 pub use crate::runtime::Interrupted;
 pub use args::{Args, Text};
-pub use background_run::BackgroundRun;
-pub use bash::{bash, is_dangerous, Bash, Guard, BASH_TIMEOUT};
-pub use check_background::CheckBackground;
-pub use edit_file::EditFile;
+pub use bash::{bash, is_dangerous, BASH_TIMEOUT};
 pub use files::{edit, read, whole_text, write};
-pub use kill_background::KillBackground;
 pub use path::{resolve, safe_path};
-pub use read_file::{Limit, ReadFile};
-pub use wait_background::WaitBackground;
-pub use write_file::WriteFile;
+pub use read_file::Limit;
+pub use tool::{Guard, Tool, ToolContext};
 
-use crate::background::BackgroundManager;
-use crate::runtime::Interrupt;
 use crate::secrets::Redactor;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::borrow::Cow;
-use std::path::Path;
-use std::time::Duration;
 
 /// Runs tool calls and names the tools offered to the model: the built-in tools, or tools
 /// given by the caller (the Python mirror's `TOOL_HANDLERS`).
 pub trait ToolRunner: Send {
     fn schemas(&self) -> crate::Result<Vec<Value>>;
     fn run(&mut self, name: &str, input: &Value) -> Result<String, Interrupted>;
-}
-
-/// What a tool call may touch.
-pub struct ToolContext<'a> {
-    pub workdir: &'a Path,
-    pub manager: &'a BackgroundManager,
-    /// Offer and accept wait_background and kill_background.
-    pub extended: bool,
-    /// Longest wait_background may block.
-    pub max_wait: Duration,
-    /// The blocking bash tool's timeout ([`BASH_TIMEOUT`] in the lesson).
-    pub bash_timeout: Duration,
-    /// Commands do not get the API credentials; outputs have their values redacted (before
-    /// any cut).
-    pub hide_secrets: bool,
-    /// Polled while a tool waits; true means Ctrl-C was pressed.
-    pub interrupted: Interrupt<'a>,
-}
-
-impl ToolContext<'_> {
-    /// Production's tools (the extended set) come with production's guard.
-    pub fn guard(&self) -> Guard {
-        if self.extended {
-            Guard::Production
-        } else {
-            Guard::Lesson
-        }
-    }
-}
-
-/// One built-in tool: its name, what the model is told about it, how its input becomes a
-/// typed call, and what the call does. The type is the typed call.
-pub trait Tool: Sized {
-    const NAME: &'static str;
-    /// Offered (and accepted) only in production mode.
-    const PRODUCTION_ONLY: bool = false;
-    /// The entry in the request's tool list: name, description, input schema.
-    fn schema() -> Value;
-    /// The call, or the answer the model gets instead (a missing or mistyped argument, worded
-    /// for the mode `args` is read in).
-    fn parse(args: &Args) -> Result<Self, String>;
-    fn run(self, ctx: &ToolContext, redactor: &Redactor) -> Result<String, Interrupted>;
 }
 
 /// A tool's entry in the list: what [`Tool`] says, without its type.
@@ -123,26 +65,26 @@ fn parse_and_run<T: Tool>(
     }
 }
 
-/// Every built-in tool, in the order the model is told of them (the lesson's six first). A new
-/// tool is a file with a type that implements [`Tool`], and a line here.
-const TOOLS: &[Entry] = &[
-    Entry::of::<Bash>(),
-    Entry::of::<ReadFile>(),
-    Entry::of::<WriteFile>(),
-    Entry::of::<EditFile>(),
-    Entry::of::<BackgroundRun>(),
-    Entry::of::<CheckBackground>(),
-    Entry::of::<WaitBackground>(),
-    Entry::of::<KillBackground>(),
-];
+/// Declares each tool's file, exports its type and lists it in `TOOLS`.
+macro_rules! tools {
+    ($($file:ident::$tool:ident),* $(,)?) => {
+        $(mod $file; pub use $file::$tool;)*
+        /// Every built-in tool, in the order the model is told of them.
+        const TOOLS: &[Entry] = &[$(Entry::of::<$tool>()),*];
+    };
+}
 
-/// A tool's entry in the request's tool list.
-fn schema(name: &str, description: &str, properties: Value, required: &[&str]) -> Value {
-    let mut input_schema = json!({"type": "object", "properties": properties});
-    if !required.is_empty() {
-        input_schema["required"] = json!(required);
-    }
-    json!({"name": name, "description": description, "input_schema": input_schema})
+// A new tool is a file with a type that implements [`Tool`], and a line here. The lesson's six
+// come first, in the lesson's order.
+tools! {
+    bash::Bash,
+    read_file::ReadFile,
+    write_file::WriteFile,
+    edit_file::EditFile,
+    background_run::BackgroundRun,
+    check_background::CheckBackground,
+    wait_background::WaitBackground,
+    kill_background::KillBackground,
 }
 
 /// The tools offered in a mode: the lesson's six, or (`extended`) production's eight.
@@ -187,5 +129,56 @@ impl ToolRunner for BuiltinTools<'_> {
 
     fn run(&mut self, name: &str, input: &Value) -> Result<String, Interrupted> {
         call(&self.ctx, name, input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse<T: Tool>(input: Value, lesson: bool) -> Result<T, String> {
+        T::parse(&Args::new(T::NAME, &input, lesson))
+    }
+
+    #[test]
+    fn each_tool_is_listed_once_under_the_name_its_schema_gives() {
+        let names: Vec<&str> = TOOLS.iter().map(|t| t.name).collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        for tool in TOOLS {
+            assert_eq!((tool.schema)()["name"], tool.name);
+        }
+        let lesson: Vec<&str> = TOOLS.iter().filter(|t| t.offered(false)).map(|t| t.name).collect();
+        assert_eq!(lesson.len(), 6, "{lesson:?}");
+    }
+
+    #[test]
+    fn input_is_parsed_into_a_typed_call_in_either_mode() {
+        for lesson in [false, true] {
+            let read = parse::<ReadFile>(json!({"path": "a", "limit": 3}), lesson);
+            assert_eq!(read, Ok(ReadFile { path: "a".into(), limit: Limit::Lines(Some(3)) }));
+            let write = parse::<WriteFile>(json!({"path": "a", "content": "x"}), lesson);
+            assert_eq!(write, Ok(WriteFile { path: "a".into(), content: Text::Str("x".into()) }));
+        }
+        let wait = parse::<WaitBackground>(json!({"timeout": 2.5}), false);
+        assert_eq!(wait, Ok(WaitBackground { task_id: None, timeout: Some(2.5) }));
+    }
+
+    #[test]
+    fn odd_arguments_are_worded_for_the_mode() {
+        let missing = json!({});
+        assert_eq!(parse::<Bash>(missing.clone(), true), Err("Error: 'command'".into()));
+        let production = parse::<Bash>(missing, false);
+        assert_eq!(production, Err("Error: bash needs the argument 'command'".into()));
+        // What the lesson's code only fails on after reading the file stays in the call.
+        let read = parse::<ReadFile>(json!({"path": "a", "limit": 1.5}), true);
+        assert_eq!(read.map(|r| r.limit), Ok(Limit::Fractional(1.5)));
+        let read = parse::<ReadFile>(json!({"path": "a", "limit": 1.5}), false);
+        assert_eq!(read, Err("Error: argument 'limit' of read_file must be an integer".into()));
+        let edit = parse::<EditFile>(json!({"path": "a", "old_text": 1, "new_text": "b"}), true);
+        assert_eq!(edit.map(|e| e.old_text), Ok(Text::Other("int")));
     }
 }

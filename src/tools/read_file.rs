@@ -1,7 +1,9 @@
 //! `read_file`: a file's text, its first `limit` lines if asked, cut at 50,000 characters.
 
-use super::args::{py_truthy, py_type};
-use super::{files, schema, Args, Guard, Interrupted, Tool, ToolContext};
+use super::args::{py_truthy, py_type, Args};
+use super::files;
+use super::tool::{schema, Guard, Tool, ToolContext};
+use crate::runtime::Interrupted;
 use crate::secrets::Redactor;
 use serde_json::{json, Value};
 

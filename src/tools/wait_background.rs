@@ -1,7 +1,9 @@
 //! `wait_background` (production only): block until a task (or any task) finishes, bounded.
 
-use super::{schema, Args, Interrupted, Tool, ToolContext};
+use super::args::Args;
+use super::tool::{schema, Tool, ToolContext};
 use crate::background::Status;
+use crate::runtime::Interrupted;
 use crate::runtime::{poll_until, Seconds};
 use crate::secrets::Redactor;
 use serde_json::{json, Value};

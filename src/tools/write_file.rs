@@ -1,6 +1,10 @@
 //! `write_file`: create or replace a file inside the workspace.
 
-use super::{files, safe_path, schema, Args, Interrupted, Text, Tool, ToolContext};
+use super::args::{Args, Text};
+use super::files;
+use super::path::safe_path;
+use super::tool::{schema, Tool, ToolContext};
+use crate::runtime::Interrupted;
 use crate::secrets::Redactor;
 use serde_json::{json, Value};
 
