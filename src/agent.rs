@@ -7,9 +7,10 @@
 
 use crate::background::{BackgroundManager, Notification};
 use crate::error::{Error, Result};
+use crate::llm::block::tool_result;
 use crate::llm::{CallContext, Model, ModelError, Request, Response};
 use crate::runtime::{poll_until, Interrupt};
-use crate::tools::{Interrupted, ToolContext, ToolRunner, BASH_TIMEOUT};
+use crate::tools::{BackgroundRun, Interrupted, Tool, ToolContext, ToolRunner, BASH_TIMEOUT};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
@@ -86,8 +87,9 @@ impl LoopConfig {
     /// The lesson's system prompt for a workspace.
     pub fn lesson_system(workdir: &std::path::Path) -> String {
         format!(
-            "You are a coding agent at {}. Use background_run for long-running commands.",
-            workdir.display()
+            "You are a coding agent at {}. Use {} for long-running commands.",
+            workdir.display(),
+            BackgroundRun::NAME
         )
     }
 }
@@ -236,7 +238,7 @@ impl Loop<'_> {
             if !response.content.is_empty() {
                 messages.push_assistant(&response)?;
             }
-            let calls_tools = response.content.iter().any(|b| b["type"] == "tool_use");
+            let calls_tools = response.tool_uses().next().is_some();
             if response.stop_reason.as_deref() != Some("tool_use") || !calls_tools {
                 if self.config.policy.answer_cut_off_calls {
                     self.answer_cut_off_calls(messages, &response)?;
@@ -328,17 +330,9 @@ impl Loop<'_> {
         response: &Response,
     ) -> Result<()> {
         let reason = response.stop_reason.as_deref().unwrap_or("none");
-        let results: Vec<Value> = response
-            .content
-            .iter()
-            .filter(|b| b["type"] == "tool_use")
-            .map(|b| {
-                let text = format!(
-                    "Error: this tool call was cut off (stop_reason {reason}) and was not run"
-                );
-                json!({"type": "tool_result", "tool_use_id": b["id"], "content": text})
-            })
-            .collect();
+        let text =
+            format!("Error: this tool call was cut off (stop_reason {reason}) and was not run");
+        let results: Vec<Value> = response.tool_uses().map(|b| tool_result(b.id, &text)).collect();
         if results.is_empty() {
             return Ok(());
         }
@@ -346,19 +340,16 @@ impl Loop<'_> {
     }
 
     fn run_tools(&mut self, messages: &mut dyn Conversation, response: &Response) -> Result<()> {
-        let calls: Vec<&Value> =
-            response.content.iter().filter(|b| b["type"] == "tool_use").collect();
         let mut results = Vec::new();
         let mut interrupted = false;
-        for block in calls {
-            let id = block["id"].clone();
-            let id_text = id.as_str().unwrap_or_default();
+        for call in response.tool_uses() {
+            let id_text = call.id.as_str().unwrap_or_default();
             let output = if interrupted {
                 "Error: Interrupted by the user before this tool ran".to_string()
             } else {
-                let name = block["name"].as_str().unwrap_or_default();
-                self.events.tool_start(id_text, name, &block["input"]);
-                match self.tools.run(name, &block["input"]) {
+                let name = call.name;
+                self.events.tool_start(id_text, name, call.input);
+                match self.tools.run(name, call.input) {
                     Ok(output) => {
                         self.events.tool(id_text, name, &output);
                         output
@@ -369,7 +360,7 @@ impl Loop<'_> {
                     }
                 }
             };
-            results.push(json!({"type": "tool_result", "tool_use_id": id, "content": output}));
+            results.push(tool_result(call.id, &output));
         }
         // Even when interrupted, every tool_use gets its result, so the next call is valid.
         messages.push_user(Value::Array(results))?;

@@ -272,3 +272,51 @@ fn empty_replies_are_not_kept_and_a_tool_use_stop_without_calls_ends_the_turn() 
         assert_eq!(server.requests().len(), 3);
     }
 }
+
+/// Blocks the loop has no use for, as the API sends them with extended thinking and its web
+/// search tool: the text the loop reads cites a search result.
+fn blocks_passed_through() -> Vec<Value> {
+    vec![
+        json!({"type": "thinking", "thinking": "The user wants «files» \"listed\"\\ — 🦓\n",
+               "signature": "EqQBCkYIBxgCKkD+/w=="}),
+        json!({"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a=="}),
+        json!({"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_search",
+               "input": {"query": "zebra 🦓", "max_uses": 2}}),
+        json!({"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01",
+               "content": [{"type": "web_search_result", "url": "https://example.com/z",
+                            "title": "Z", "encrypted_content": "Eq8=", "page_age": null}]}),
+        json!({"type": "text", "text": "Zebras, as found.",
+               "citations": [{"type": "web_search_result_location", "url": "https://example.com/z",
+                              "title": "Z", "encrypted_index": "Eo8=", "cited_text": "stripes"}]}),
+    ]
+}
+
+#[test]
+fn blocks_the_loop_does_not_read_go_back_to_the_model_as_they_came() {
+    for stream in [false, true] {
+        let setup = Workspace::new();
+        let mut content = blocks_passed_through();
+        content.push(tool_use("t1", "check_background", json!({})));
+        let content = Value::Array(content);
+        let server = MessagesServer::start(vec![
+            msg(content.clone(), "tool_use"),
+            msg(json!([text("done")]), "end_turn"),
+        ]);
+        let client = HttpClient::new(HttpConfig {
+            base_url: server.url(),
+            api_key: Some("k".into()),
+            auth_token: None,
+            timeout: Duration::from_secs(10),
+            max_retries: 0,
+            stream,
+        })
+        .unwrap();
+        let mut messages = vec![json!({"role": "user", "content": "go"})];
+        run_loop(&setup, &client, false, &mut messages, None).0.unwrap();
+        // Compared as text: the same keys in the same order, the same escapes.
+        assert_eq!(messages[1]["content"].to_string(), content.to_string(), "stream: {stream}");
+        let sent = &server.requests()[1].body["messages"];
+        assert_eq!(sent[1]["content"].to_string(), content.to_string(), "stream: {stream}");
+        assert_eq!(sent[2]["content"][0]["tool_use_id"], "t1");
+    }
+}

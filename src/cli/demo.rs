@@ -1,7 +1,9 @@
 //! `bgagent --demo`: a built-in model plays the lesson's three "try it" prompts against real
 //! background tasks in a temporary workspace. No key, no network.
 
+use crate::llm::block::{text, tool_use};
 use crate::llm::{CallContext, Model, ModelError, Request, Response};
+use crate::tools::{BackgroundRun, CheckBackground, Tool, WriteFile};
 use serde_json::{json, Value};
 
 /// The lesson's suggested prompts.
@@ -23,12 +25,12 @@ fn plan(prompt: usize) -> Vec<Step> {
         0 => vec![
             step(
                 "I'll start that in the background.",
-                vec![("background_run", json!({"command": "sleep 5 && echo done"}))],
+                vec![(BackgroundRun::NAME, json!({"command": "sleep 5 && echo done"}))],
             ),
             step(
                 "While it runs, I'll create the file.",
                 vec![(
-                    "write_file",
+                    WriteFile::NAME,
                     json!({"path": "notes.txt", "content": "Written while sleep 5 runs.\n"}),
                 )],
             ),
@@ -38,30 +40,30 @@ fn plan(prompt: usize) -> Vec<Step> {
             step(
                 "Starting all three.",
                 vec![
-                    ("background_run", json!({"command": "sleep 2"})),
-                    ("background_run", json!({"command": "sleep 4"})),
-                    ("background_run", json!({"command": "sleep 6"})),
+                    (BackgroundRun::NAME, json!({"command": "sleep 2"})),
+                    (BackgroundRun::NAME, json!({"command": "sleep 4"})),
+                    (BackgroundRun::NAME, json!({"command": "sleep 6"})),
                 ],
             ),
-            step("Let me check on them.", vec![("check_background", json!({}))]),
+            step("Let me check on them.", vec![(CheckBackground::NAME, json!({}))]),
             step("All three are running; their results will arrive as they finish.", vec![]),
         ],
         _ => vec![
             step(
                 "There is no test suite here yet, so I'll write a small one first.",
                 vec![(
-                    "write_file",
+                    WriteFile::NAME,
                     json!({"path": "run_tests.sh", "content": "sleep 2\necho '3 passed in 2.01s'\n"}),
                 )],
             ),
             step(
                 "Now the tests run in the background.",
-                vec![("background_run", json!({"command": "sh run_tests.sh"}))],
+                vec![(BackgroundRun::NAME, json!({"command": "sh run_tests.sh"}))],
             ),
             step(
                 "Meanwhile, other work: a changelog.",
                 vec![(
-                    "write_file",
+                    WriteFile::NAME,
                     json!({"path": "CHANGELOG.md", "content": "# Changelog\n\n- Tests added.\n"}),
                 )],
             ),
@@ -104,10 +106,10 @@ impl Model for DemoModel {
                 let step = &steps[replies.len().min(steps.len() - 1)];
                 (step.say.to_string(), step.calls.clone())
             };
-        let mut content = vec![json!({"type": "text", "text": say})];
+        let mut content = vec![text(&say)];
         for (i, (name, input)) in calls.iter().enumerate() {
             let id = format!("toolu_demo_{prompt}_{}_{i}", replies.len());
-            content.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
+            content.push(tool_use(&id, name, input.clone()));
         }
         (ctx.on_text)(&say);
         let stop = if calls.is_empty() { "end_turn" } else { "tool_use" };

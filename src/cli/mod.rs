@@ -422,10 +422,8 @@ fn one_shot(session: &Session, prompt: &str) -> Result<(), Failure> {
 /// The text of the last assistant message.
 fn last_text(messages: &[Value]) -> String {
     let last = messages.iter().rev().find(|m| m["role"] == "assistant");
-    let blocks = last.and_then(|m| m["content"].as_array()).cloned().unwrap_or_default();
-    let texts: Vec<&str> =
-        blocks.iter().filter(|b| b["type"] == "text").filter_map(|b| b["text"].as_str()).collect();
-    texts.join("\n")
+    let blocks = last.and_then(|m| m["content"].as_array()).map(Vec::as_slice).unwrap_or_default();
+    crate::llm::block::joined_text(blocks)
 }
 
 fn run_demo(session: &Session) -> Result<(), Failure> {

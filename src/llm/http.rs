@@ -3,11 +3,11 @@
 
 use super::sse::{stream_error, StreamAssembler};
 use super::sse_lines::SseParser;
-use super::{CallContext, Model, ModelError, Request, Response};
+use super::{CallContext, Model, ModelError, Progress, Request, Response};
 use crate::runtime::{poll_until, runtime, Interrupted, Seconds};
 use futures_util::StreamExt;
 use serde_json::Value;
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -104,12 +104,6 @@ impl HttpClient {
     }
 }
 
-/// What the request task reports back to the waiting thread.
-enum Progress {
-    Text(String),
-    Done(Result<Response, ModelError>),
-}
-
 impl Model for HttpClient {
     fn create(&self, request: &Request, ctx: &mut CallContext) -> Result<Response, ModelError> {
         if request.model.is_empty() {
@@ -130,18 +124,15 @@ impl Model for HttpClient {
         let task = runtime().spawn(call_with_retries(http, self.config.clone(), body, send));
         // Wait here, not on the runtime, so Ctrl-C can be noticed between slices.
         let on_text = &mut *ctx.on_text;
-        let outcome =
-            poll_until(ctx.interrupted, None, |slice| match progress.recv_timeout(slice) {
-                Ok(Progress::Text(piece)) => {
+        let outcome = poll_until(ctx.interrupted, None, |slice| {
+            match Progress::receive(&progress, slice, "the request task")? {
+                Progress::Text(piece) => {
                     on_text(&piece);
                     None
                 }
-                Ok(Progress::Done(result)) => Some(result),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => {
-                    Some(Err(ModelError::Other("the request task stopped".into())))
-                }
-            });
+                Progress::Done(result) => Some(result),
+            }
+        });
         match outcome {
             Ok(result) => result.unwrap_or(Err(ModelError::Interrupted)),
             Err(Interrupted) => {

@@ -3,18 +3,22 @@
 //! any object with `.messages.create(**kwargs)`).
 //!
 //! Messages and content blocks stay JSON values: the loop passes through whatever the caller
-//! put in the conversation (dicts, SDK objects converted to dicts, other block types).
+//! put in the conversation (dicts, SDK objects converted to dicts, other block types), and
+//! reads blocks through [`Block`].
 
+pub mod block;
 mod http;
 mod scripted;
 mod sse;
 mod sse_lines;
 
+pub use block::{Block, ToolUse};
 pub use http::{HttpClient, HttpConfig};
 pub use scripted::ScriptedModel;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 /// One call's input, as the lesson builds it.
@@ -43,10 +47,42 @@ pub struct Response {
 }
 
 impl Response {
+    pub fn blocks(&self) -> impl Iterator<Item = Block<'_>> {
+        self.content.iter().map(Block::of)
+    }
+
+    /// The tool calls, in order.
+    pub fn tool_uses(&self) -> impl Iterator<Item = ToolUse<'_>> {
+        self.blocks().filter_map(|b| match b {
+            Block::ToolUse(call) => Some(call),
+            _ => None,
+        })
+    }
+
     /// The text blocks joined, as a REPL would print them.
     pub fn text(&self) -> String {
-        let texts = self.content.iter().filter(|b| b["type"] == "text");
-        texts.filter_map(|b| b["text"].as_str()).collect::<Vec<_>>().join("\n")
+        block::joined_text(&self.content)
+    }
+}
+
+/// What a model call running on another thread (or task) reports to the one waiting for it:
+/// each piece of text as it streams in, then the outcome.
+pub enum Progress {
+    Text(String),
+    Done(Result<Response, ModelError>),
+}
+
+impl Progress {
+    /// The next report, waiting at most `wait` (`None`: nothing yet). A sender gone without
+    /// reporting the outcome is reported as a failure: `who` stopped.
+    pub fn receive(from: &Receiver<Progress>, wait: Duration, who: &str) -> Option<Progress> {
+        match from.recv_timeout(wait) {
+            Ok(progress) => Some(progress),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                Some(Progress::Done(Err(ModelError::Other(format!("{who} stopped")))))
+            }
+        }
     }
 }
 

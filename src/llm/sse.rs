@@ -1,5 +1,6 @@
 //! Assembling a streamed (SSE) Messages API response into the same `Response` the
-//! non-streaming call returns: text deltas appended, tool input JSON joined then parsed.
+//! non-streaming call returns: text, thinking and citations appended, tool input JSON (a
+//! server tool's too) joined then parsed, blocks that come whole kept as they came.
 
 use super::{ModelError, Response};
 use serde_json::{json, Value};
@@ -85,6 +86,10 @@ impl StreamAssembler {
                         append(block, "thinking", delta["thinking"].as_str().unwrap_or_default())
                     }
                     Some("signature_delta") => block["signature"] = delta["signature"].clone(),
+                    Some("citations_delta") => match &mut block["citations"] {
+                        Value::Array(citations) => citations.push(delta["citation"].clone()),
+                        other => *other = json!([delta["citation"]]),
+                    },
                     _ => {}
                 }
             }

@@ -1,11 +1,14 @@
 //! The blocking `bash` tool: a command run to its end in the foreground, through the same
 //! executor as background tasks (own process group, timeout with TERM then KILL, bounded
-//! output), stopped by Ctrl-C.
+//! output), stopped by Ctrl-C. Also the command guard every command-running tool uses.
 
+use super::args::Args;
+use super::tool::{schema, Guard, Tool, ToolContext};
 use crate::background::Capture;
 use crate::exec::{EventSink, ExecEvent, Executor, TaskSpec};
 use crate::runtime::{poll_until, Cancel, Interrupt, Interrupted};
 use crate::secrets::Redactor;
+use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::Duration;
@@ -22,14 +25,6 @@ const DANGEROUS: [&str; 5] = ["rm -rf /", "sudo", "shutdown", "reboot", "> /dev/
 
 /// Redirections production lets through, though the lesson's `> /dev/` refuses them.
 const HARMLESS: [&str; 3] = ["> /dev/null", "> /dev/stdout", "> /dev/stderr"];
-
-/// Which blocklist the tools use: the lesson's exactly, or production's (the same list, but
-/// writing to /dev/null, /dev/stdout or /dev/stderr is allowed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Guard {
-    Lesson,
-    Production,
-}
 
 pub fn is_dangerous(command: &str, guard: Guard) -> bool {
     let command = match guard {
@@ -55,6 +50,42 @@ fn without_harmless_redirections(command: &str) -> String {
         }
     }
     out
+}
+
+/// A call of the `bash` tool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bash {
+    pub command: String,
+}
+
+impl Tool for Bash {
+    const NAME: &'static str = "bash";
+
+    fn schema() -> Value {
+        let properties = json!({"command": {"type": "string"}});
+        schema(Self::NAME, "Run a shell command (blocking).", properties, &["command"])
+    }
+
+    fn parse(args: &Args) -> Result<Self, String> {
+        args.lesson_require(&["command"])?;
+        // The lesson's blocklist test (`d in command`) is the first to touch it.
+        args.lesson_command(|t| format!("Error: argument of type '{t}' is not iterable"))?;
+        Ok(Bash { command: args.string("command")? })
+    }
+
+    fn run(self, ctx: &ToolContext, _: &Redactor) -> Result<String, Interrupted> {
+        let executor = ctx.manager.executor().as_ref();
+        let (timeout, guard) = (ctx.bash_timeout, ctx.guard());
+        bash(
+            executor,
+            ctx.workdir,
+            &self.command,
+            timeout,
+            ctx.interrupted,
+            guard,
+            ctx.hide_secrets,
+        )
+    }
 }
 
 /// Runs `command` in `workdir` to its end (or its timeout, or Ctrl-C) and returns its output.

@@ -6,9 +6,9 @@
 //! file costs time, not memory. In production the API credentials are redacted as the file is
 //! read, before the answer is cut (see [`crate::secrets`]).
 
-use super::bash::Guard;
 use super::beneath::{self, Access};
 use super::path::safe_path;
+use super::tool::Guard;
 use crate::secrets::{RedactStream, Redactor};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -361,12 +361,25 @@ fn write_sse(mut out: &TcpStream, msg: &Value, cut: bool) -> io::Result<()> {
     let blocks = msg["content"].as_array().cloned().unwrap_or_default();
     for (index, block) in blocks.iter().enumerate() {
         let (first, deltas): (Value, Vec<Value>) = match block["type"].as_str() {
+            // Text in deltas; its citations (a web search's) each in a delta of their own.
             Some("text") => {
                 let parts = split(block["text"].as_str().unwrap_or(""), 3);
                 let deltas = parts.into_iter().map(|t| json!({"type": "text_delta", "text": t}));
-                (json!({"type": "text", "text": ""}), deltas.collect())
+                let cited = block["citations"].as_array().into_iter().flatten();
+                let citations = cited.map(|c| json!({"type": "citations_delta", "citation": c}));
+                (json!({"type": "text", "text": ""}), deltas.chain(citations).collect())
             }
-            Some("tool_use") => {
+            // As the real API streams thinking: the text in deltas, then its signature.
+            Some("thinking") => {
+                let parts = split(block["thinking"].as_str().unwrap_or(""), 3);
+                let thinking =
+                    parts.into_iter().map(|t| json!({"type": "thinking_delta", "thinking": t}));
+                let signature = json!({"type": "signature_delta", "signature": block["signature"]});
+                let deltas = thinking.chain(block.get("signature").map(|_| signature));
+                (json!({"type": "thinking", "thinking": ""}), deltas.collect())
+            }
+            // A server tool's call streams its input as a client tool's does.
+            Some("tool_use" | "server_tool_use") => {
                 let mut first = block.clone();
                 first["input"] = json!({});
                 // The real API opens with an empty partial_json.

@@ -4,22 +4,17 @@
 use super::agent::message_object;
 use super::errors::model_error;
 use super::wait_interruptibly;
-use bgagent::llm::{CallContext, HttpClient, Model, ModelError, Request, Response};
+use bgagent::llm::{CallContext, HttpClient, Model, ModelError, Progress, Request, Response};
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
-
-enum Piece {
-    Text(String),
-    Done(Result<Response, ModelError>),
-}
 
 /// A streamed reply in progress: iterate `text_stream`, then `get_final_message()`.
 #[pyclass(frozen, name = "MessageStream", module = "bgagent")]
 pub struct PyMessageStream {
-    pieces: Mutex<Receiver<Piece>>,
+    pieces: Mutex<Receiver<Progress>>,
     done: Mutex<Option<Result<Response, ModelError>>>,
     /// Set when the caller leaves the `with` block early: the call stops.
     abandoned: Arc<AtomicBool>,
@@ -32,10 +27,10 @@ impl PyMessageStream {
         let stop = abandoned.clone();
         std::thread::spawn(move || {
             let text = send.clone();
-            let mut on_text = move |piece: &str| drop(text.send(Piece::Text(piece.to_string())));
+            let mut on_text = move |piece: &str| drop(text.send(Progress::Text(piece.to_string())));
             let interrupted = move || stop.load(Ordering::Relaxed);
             let mut ctx = CallContext { on_text: &mut on_text, interrupted: &interrupted };
-            let _ = send.send(Piece::Done(http.create(&request, &mut ctx)));
+            let _ = send.send(Progress::Done(http.create(&request, &mut ctx)));
         });
         PyMessageStream { pieces: Mutex::new(pieces), done: Mutex::new(None), abandoned }
     }
@@ -47,17 +42,12 @@ impl PyMessageStream {
         }
         let pieces = &self.pieces;
         let piece = wait_interruptibly(py, None, |slice| {
-            match pieces.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(slice) {
-                Ok(piece) => Some(piece),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => {
-                    Some(Piece::Done(Err(ModelError::Other("the stream's thread stopped".into()))))
-                }
-            }
+            let pieces = pieces.lock().unwrap_or_else(|p| p.into_inner());
+            Progress::receive(&pieces, slice, "the stream's thread")
         })?;
         match piece {
-            Some(Piece::Text(text)) => Ok(Some(text)),
-            Some(Piece::Done(result)) => {
+            Some(Progress::Text(text)) => Ok(Some(text)),
+            Some(Progress::Done(result)) => {
                 *self.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
                 Ok(None)
             }
