@@ -16,11 +16,11 @@
 
 mod common;
 
-use _core::exec::{
+use bgagent::exec::{
     Ended, EventSink, ExecEvent, Executor, Exit, LocalExecutor, LocalSettings, LogSummary,
     MemoryExecutor, Scripted, Stream, TaskSpec,
 };
-use _core::runtime::Cancel;
+use bgagent::runtime::Cancel;
 use common::{marker, processes_with};
 use std::collections::BTreeSet;
 use std::path::Path;
