@@ -5,6 +5,7 @@
 //! wrong type takes its default (no number, an empty text) rather than losing the line.
 
 use crate::agent::WaitEnd;
+use crate::tools::{BackgroundRun, CheckBackground, Tool};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -290,13 +291,13 @@ impl TasksInAnswer {
     pub fn read(name: &str, output: &str, is_task: impl Fn(&str) -> bool) -> TasksInAnswer {
         let mut found = TasksInAnswer::default();
         match name {
-            "background_run" => {
+            BackgroundRun::NAME => {
                 found.started = output
                     .strip_prefix("Background task ")
                     .and_then(|rest| rest.split(' ').next())
                     .map(str::to_string);
             }
-            "check_background" => {
+            CheckBackground::NAME => {
                 for line in output.lines().filter(|l| !l.contains("[running]")) {
                     for (end, _) in line.match_indices(": [") {
                         if is_task(&line[..end]) {
