@@ -134,9 +134,11 @@ class Crate:
                     self._load((*module, name), child)
                     break
 
-    def _absolute(self, module: Module, segs: list[str]) -> Module | None:
+    def _absolute(
+        self, module: Module, segs: list[str], imports: dict[str, Module] | None = None
+    ) -> Module | None:
         """A path written in `module` as an absolute module path, or None if it leaves the
-        crate (std, another crate)."""
+        crate (std, another crate). `imports`: the module's, while they are being read."""
         if not segs:
             return None
         head, rest = segs[0], segs[1:]
@@ -156,7 +158,8 @@ class Crate:
             return (*base, *segs)
         if head in self.children.get(module, ()):
             return (*module, *segs)
-        target = self.imports.get(module, {}).get(head)
+        imports = self.imports.get(module, {}) if imports is None else imports
+        target = imports.get(head)
         if target is not None:
             return (*target, *rest)
         return None
@@ -176,23 +179,12 @@ class Crate:
                 name = alias or segs[-1]
                 if name == "_":
                     name = f"_{len(imports)}"
-                path = self._absolute_raw(module, segs, imports)
+                # Earlier imports of the file may name what a later one starts with.
+                path = self._absolute(module, segs, imports)
                 if path is not None:
                     imports[name] = path
         self.imports[module] = imports
         self.globs[module] = globs
-
-    def _absolute_raw(self, module: Module, segs: list[str], imports: dict[str, Module]):
-        # While a file's imports are read, earlier ones may already name what a later uses.
-        saved = self.imports.get(module)
-        self.imports[module] = imports
-        try:
-            return self._absolute(module, segs)
-        finally:
-            if saved is None:
-                del self.imports[module]
-            else:
-                self.imports[module] = saved
 
     def resolve(self, path: Module, depth: int = 0) -> Module | None:
         """The module whose file defines what `path` names: child modules descended, imported
