@@ -2,6 +2,8 @@
 //!
 //! Modules, each depending only on those below it:
 //! - [`cli`] (feature `cli`): the command line (the Python bindings are their own crate);
+//! - [`session`]: one session for every face: a [`session::SessionConfig`] assembled into
+//!   the loop with its model, tools, manager, policy, trace and events;
 //! - [`trace`]: the trace of a run (JSON lines) and its picture (HTML, SVG);
 //! - [`agent`]: the loop (drain, inject, model, tools) and its [`agent::LoopPolicy`];
 //! - [`tools`]: the six tools (and production's two more);
@@ -9,6 +11,7 @@
 //! - [`exec`]: the executor seam through which every command runs;
 //! - [`llm`]: the Messages API types, client and scripted model;
 //! - [`runtime`]: the shared runtime, interrupts, cancel handles and `Seconds`;
+//! - [`defaults`]: every default a face offers;
 //! - `secrets`: the API credentials' variables and the one rule that redacts their values;
 //! - [`error`]: the core's one error type.
 
@@ -16,11 +19,13 @@ pub mod agent;
 pub mod background;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod defaults;
 pub mod error;
 pub mod exec;
 pub mod llm;
 pub mod runtime;
 mod secrets;
+pub mod session;
 pub mod text;
 pub mod tools;
 pub mod trace;

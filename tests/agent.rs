@@ -2,9 +2,10 @@
 
 mod common;
 
-use bgagent::agent::{background_results, Loop, LoopConfig, LoopEvents, LoopPolicy};
+use bgagent::agent::{background_results, LoopConfig, LoopEvents, LoopPolicy};
 use bgagent::llm::{HttpClient, HttpConfig, Model, ScriptedModel};
-use bgagent::tools::BuiltinTools;
+use bgagent::session::{SessionConfig, Turn};
+use bgagent::trace::Tracer;
 use bgagent::Error;
 use common::messages_server::{message, text, tool_use, Gate, MessagesServer, Reply};
 use common::Workspace;
@@ -27,7 +28,8 @@ impl LoopEvents for Recorder {
     }
 }
 
-/// Runs one loop in the workspace; `ctrl_c` says when Ctrl-C is pressed.
+/// Runs one loop in the workspace, through the session every face uses; `ctrl_c` says when
+/// Ctrl-C is pressed.
 fn run_loop(
     ws: &Workspace,
     model: &dyn Model,
@@ -35,30 +37,19 @@ fn run_loop(
     messages: &mut Vec<Value>,
     ctrl_c: Option<&(dyn Fn() -> bool + Sync)>,
 ) -> (Result<(), Error>, Recorder) {
-    let config = LoopConfig {
-        model: "test-model".into(),
-        system: LoopConfig::lesson_system(&ws.root),
-        max_tokens: 8000,
-        policy: if mirror {
-            LoopPolicy::lesson()
-        } else {
-            LoopPolicy::production(Duration::from_secs(30))
-        },
-    };
+    let config = SessionConfig::new(&ws.root)
+        .model("test-model")
+        .mirror(mirror)
+        .max_wait(Duration::from_secs(30));
     let interrupted = move || ctrl_c.is_some_and(|pressed| pressed());
-    let mut tools =
-        BuiltinTools { ctx: config.policy.tool_context(&ws.root, &ws.manager, &interrupted) };
     let mut events = Recorder::default();
-    let result = Loop {
-        config: &config,
-        model,
-        manager: &ws.manager,
-        tools: &mut tools,
+    let result = config.session(model, &ws.manager, None).turn(Turn {
+        messages,
+        user: None,
         events: &mut events,
         interrupted: &interrupted,
         drain: None,
-    }
-    .run(messages);
+    });
     (result, events)
 }
 
@@ -319,4 +310,53 @@ fn blocks_the_loop_does_not_read_go_back_to_the_model_as_they_came() {
         assert_eq!(sent[1]["content"].to_string(), content.to_string(), "stream: {stream}");
         assert_eq!(sent[2]["content"][0]["tool_use_id"], "t1");
     }
+}
+
+#[test]
+fn a_session_config_sets_up_each_face_the_same_way() {
+    let lesson = SessionConfig::new("/w").mirror(true).pass_api_key(false);
+    assert_eq!(lesson.policy(), LoopPolicy::lesson());
+    assert!(!lesson.hide_secrets());
+    let production = SessionConfig::new("/w").max_wait(Duration::from_secs(7));
+    assert_eq!(production.policy(), LoopPolicy::production(Duration::from_secs(7)));
+    let passed = SessionConfig::new("/w").pass_api_key(true);
+    assert!(!passed.policy().hide_secrets && !passed.manager_options().hide_secrets);
+    let config = SessionConfig::new("/w").model("m").loop_config();
+    assert_eq!(config.system, LoopConfig::lesson_system(std::path::Path::new("/w")));
+    assert_eq!((config.model.as_str(), config.max_tokens), ("m", bgagent::defaults::MAX_TOKENS));
+    assert_eq!(SessionConfig::new("/w").system("S").loop_config().system, "S");
+    let options = SessionConfig::new("/w").task_timeout(Duration::from_secs(9)).manager_options();
+    assert_eq!(options.timeout, Duration::from_secs(9));
+    assert_eq!(options.workdir.as_deref(), Some(std::path::Path::new("/w")));
+}
+
+#[test]
+fn a_traced_session_records_the_turn() {
+    let ws = Workspace::new();
+    let model = ScriptedModel::new(vec![serde_json::from_value(
+        json!({"content": [{"type": "text", "text": "hello"}], "stop_reason": "end_turn"}),
+    )
+    .unwrap()]);
+    let config = SessionConfig::new(&ws.root).model("test-model").mirror(true);
+    let tracer = Tracer::in_memory(&config.run_info());
+    let mut messages = vec![json!({"role": "user", "content": "hi"})];
+    let mut events = Recorder::default();
+    let never = || false;
+    config
+        .session(&model, &ws.manager, Some(&tracer))
+        .turn(Turn {
+            messages: &mut messages,
+            user: Some("hi"),
+            events: &mut events,
+            interrupted: &never,
+            drain: None,
+        })
+        .unwrap();
+    let lines: Vec<Value> =
+        tracer.lines().iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["mode"], "mirror");
+    let named = |event: &str| lines.iter().find(|l| l["event"] == event).cloned();
+    assert_eq!(named("user_input").unwrap()["text"], "hi");
+    assert_eq!(named("turn_end").unwrap()["outcome"], "done");
+    assert_eq!(messages.len(), 2);
 }

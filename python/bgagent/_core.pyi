@@ -9,6 +9,7 @@ from ._blocks import Block
 from ._types import Notification, TaskInfo
 
 __all__ = [
+    "DEFAULTS",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
@@ -50,6 +51,8 @@ __all__ = [
 ]
 
 __version__: str
+# The core's defaults, by the name of the parameter that takes them.
+DEFAULTS: dict[str, float | int]
 
 @final
 class BackgroundManager:

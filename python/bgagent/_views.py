@@ -1,17 +1,26 @@
-"""How a manager and an agent look in a notebook: an HTML table, IPython's text view, and a
-live table that follows the task events. IPython is imported only when a live view is asked
-for, so the package works without it."""
+"""How a manager's tasks look in a notebook: an HTML table, IPython's text view, and a live
+table that follows the task events. IPython is imported only when a live view is asked for,
+so the package works without it. It knows a manager only by what it reads (`Tasks`), so it
+imports no other module of the package: the manager and the agent use it."""
 
 from __future__ import annotations
 
 import atexit
 import html
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .agent import Agent
-    from .background import BackgroundManager
+
+class Tasks(Protocol):
+    """What the views read of a `BackgroundManager`."""
+
+    @property
+    def tasks(self) -> dict[str, Any]: ...
+    def info(self, task_id: str) -> Any: ...
+    def has_running_tasks(self) -> bool: ...
+    @property
+    def _core(self) -> Any: ...
+
 
 COLOURS = {
     "running": "#1f6feb",
@@ -23,7 +32,7 @@ COLOURS = {
 PREVIEW = 80
 
 
-def task_rows(manager: BackgroundManager) -> list[dict[str, str]]:
+def task_rows(manager: Tasks) -> list[dict[str, str]]:
     """One row per entry of `manager.tasks`: id, status, exit code, elapsed, command, preview."""
     rows = []
     for task_id, entry in list(manager.tasks.items()):  # another thread may start a task
@@ -50,7 +59,7 @@ def task_rows(manager: BackgroundManager) -> list[dict[str, str]]:
 COLUMNS = ["id", "status", "exit", "elapsed", "command", "result"]
 
 
-def tasks_html(manager: BackgroundManager) -> str:
+def tasks_html(manager: Tasks) -> str:
     rows = task_rows(manager)
     if not rows:
         return "<p><b>BackgroundManager</b>: no background tasks.</p>"
@@ -75,7 +84,7 @@ def tasks_html(manager: BackgroundManager) -> str:
     )
 
 
-def tasks_text(manager: BackgroundManager) -> str:
+def tasks_text(manager: Tasks) -> str:
     rows = task_rows(manager)
     if not rows:
         return "BackgroundManager: no background tasks."
@@ -85,44 +94,7 @@ def tasks_text(manager: BackgroundManager) -> str:
     return "\n".join(lines)
 
 
-def agent_summary(agent: Agent) -> dict[str, Any]:
-    from .agent import final_text
-
-    turns = sum(
-        1
-        for m in agent.messages
-        if m.get("role") == "user"
-        and isinstance(m.get("content"), str)
-        and not m["content"].startswith("<background-results>")
-    )
-    return {
-        "model": agent.model,
-        "turns": turns,
-        "tasks": len(agent.manager.tasks),
-        "last": final_text(agent.messages),
-    }
-
-
-def agent_html(agent: Agent) -> str:
-    s = agent_summary(agent)
-    mode = "mirror" if agent.mirror else "production"
-    return (
-        f"<div class='bgagent-agent'><b>Agent</b> {html.escape(str(s['model']))} ({mode}): "
-        f"{s['turns']} turns, {s['tasks']} background tasks"
-        f"<blockquote>{html.escape(s['last']) or '<i>no reply yet</i>'}</blockquote>"
-        f"{tasks_html(agent.manager)}</div>"
-    )
-
-
-def agent_text(agent: Agent) -> str:
-    s = agent_summary(agent)
-    return (
-        f"Agent {s['model']}: {s['turns']} turns, {s['tasks']} background tasks\n"
-        f"last reply: {s['last'] or '(none yet)'}"
-    )
-
-
-def live(manager: BackgroundManager) -> None:
+def live(manager: Tasks) -> None:
     """Shows the table and updates it, from a thread that follows the task events, until
     nothing runs; the kernel stays free meanwhile."""
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import threading
 from pathlib import Path
@@ -42,7 +43,7 @@ class Agent:
         manager: BackgroundManager | None = None,
         system: str | None = None,
         mirror: bool = False,
-        max_wait: float = 300.0,
+        max_wait: float = 300.0,  # DEFAULTS["max_wait"] (a test checks every default)
         max_tokens: int = 8000,
         echo: bool = True,
         pass_api_key: bool = False,
@@ -185,11 +186,40 @@ class Agent:
         if self._owns_manager:
             await self.manager.shutdown_async()
 
+    def _summary(self) -> dict[str, Any]:
+        turns = sum(
+            1
+            for m in self.messages
+            if m.get("role") == "user"
+            and isinstance(m.get("content"), str)
+            and not m["content"].startswith("<background-results>")
+        )
+        return {
+            "model": self.model,
+            "turns": turns,
+            "tasks": len(self.manager.tasks),
+            "last": final_text(self.messages),
+        }
+
     def _repr_html_(self) -> str:
-        return _views.agent_html(self)
+        s = self._summary()
+        mode = "mirror" if self.mirror else "production"
+        return (
+            f"<div class='bgagent-agent'><b>Agent</b> {html.escape(str(s['model']))} ({mode}): "
+            f"{s['turns']} turns, {s['tasks']} background tasks"
+            f"<blockquote>{html.escape(s['last']) or '<i>no reply yet</i>'}</blockquote>"
+            f"{_views.tasks_html(self.manager)}</div>"
+        )
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(repr(self) if cycle else _views.agent_text(self))
+        if cycle:
+            p.text(repr(self))
+            return
+        s = self._summary()
+        p.text(
+            f"Agent {s['model']}: {s['turns']} turns, {s['tasks']} background tasks\n"
+            f"last reply: {s['last'] or '(none yet)'}"
+        )
 
     def __repr__(self) -> str:
         return f"<Agent model={self.model!r} workdir={str(self.workdir)!r} mirror={self.mirror}>"

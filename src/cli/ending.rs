@@ -5,7 +5,7 @@
 //! The handler only stores to atomics and writes one byte to a pipe; a thread waiting on
 //! that pipe does the rest, whatever the main thread is blocked in (a prompt, a read of stdin).
 
-use super::INTERRUPTED;
+use super::interrupt::INTERRUPTED;
 use crate::background::BackgroundManager;
 use nix::fcntl::OFlag;
 use std::io::Read;

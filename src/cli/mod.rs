@@ -5,22 +5,26 @@ mod console;
 pub mod demo;
 mod ending;
 mod env_file;
+mod failure;
+mod interrupt;
 mod repl;
+mod session;
 
-use crate::agent::{Loop, LoopConfig, LoopPolicy};
-use crate::background::{BackgroundManager, Options};
-use crate::error::Error;
+use crate::background::BackgroundManager;
+use crate::defaults;
 use crate::llm::{HttpClient, HttpConfig, Model, ScriptedModel};
 use crate::runtime::Seconds;
-use crate::tools::BuiltinTools;
-use crate::trace::{self, RunInfo, Tracer};
+use crate::session::SessionConfig;
+use crate::trace::Tracer;
 use clap::Parser;
-use console::{say, CliEvents, Sink, Style};
+use console::{say, Sink, Style};
+use failure::Failure;
+use interrupt::{install_signal_handlers, interrupted};
 use serde_json::{json, Value};
+use session::Session;
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[derive(Parser, Debug)]
@@ -45,13 +49,13 @@ struct Args {
     /// Where commands run and files are read and written (default: the current directory)
     #[arg(long)]
     workdir: Option<PathBuf>,
-    #[arg(long, default_value_t = 8000)]
+    #[arg(long, default_value_t = defaults::MAX_TOKENS)]
     max_tokens: u32,
     /// Seconds before a background task is stopped
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, default_value_t = defaults::TASK_TIMEOUT.as_secs_f64())]
     bg_timeout: f64,
     /// Seconds to wait at the end of a turn for tasks still running (not with --mirror)
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, default_value_t = defaults::MAX_WAIT.as_secs_f64())]
     max_wait: f64,
     /// Exactly the lesson's loop and six tools
     #[arg(long)]
@@ -95,25 +99,6 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
     },
-}
-
-/// Set by SIGINT during a turn; the loop polls it.
-pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-fn install_signal_handlers() {
-    use nix::sys::signal::{sigaction, signal, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let action =
-        SigAction::new(SigHandler::Handler(on_sigint), SaFlags::SA_RESTART, SigSet::empty());
-    // SAFETY: the handler only stores to an atomic; SIGPIPE's default ends the program
-    // quietly when its output pipe closes (`bgagent -p ... | head -1`).
-    unsafe {
-        let _ = sigaction(Signal::SIGINT, &action);
-        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
-    }
 }
 
 /// Exit codes: 0 done, 1 the model call failed, 2 bad usage or configuration, 130 Ctrl-C,
@@ -198,66 +183,6 @@ fn guard_the_key() {
     }
 }
 
-/// An exit code and the one line that explains it.
-struct Failure(i32, String);
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Interrupted => Failure(130, "interrupted".into()),
-            Error::Model(crate::llm::ModelError::Config(m)) => Failure(2, m),
-            Error::Model(m) => Failure(1, m.to_string()),
-            other => Failure(2, other.to_string()),
-        }
-    }
-}
-
-/// A flag's seconds refused: exit 2 with one line naming the flag.
-impl From<crate::runtime::BadSeconds> for Failure {
-    fn from(e: crate::runtime::BadSeconds) -> Self {
-        Failure(2, format!("--{e}"))
-    }
-}
-
-/// Everything one session uses.
-pub(crate) struct Session {
-    config: LoopConfig,
-    model: Box<dyn Model>,
-    manager: Arc<BackgroundManager>,
-    workdir: PathBuf,
-    style: Style,
-    trace: Option<Arc<Tracer>>,
-}
-
-impl Session {
-    /// Runs the loop on `messages` until the model ends its turn (or Ctrl-C).
-    fn turn(&self, messages: &mut Vec<Value>, events: &mut CliEvents) -> Result<(), Error> {
-        let _running = ending::TurnRunning::start();
-        // A SIGTERM that came before the turn still ends it at once.
-        INTERRUPTED.store(ending::requested(), Ordering::SeqCst);
-        let interrupted = || INTERRUPTED.load(Ordering::SeqCst);
-        let ctx = self.config.policy.tool_context(&self.workdir, &self.manager, &interrupted);
-        let mut tools = BuiltinTools { ctx };
-        let user = messages.last().and_then(|m| m["content"].as_str()).map(str::to_string);
-        trace::turn(self.trace.as_deref(), user.as_deref(), events, |events| {
-            Loop {
-                config: &self.config,
-                model: self.model.as_ref(),
-                manager: &self.manager,
-                tools: &mut tools,
-                events,
-                interrupted: &interrupted,
-                drain: None,
-            }
-            .run(messages)
-        })
-    }
-
-    fn events(&self, stream_text: bool, sink: Sink) -> CliEvents {
-        CliEvents::new(self.style, stream_text, sink)
-    }
-}
-
 fn run(args: Args) -> Result<(), Failure> {
     let style = Style::new(args.no_color);
     let bg_timeout = Seconds::positive("bg-timeout", args.bg_timeout)?.duration();
@@ -305,44 +230,25 @@ fn run(args: Args) -> Result<(), Failure> {
         }
         Box::new(HttpClient::new(http).map_err(|e| Failure(2, e.to_string()))?)
     };
-    let hide_secrets = !args.mirror && !args.pass_api_key;
-    let options = Options {
-        workdir: Some(workdir.clone()),
-        timeout: bg_timeout,
-        hide_secrets,
-        ..Options::default()
-    };
-    let manager = Arc::new(BackgroundManager::new(options).map_err(|e| Failure(2, e.to_string()))?);
-    let info = RunInfo {
-        mode: if args.mirror { "mirror" } else { "production" }.into(),
-        model: model_name.clone().unwrap_or_else(|| "demo".into()),
-        workdir: workdir.clone(),
-    };
+    let config = SessionConfig::new(workdir)
+        .model(model_name.unwrap_or_else(|| "demo".into()))
+        .mirror(args.mirror)
+        .pass_api_key(args.pass_api_key)
+        .max_wait(max_wait)
+        .max_tokens(args.max_tokens)
+        .task_timeout(bg_timeout);
+    let manager =
+        BackgroundManager::new(config.manager_options()).map_err(|e| Failure(2, e.to_string()))?;
+    let manager = Arc::new(manager);
     let trace = match &args.trace {
         Some(path) => Some(
-            Tracer::to_file(path, &info)
+            Tracer::to_file(path, &config.run_info())
                 .map_err(|e| Failure(2, format!("--trace {}: {e}", path.display())))?,
         ),
         None => None,
     };
     let watcher = trace.as_ref().map(|t| t.follow(&manager));
-    let session = Session {
-        config: LoopConfig {
-            model: model_name.clone().unwrap_or_else(|| "demo".into()),
-            system: LoopConfig::lesson_system(&workdir),
-            max_tokens: args.max_tokens,
-            policy: if args.mirror {
-                LoopPolicy::lesson()
-            } else {
-                LoopPolicy { hide_secrets, ..LoopPolicy::production(max_wait) }
-            },
-        },
-        model,
-        manager,
-        workdir,
-        style,
-        trace,
-    };
+    let session = Session { config, model, manager, style, trace };
 
     let end_watch = ending::EndWatch::start(session.manager.clone())
         .map_err(|e| Failure(2, format!("cannot watch for SIGTERM: {e}")))?;
@@ -434,7 +340,7 @@ fn run_demo(session: &Session) -> Result<(), Failure> {
             "1",
             &format!(
                 "bgagent demo: a built-in model, real background tasks in {}",
-                session.workdir.display()
+                session.workdir().display()
             )
         )
     ));
@@ -455,7 +361,7 @@ fn run_demo(session: &Session) -> Result<(), Failure> {
         messages.push(json!({"role": "user", "content": prompt}));
         session.turn(&mut messages, &mut events)?;
     }
-    if session.config.policy.wait_at_end_turn.is_none() {
+    if session.config.policy().wait_at_end_turn.is_none() {
         explain_the_gap(session);
     }
     say(&format!(
@@ -477,7 +383,6 @@ fn explain_the_gap(session: &Session) {
              Letting them finish...\n"
         ));
         let limit = Some(std::time::Duration::from_secs(15));
-        let interrupted = || INTERRUPTED.load(Ordering::SeqCst);
         let _ = crate::runtime::poll_until(&interrupted, limit, |slice| {
             manager.wait_idle(Some(slice)).then_some(())
         });

@@ -3,8 +3,9 @@
 //! while you type, and Ctrl-C cancels the turn (twice at the prompt quits).
 
 use super::console::{say, Sink};
-use super::INTERRUPTED;
-use super::{Failure, Session};
+use super::failure::Failure;
+use super::interrupt::INTERRUPTED;
+use super::session::Session;
 use crate::background::{TaskEventKind, Watcher};
 use crate::error::Error;
 use rustyline::error::ReadlineError;

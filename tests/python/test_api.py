@@ -195,6 +195,9 @@ def test_managers_and_agents_render_as_tables(tmp_path):
         agent.run("go")
         assert "hi &lt;there&gt;" in agent._repr_html_()
         assert "1 turns, 2 background tasks" in agent._repr_html_()
+        shown: list[str] = []
+        agent._repr_pretty_(type("P", (), {"text": lambda self, t: shown.append(t)})(), False)
+        assert shown == ["Agent m: 1 turns, 2 background tasks\nlast reply: hi <there>"]
 
 
 @pytest.mark.parametrize("ipython", ["missing", "installed"])

@@ -9,7 +9,7 @@
 //! objects (an SDK object, whose conversion calls its code), is converted again.
 
 use super::convert::{to_block, to_json, to_py, Snapshot};
-use super::Pending;
+use super::pending::Pending;
 use bgagent::agent::Conversation;
 use bgagent::error::{Error, Result};
 use bgagent::llm::Response;

@@ -3,6 +3,7 @@
 
 use bgagent::error::Error;
 use bgagent::llm::ModelError;
+use bgagent::runtime::BadSeconds;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -100,4 +101,9 @@ pub fn core_error(py: Python<'_>, e: &Error) -> PyErr {
         Error::BadLogDir { .. } => PyOSError::new_err(e.to_string()),
         _ => PyValueError::new_err(e.to_string()),
     }
+}
+
+/// A duration argument the core's one rule refused: ValueError naming the parameter.
+pub(crate) fn bad_seconds(e: BadSeconds) -> PyErr {
+    PyValueError::new_err(e.to_string())
 }

@@ -1,72 +1,27 @@
 //! PyO3 adapters: convert arguments and results, release the GIL while waiting, and delegate
 //! to the core. No logic here that a Rust caller would also need.
 
-mod agent;
+mod agent_loop;
 mod aio;
 mod background;
+mod client;
 mod conversation;
 mod convert;
+mod defaults;
 mod errors;
+mod message;
+mod pending;
 mod scripted;
 mod stream;
+mod tools;
 mod trace;
 
-use bgagent::runtime::{poll_until, BadSeconds, Seconds};
-use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
+// Also reached by the paths they had when they lived here (`super::wait_interruptibly`).
+pub(crate) use errors::bad_seconds;
+pub(crate) use pending::wait_interruptibly;
+
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use std::sync::Mutex;
-use std::time::Duration;
-
-/// Remembers the first Python exception raised while the GIL was released (a
-/// KeyboardInterrupt from the signal check, whatever a Python client or handler raised), so
-/// the caller raises that very exception.
-#[derive(Default)]
-pub(crate) struct Pending(Mutex<Option<PyErr>>);
-
-impl Pending {
-    pub fn keep(&self, e: PyErr) {
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        slot.get_or_insert(e);
-    }
-
-    pub fn take(&self) -> Option<PyErr> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-
-    /// The core's interrupt check: runs Python's signal handlers (Ctrl-C raises there).
-    pub fn interrupted(&self) -> bool {
-        Python::attach(|py| match py.check_signals() {
-            Ok(()) => false,
-            Err(e) => {
-                self.keep(e);
-                true
-            }
-        })
-    }
-
-    /// The exception to raise for an interrupt: the one the signal check raised.
-    pub fn interrupt_error(&self) -> PyErr {
-        self.take().unwrap_or_else(|| PyKeyboardInterrupt::new_err("interrupted"))
-    }
-}
-
-/// A duration argument the core's one rule refused: ValueError naming the parameter.
-pub(crate) fn bad_seconds(e: BadSeconds) -> PyErr {
-    PyValueError::new_err(e.to_string())
-}
-
-/// Runs `step` without the GIL until it returns `Some` or `timeout` seconds pass (`None` or
-/// infinity: no limit), checking for Ctrl-C between slices so it raises promptly.
-pub(crate) fn wait_interruptibly<T: Send>(
-    py: Python<'_>,
-    timeout: Option<f64>,
-    step: impl FnMut(Duration) -> Option<T> + Send,
-) -> PyResult<Option<T>> {
-    let limit = Seconds::limit("timeout", timeout).map_err(bad_seconds)?.map(Seconds::duration);
-    let pending = Pending::default();
-    let interrupted = || pending.interrupted();
-    py.detach(|| poll_until(&interrupted, limit, step)).map_err(|_| pending.interrupt_error())
-}
 
 /// Kills the running tasks of every live manager, and lets results being handed to asyncio
 /// land; registered with `atexit` by the package.
@@ -107,8 +62,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<background::PyBackgroundManager>()?;
     m.add_class::<background::PyTaskEvents>()?;
-    m.add_class::<agent::PyClient>()?;
-    m.add_class::<agent::StopFlag>()?;
+    m.add_class::<client::PyClient>()?;
+    m.add_class::<agent_loop::StopFlag>()?;
     m.add_class::<conversation::MessageCache>()?;
     m.add_class::<scripted::PyScriptedClient>()?;
     m.add_class::<trace::PyTracer>()?;
@@ -119,16 +74,17 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_shutdown_all, m)?)?;
     m.add_function(wrap_pyfunction!(_set_supervisor, m)?)?;
     m.add_function(wrap_pyfunction!(_supervise, m)?)?;
-    m.add_function(wrap_pyfunction!(agent::run_loop, m)?)?;
-    m.add_function(wrap_pyfunction!(agent::safe_path, m)?)?;
-    m.add_function(wrap_pyfunction!(agent::run_bash, m)?)?;
-    m.add_function(wrap_pyfunction!(agent::run_read, m)?)?;
-    m.add_function(wrap_pyfunction!(agent::run_write, m)?)?;
-    m.add_function(wrap_pyfunction!(agent::run_edit, m)?)?;
-    m.add_function(wrap_pyfunction!(agent::read_text, m)?)?;
-    m.add_function(wrap_pyfunction!(agent::tool_schemas, m)?)?;
-    m.add_function(wrap_pyfunction!(agent::lesson_system, m)?)?;
+    m.add_function(wrap_pyfunction!(agent_loop::run_loop, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::safe_path, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::run_bash, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::run_read, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::run_write, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::run_edit, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::read_text, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::tool_schemas, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::lesson_system, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    defaults::register(m)?;
     errors::register(m)?;
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! tests without a key. The same model the CLI's `--script` (and, with `demo()`, `--demo`)
 //! plays.
 
-use super::agent::{build_request, create_message};
 use super::convert::to_json;
+use super::message::{build_request, create_message};
 use bgagent::llm::{Model, Response, ScriptedModel};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;

@@ -1,9 +1,9 @@
 //! `Client.messages.stream(...)`: the SDK's streaming shape over the built-in client. The call
 //! runs on a thread of its own; text pieces come through a channel, read without the GIL.
 
-use super::agent::message_object;
 use super::errors::model_error;
-use super::wait_interruptibly;
+use super::message::message_object;
+use super::pending::wait_interruptibly;
 use bgagent::llm::{CallContext, HttpClient, Model, ModelError, Progress, Request, Response};
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;

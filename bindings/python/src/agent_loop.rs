@@ -1,29 +1,33 @@
-//! The agent loop, the built-in client and the tool functions for Python.
+//! `run_loop`: the agent loop for Python, through the core's session. The adapters here let
+//! Python objects stand where the core takes its own: a client, the `TOOLS` and
+//! `TOOL_HANDLERS`, a subclass's overridden tools and drain, `print`.
 //!
 //! The loop runs without the GIL; it takes the GIL back only to touch Python objects: the
 //! conversation list, a Python client, Python tool handlers, `print`, and the signal check.
 
 use super::background::PyBackgroundManager;
-use super::bad_seconds;
+use super::client::PyClient;
 use super::conversation::{MessageCache, PyConversation};
-use super::convert::{to_block, to_json, to_py};
-use super::errors::{core_error, model_error, ConfigError};
+use super::convert::{to_json, to_py};
+use super::errors::{bad_seconds, core_error};
+use super::pending::Pending;
 use super::scripted::PyScriptedClient;
-use super::Pending;
-use bgagent::agent::{Drain, Loop, LoopConfig, LoopEvents, LoopPolicy};
+use super::trace::PyTracer;
+use bgagent::agent::{Drain, LoopEvents};
 use bgagent::background::Notification;
+use bgagent::defaults;
 use bgagent::error::{Error, Result};
-use bgagent::exec::{LocalExecutor, LocalSettings};
-use bgagent::llm::{CallContext, HttpClient, HttpConfig, Model, ModelError, Request, Response};
+use bgagent::llm::{CallContext, Model, ModelError, Request, Response};
 use bgagent::runtime::Seconds;
+use bgagent::session::{SessionConfig, Turn};
 use bgagent::tools::{self, BuiltinTools, Interrupted, ToolRunner};
-use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 fn is_interrupt(py: Python<'_>, e: &PyErr) -> bool {
     e.is_instance_of::<PyKeyboardInterrupt>(py)
@@ -181,156 +185,6 @@ impl LoopEvents for PyEvents {
     }
 }
 
-/// The built-in Messages API client, for Python. `client.messages.create(**kwargs)` works
-/// like the SDK's, so it can stand where `anthropic.Anthropic()` stands.
-#[pyclass(frozen, name = "Client", module = "bgagent")]
-pub struct PyClient {
-    http: Arc<HttpClient>,
-}
-
-#[pymethods]
-impl PyClient {
-    #[new]
-    #[pyo3(signature = (*, base_url=None, api_key=None, auth_token=None, timeout=600.0, max_retries=2, stream=false))]
-    fn new(
-        base_url: Option<String>,
-        api_key: Option<String>,
-        auth_token: Option<String>,
-        timeout: f64,
-        max_retries: u32,
-        stream: bool,
-    ) -> PyResult<Self> {
-        let timeout = Seconds::positive("timeout", timeout).map_err(bad_seconds)?.duration();
-        let env = HttpConfig::from_env();
-        let config = HttpConfig {
-            base_url: base_url.filter(|u| !u.is_empty()).unwrap_or(env.base_url),
-            api_key: api_key.or(env.api_key),
-            auth_token: auth_token.or(env.auth_token),
-            timeout,
-            max_retries,
-            stream,
-        };
-        let http = HttpClient::new(config).map_err(|e| Python::attach(|py| model_error(py, &e)))?;
-        Ok(PyClient { http: Arc::new(http) })
-    }
-
-    /// `self`, so that `client.messages.create(...)` reads like the SDK.
-    #[getter]
-    fn messages(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[getter]
-    fn base_url(&self) -> String {
-        self.http.config().base_url.clone()
-    }
-
-    /// One Messages API call; returns the message (attribute and key access both work). Every
-    /// other keyword (`temperature`, `tool_choice`, `thinking`, `stop_sequences`, `metadata`,
-    /// ...) goes into the request as given.
-    #[pyo3(signature = (*, model, messages, max_tokens, system=None, tools=None, **other))]
-    #[allow(clippy::too_many_arguments)]
-    fn create<'py>(
-        &self,
-        py: Python<'py>,
-        model: Option<String>,
-        messages: &Bound<'py, PyAny>,
-        max_tokens: u32,
-        system: Option<String>,
-        tools: Option<&Bound<'py, PyAny>>,
-        other: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let request = build_request(model, messages, max_tokens, system, tools, other)?;
-        create_message(py, self.http.as_ref(), &request)
-    }
-
-    /// Like the SDK's `client.messages.stream(...)`: a context manager whose `text_stream`
-    /// yields the text as it arrives, and `get_final_message()` the whole message.
-    #[pyo3(signature = (*, model, messages, max_tokens, system=None, tools=None, **other))]
-    #[allow(clippy::too_many_arguments)]
-    fn stream(
-        &self,
-        model: Option<String>,
-        messages: &Bound<'_, PyAny>,
-        max_tokens: u32,
-        system: Option<String>,
-        tools: Option<&Bound<'_, PyAny>>,
-        other: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<super::stream::PyMessageStream> {
-        let mut request = build_request(model, messages, max_tokens, system, tools, other)?;
-        request.extra.insert("stream".into(), Value::Bool(true));
-        Ok(super::stream::PyMessageStream::start(self.http.clone(), request))
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<bgagent.Client base_url={:?}>", self.http.config().base_url)
-    }
-}
-
-/// One call of a built-in model from Python: without the GIL, Ctrl-C stopping it, the reply
-/// as a message object.
-pub(super) fn create_message<'py>(
-    py: Python<'py>,
-    model: &dyn Model,
-    request: &Request,
-) -> PyResult<Bound<'py, PyAny>> {
-    let pending = Pending::default();
-    let response = py.detach(|| {
-        let mut ignore = |_: &str| {};
-        let interrupted = || pending.interrupted();
-        let mut ctx = CallContext { on_text: &mut ignore, interrupted: &interrupted };
-        model.create(request, &mut ctx)
-    });
-    let response = response.map_err(|e| pending.take().unwrap_or_else(|| model_error(py, &e)))?;
-    message_object(py, &response)
-}
-
-/// A request from `create`'s and `stream`'s keywords.
-pub(super) fn build_request(
-    model: Option<String>,
-    messages: &Bound<'_, PyAny>,
-    max_tokens: u32,
-    system: Option<String>,
-    tools: Option<&Bound<'_, PyAny>>,
-    other: Option<&Bound<'_, PyDict>>,
-) -> PyResult<Request> {
-    let model = model
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| ConfigError::new_err("no model name: set MODEL_ID (or pass model=...)"))?;
-    let messages = match to_json(messages)? {
-        Value::Array(list) => list,
-        _ => return Err(PyValueError::new_err("messages must be a list")),
-    };
-    let tools = match tools.map(to_json).transpose()? {
-        Some(Value::Array(list)) => list,
-        None | Some(Value::Null) => Vec::new(),
-        Some(_) => return Err(PyValueError::new_err("tools must be a list")),
-    };
-    let extra = match other.map(|o| to_json(o.as_any())).transpose()? {
-        Some(Value::Object(map)) => map,
-        _ => Default::default(),
-    };
-    let system = system.unwrap_or_default();
-    Ok(Request { model, system, messages, tools, max_tokens, extra })
-}
-
-/// A response as a `Block` whose `content` is a list of `Block`s.
-pub(super) fn message_object<'py>(
-    py: Python<'py>,
-    response: &Response,
-) -> PyResult<Bound<'py, PyAny>> {
-    let mut whole =
-        serde_json::to_value(response).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    whole["content"] = Value::Null;
-    let message = to_block(py, &whole)?;
-    let blocks = PyList::empty(py);
-    for block in &response.content {
-        blocks.append(to_block(py, block)?)?;
-    }
-    message.set_item("content", blocks)?;
-    Ok(message)
-}
-
 enum Builtin<'a> {
     Plain(BuiltinTools<'a>),
     Overridden(OverriddenTools<'a>),
@@ -402,8 +256,13 @@ impl StopFlag {
 /// Runs the agent loop on `messages` (a list, mutated in place).
 #[pyfunction]
 #[pyo3(signature = (messages, *, client, model, system, manager, workdir, tools=None, handlers=None,
-                    mirror=false, max_wait=300.0, max_tokens=8000, echo=true, pass_api_key=false,
-                    stop=None, overrides=None, drain=None, trace=None, cache=None))]
+                    mirror=false, max_wait=defaults::MAX_WAIT.as_secs_f64(),
+                    max_tokens=defaults::MAX_TOKENS, echo=true, pass_api_key=false,
+                    stop=None, overrides=None, drain=None, trace=None, cache=None),
+       text_signature = "(messages, *, client, model, system, manager, workdir, tools=None, \
+                         handlers=None, mirror=False, max_wait=300.0, max_tokens=8000, \
+                         echo=True, pass_api_key=False, stop=None, overrides=None, drain=None, \
+                         trace=None, cache=None)")]
 #[allow(clippy::too_many_arguments)]
 pub fn run_loop(
     py: Python<'_>,
@@ -423,18 +282,19 @@ pub fn run_loop(
     stop: Option<&Bound<'_, StopFlag>>,
     overrides: Option<&Bound<'_, PyDict>>,
     drain: Option<&Bound<'_, PyAny>>,
-    trace: Option<&Bound<'_, super::trace::PyTracer>>,
+    trace: Option<&Bound<'_, PyTracer>>,
     cache: Option<&Bound<'_, MessageCache>>,
 ) -> PyResult<()> {
     let tracer = trace.map(|t| Arc::clone(&t.get().tracer));
     let stop = stop.map(|s| Arc::clone(&s.get().0));
     let max_wait = Seconds::non_negative("max_wait", max_wait).map_err(bad_seconds)?.duration();
-    let policy = match mirror {
-        true => LoopPolicy::lesson(),
-        false => LoopPolicy { hide_secrets: !pass_api_key, ..LoopPolicy::production(max_wait) },
-    };
-    let config =
-        LoopConfig { model: model.clone().unwrap_or_default(), system, max_tokens, policy };
+    let config = SessionConfig::new(workdir)
+        .model(model.clone().unwrap_or_default())
+        .system(system)
+        .mirror(mirror)
+        .pass_api_key(pass_api_key)
+        .max_wait(max_wait)
+        .max_tokens(max_tokens);
     let pending = Pending::default();
     let native = native_model(client);
     let py_model = PyModel { client: client.clone().unbind(), model, pending: &pending };
@@ -443,11 +303,11 @@ pub fn run_loop(
         None => &py_model,
     };
     let manager = core_manager(manager)?;
-    let manager = manager.get().manager();
+    let session = config.session(model, manager.get().manager(), tracer.as_deref());
     // Ctrl-C (in the main thread), or the stop flag of an async caller that was cancelled.
     let stopped = || stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
     let interrupted = || stopped() || pending.interrupted();
-    let builtin = BuiltinTools { ctx: config.policy.tool_context(&workdir, manager, &interrupted) };
+    let builtin = session.builtin_tools(&interrupted);
     let mut builtin = match overrides {
         Some(o) => Builtin::Overridden(OverriddenTools {
             builtin,
@@ -477,18 +337,14 @@ pub fn run_loop(
     let mut events = PyEvents { echo };
     let user = last_user_text(messages);
     let result = py.detach(|| {
-        bgagent::trace::turn(tracer.as_deref(), user.as_deref(), &mut events, |events| {
-            let mut agent_loop = Loop {
-                config: &config,
-                model,
-                manager,
-                tools: runner,
-                events,
-                interrupted: &interrupted,
-                drain: drain_fn.as_ref().map(|d| d as Drain),
-            };
-            agent_loop.run(&mut conversation)
-        })
+        let turn = Turn {
+            messages: &mut conversation,
+            user: user.as_deref(),
+            events: &mut events,
+            interrupted: &interrupted,
+            drain: drain_fn.as_ref().map(|d| d as Drain),
+        };
+        session.turn_with(runner, turn)
     });
     if let Some(cache) = cache {
         cache.get().put(conversation.into_sent());
@@ -515,102 +371,4 @@ fn core_manager<'py>(manager: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBackg
             manager.get_type().name()?
         ))),
     }
-}
-
-fn workspace_err(e: String) -> PyErr {
-    PyValueError::new_err(e)
-}
-
-/// The workspace root as the tools compare against it (symlinks resolved). A relative one
-/// stays relative, so every path is refused, as in the lesson.
-fn workspace(workdir: &std::path::Path) -> PyResult<PathBuf> {
-    if workdir.is_relative() {
-        return Ok(workdir.to_path_buf());
-    }
-    tools::resolve(workdir)
-        .ok_or_else(|| PyValueError::new_err(format!("too many symlinks in {}", workdir.display())))
-}
-
-/// `safe_path(workdir, p)`: the resolved path, or ValueError `Path escapes workspace: {p}`.
-#[pyfunction]
-pub fn safe_path(workdir: PathBuf, p: &str) -> PyResult<PathBuf> {
-    tools::safe_path(&workspace(&workdir)?, p).map_err(workspace_err)
-}
-
-/// The blocking bash tool in `workdir` (120 s timeout, Ctrl-C stops it and its children).
-#[pyfunction]
-#[pyo3(signature = (workdir, command, timeout=120.0))]
-pub fn run_bash(py: Python<'_>, workdir: PathBuf, command: &str, timeout: f64) -> PyResult<String> {
-    let timeout = Seconds::positive("timeout", timeout).map_err(bad_seconds)?.duration();
-    let pending = Pending::default();
-    py.detach(|| {
-        let interrupted = || pending.interrupted();
-        // The lesson's module: the lesson's blocklist, and the environment passed on whole.
-        let guard = tools::Guard::Lesson;
-        tools::bash(local_executor()?, &workdir, command, timeout, &interrupted, guard, false)
-            .map_err(|Interrupted| pending.interrupt_error())
-    })
-}
-
-/// The executor for the bash tool when no manager is given: local processes, no log files.
-fn local_executor() -> PyResult<&'static LocalExecutor> {
-    static LOCAL: OnceLock<std::result::Result<LocalExecutor, String>> = OnceLock::new();
-    let local = LOCAL.get_or_init(|| {
-        let settings = LocalSettings { log_dir: Some(std::env::temp_dir()), ..Default::default() };
-        LocalExecutor::new(settings).map_err(|e| e.to_string())
-    });
-    local.as_ref().map_err(|e| PyOSError::new_err(e.clone()))
-}
-
-#[pyfunction]
-#[pyo3(signature = (workdir, path, limit=None))]
-pub fn run_read(
-    py: Python<'_>,
-    workdir: PathBuf,
-    path: &str,
-    limit: Option<i64>,
-) -> PyResult<String> {
-    let root = workspace(&workdir)?;
-    // Files can be slow (a network mount, a huge file): never hold the GIL meanwhile.
-    Ok(py.detach(|| tools::read(&root, path, limit, tools::Guard::Lesson)))
-}
-
-#[pyfunction]
-pub fn run_write(py: Python<'_>, workdir: PathBuf, path: &str, content: &str) -> PyResult<String> {
-    let root = workspace(&workdir)?;
-    Ok(py.detach(|| tools::write(&root, path, content, tools::Guard::Lesson)))
-}
-
-#[pyfunction]
-pub fn run_edit(
-    py: Python<'_>,
-    workdir: PathBuf,
-    path: &str,
-    old_text: &str,
-    new_text: &str,
-) -> PyResult<String> {
-    let root = workspace(&workdir)?;
-    Ok(py.detach(|| tools::edit(&root, path, old_text, new_text, tools::Guard::Lesson)))
-}
-
-/// A workspace file's whole text, for the lesson module's rarer paths (arguments of other
-/// types than the tools take); OSError with the lesson's text (Python's) if it cannot be read.
-#[pyfunction]
-pub fn read_text(py: Python<'_>, workdir: PathBuf, path: &str) -> PyResult<String> {
-    let root = workspace(&workdir)?;
-    py.detach(|| tools::whole_text(&root, path, tools::Guard::Lesson)).map_err(PyOSError::new_err)
-}
-
-/// The lesson's six tool schemas (with `extended`, production's eight).
-#[pyfunction]
-#[pyo3(signature = (extended=false))]
-pub fn tool_schemas(py: Python<'_>, extended: bool) -> PyResult<Bound<'_, PyAny>> {
-    let list = if extended { tools::extended_tools() } else { tools::lesson_tools() };
-    to_py(py, &Value::Array(list))
-}
-
-/// The lesson's system prompt for a workspace.
-#[pyfunction]
-pub fn lesson_system(workdir: PathBuf) -> String {
-    LoopConfig::lesson_system(&workdir)
 }
