@@ -8,7 +8,7 @@ mod env_file;
 mod repl;
 
 use crate::agent::{Loop, LoopConfig, LoopPolicy};
-use crate::background::{BackgroundManager, Options};
+use crate::background::{BackgroundManager, Options, Records, Until};
 use crate::error::Error;
 use crate::llm::{HttpClient, HttpConfig, Model, ScriptedModel};
 use crate::runtime::Seconds;
@@ -472,7 +472,7 @@ fn run_demo(session: &Session) -> Result<(), Failure> {
 /// then say where their results are (the lesson's known gap) and what production does.
 fn explain_the_gap(session: &Session) {
     let manager = &session.manager;
-    let running = manager.running_count();
+    let running = manager.snapshot(Records::None).running;
     if running > 0 {
         say(&format!(
             "\nThe lesson's loop returned at end_turn while {running} background tasks still ran. \
@@ -481,10 +481,10 @@ fn explain_the_gap(session: &Session) {
         let limit = Some(std::time::Duration::from_secs(15));
         let interrupted = || INTERRUPTED.load(Ordering::SeqCst);
         let _ = crate::runtime::poll_until(&interrupted, limit, |slice| {
-            manager.wait_idle(Some(slice)).then_some(())
+            manager.wait(Until::Idle, Some(slice)).ok().map(drop)
         });
     }
-    let queued = manager.queued();
+    let queued = manager.snapshot(Records::None).queued;
     let results = if queued == 1 { "result is" } else { "results are" };
     say(&format!(
         "\n{}\n",

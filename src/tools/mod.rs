@@ -15,7 +15,7 @@ pub use bash::{bash, is_dangerous, Guard, BASH_TIMEOUT};
 pub use files::{edit, read, whole_text, write};
 pub use path::{resolve, safe_path};
 
-use crate::background::{BackgroundManager, Status};
+use crate::background::{BackgroundManager, Until};
 use crate::runtime::{poll_until, Interrupt, Seconds};
 use crate::secrets::Redactor;
 use serde_json::{json, Value};
@@ -212,12 +212,12 @@ fn wait_background(
         }
     }
     poll_until(ctx.interrupted, Some(limit), |slice| {
-        let done = match task_id {
-            Some(id) => ctx.manager.wait_task(id, Some(slice)) != Some(Status::Running),
+        let until = match task_id {
+            Some(id) => Until::Ended(id),
             // Leave the queue alone: the loop injects what finished before the next model call.
-            None => ctx.manager.wait_for_finished(Some(slice)),
+            None => Until::Finished,
         };
-        done.then_some(())
+        ctx.manager.wait(until, Some(slice)).ok().map(drop)
     })?;
     Ok(ctx.manager.check(task_id))
 }

@@ -348,13 +348,14 @@ impl Tracer {
                 let mut fields =
                     json!({"task_id": id, "status": status.as_str(), "exit_code": exit_code});
                 if let Some(record) = tasks.and_then(|t| t.record(id)) {
-                    let o = &record.output;
-                    fields["duration"] = json!(record.elapsed().as_secs_f64());
-                    fields["stdout_bytes"] = json!(o.stdout_bytes);
-                    fields["stderr_bytes"] = json!(o.stderr_bytes);
-                    fields["log_path"] = json!(o.log_path);
-                    let result = record.result.unwrap_or_default();
-                    fields = with_text(fields, "result", &result);
+                    // The record as it serialises (Python's `info()` too), renamed where
+                    // the trace's schema says otherwise.
+                    let info = json!(record);
+                    fields["duration"] = info["elapsed"].clone();
+                    for key in ["stdout_bytes", "stderr_bytes", "log_path"] {
+                        fields[key] = info[key].clone();
+                    }
+                    fields = with_text(fields, "result", record.result().unwrap_or_default());
                 }
                 ("task_finished", fields)
             }

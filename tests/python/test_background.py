@@ -395,9 +395,8 @@ def test_planted_entries_show_in_check_and_are_never_notified_or_reused(bg, monk
     bg.wait(finished, timeout=30)
     del bg.tasks[finished]
     draws = iter(["0000aaaa", finished, "0000bbbb"])
-    monkeypatch.setattr(
-        bgagent.background.uuid, "uuid4", lambda: type("U", (), {"hex": next(draws) + "0" * 24})
-    )
+    # The draw is the core's (`_core.new_task_id`, the lesson's `uuid4().hex[:8]`).
+    monkeypatch.setattr(bgagent.background._core, "new_task_id", lambda: next(draws))
     assert bg.start("echo new") == "0000bbbb"
     bg.wait("0000bbbb", timeout=30)
     notes = bg.drain_notifications()
