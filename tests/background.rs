@@ -3,10 +3,13 @@
 
 mod common;
 
-use bgagent::background::{Finished, Records, TaskEvent, TaskEventKind, TimedOut, Until};
+use bgagent::background::{
+    Finished, Records, TaskEvent, TaskEventKind, TaskState, TimedOut, Until,
+};
 use bgagent::exec::{MemoryExecutor, Scripted};
 use bgagent::{BackgroundManager, Notification, Options, Status};
 use common::{marker, processes_with};
+use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -575,4 +578,82 @@ fn processes_that_leave_the_session_end_with_their_task() {
         assert!(ready.exists(), "the escape ran");
         wait_until("the escaped process is gone", || processes_with(&mark).is_empty());
     }
+}
+
+/// A command that runs until `go` exists, then prints `done`.
+fn until_exists(go: &Path) -> String {
+    format!("while [ ! -e {} ]; do sleep 0.01; done; echo done", go.display())
+}
+
+#[test]
+fn one_wait_for_each_condition_sync_and_async() {
+    let m = manager(quick());
+    let awaiter = m.awaiter();
+    let block_on = |f| bgagent::runtime::runtime().block_on(f);
+    // Nothing runs: every condition holds at once, and there is no next notification.
+    for until in [Until::Finished, Until::Idle, Until::Next, Until::Ended("nope")] {
+        assert_eq!(m.wait(until, None), Ok(None), "{until:?}");
+        assert_eq!(block_on(awaiter.wait(until)), None, "{until:?}");
+    }
+    let go = temp_dir("go").join("go");
+    let id = m.start(&until_exists(&go));
+    let short = Some(Duration::from_millis(50));
+    for until in [Until::Finished, Until::Idle, Until::Next, Until::Ended(&id)] {
+        assert_eq!(m.wait(until, short), Err(TimedOut), "{until:?} while the task waits");
+    }
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(m.wait(Until::Ended(&id), LONG), Ok(None));
+    assert_eq!(m.wait(Until::Finished, None), Ok(None), "the queue is left as it is");
+    assert_eq!(m.snapshot(Records::None).queued, 1);
+    let note = m.wait(Until::Next, LONG).unwrap().expect("the task's notification");
+    assert_eq!((note.task_id.as_str(), note.result.as_str()), (id.as_str(), "done"));
+    assert_eq!(m.wait(Until::Next, None), Ok(None), "taken once");
+
+    // The async twin takes the same notification the sync one would.
+    let other = m.start("echo async");
+    let note = block_on(awaiter.wait(Until::Next)).expect("a notification");
+    assert_eq!((note.task_id, note.result), (other, "async".to_string()));
+    std::fs::remove_dir_all(go.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_tasks_state_carries_its_own_data_and_serialises_once() {
+    let m = manager(quick());
+    let go = temp_dir("state").join("go");
+    let id = m.start(&until_exists(&go));
+    wait_until("the task has a pid", || m.task(&id).unwrap().pid().is_some());
+    let running = m.task(&id).unwrap();
+    let TaskState::Running { pid, .. } = running.state else { panic!("{:?}", running.state) };
+    let info = serde_json::to_value(&running).unwrap();
+    assert_eq!(info["status"], "running");
+    assert_eq!((info["result"].is_null(), info["exit_code"].is_null()), (true, true));
+    assert_eq!(info["pid"], pid);
+    let events = m.subscribe();
+    std::fs::write(&go, "").unwrap();
+    let done = finish(&m, &id);
+    assert_eq!(
+        (done.status, done.result.as_str(), done.exit_code),
+        (Status::Completed, "done", Some(0))
+    );
+    assert_eq!(done.pid, Some(pid), "the pid stays known");
+    let info = serde_json::to_value(m.task(&id).unwrap()).unwrap();
+    let keys: Vec<&str> = info.as_object().unwrap().keys().map(String::as_str).collect();
+    let want = "task_id status command result exit_code elapsed pid stdout_bytes stderr_bytes \
+                log_bytes log_cut log_path log_error";
+    assert_eq!(keys, want.split_whitespace().collect::<Vec<_>>());
+    assert_eq!(
+        (&info["status"], &info["result"], &info["stdout_bytes"]),
+        (&"completed".into(), &"done".into(), &5.into())
+    );
+    let note = serde_json::to_value(m.drain().pop().unwrap()).unwrap();
+    assert_eq!(
+        note,
+        json!({"task_id": id, "status": "completed",
+            "command": until_exists(&go)[..80], "result": "done", "exit_code": 0})
+    );
+    let finished = std::iter::from_fn(|| events.recv(LONG)).find(|e| e.kind.name() == "finished");
+    let event = serde_json::to_value(finished.unwrap()).unwrap();
+    let want = json!({"task_id": id, "event": "finished", "status": "completed", "exit_code": 0});
+    assert_eq!(event, want);
+    std::fs::remove_dir_all(go.parent().unwrap()).unwrap();
 }
