@@ -12,13 +12,23 @@ pub fn started_line(id: &str, command: &str) -> String {
 /// while there is none). `None`: no such task.
 pub fn check_one(id: &str, task: Option<(&str, &str, Option<&str>)>) -> String {
     match task {
-        None => format!("Error: Unknown task {id}"),
+        None => unknown_task(id),
         Some((status, command, result)) => format!(
             "[{status}] {}\n{}",
             prefix(command, 60),
             result.filter(|r| !r.is_empty()).unwrap_or("(running)")
         ),
     }
+}
+
+/// What `check` and `kill` answer for an id no task has.
+pub fn unknown_task(id: &str) -> String {
+    format!("Error: Unknown task {id}")
+}
+
+/// What `kill` answers for a task that has ended.
+pub fn not_running(id: &str, status: &str) -> String {
+    format!("Error: Task {id} is not running ({status})")
 }
 
 /// Every task as `check` lists them, given `(id, status, command)` in start order.

@@ -456,9 +456,9 @@ impl Inner {
     pub(crate) fn request_kill(&self, task_id: &str) -> std::result::Result<(), String> {
         let state = self.lock();
         match state.tasks.get(task_id) {
-            None => Err(format!("Error: Unknown task {task_id}")),
+            None => Err(lesson::unknown_task(task_id)),
             Some(t) => match t.kill() {
-                None => Err(format!("Error: Task {task_id} is not running ({})", t.status())),
+                None => Err(lesson::not_running(task_id, t.status().as_str())),
                 Some(kill) => {
                     kill.cancel();
                     Ok(())

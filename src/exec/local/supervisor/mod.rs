@@ -216,7 +216,7 @@ fn start_supervisor() -> Result<Arc<Shared>, Option<io::Error>> {
         waiting: Mutex::new(HashMap::new()),
     });
     for (maker, dir) in REMOVE_AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        if *maker == owner {
+        if !forked_from(*maker) {
             let _ = link.try_send(&Order::RemoveAtExit(dir.clone()).encode());
         }
     }
