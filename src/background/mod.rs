@@ -1,10 +1,11 @@
 //! The BackgroundManager: runs shell commands in the background and queues one notification
 //! per finished task, to be drained before the next model call.
 //!
-//! All state lives under one mutex (the task table and the notification queue together), and a
-//! condition variable wakes anyone waiting for a task to end (a watch channel wakes the async
-//! waits of [`Awaiter`]). Commands run through an
-//! [`Executor`]; every change is published as a [`TaskEvent`] to whoever subscribed.
+//! All state lives under one mutex (the task table and the notification queue together). There
+//! is one wait, [`BackgroundManager::wait`] for an [`Until`]: a condition variable wakes it,
+//! and a watch channel wakes its async twin [`Awaiter::wait`]. Commands run through an
+//! [`Executor`]; every change is published as a [`TaskEvent`] to whoever subscribed. The
+//! lesson's own words (run's line, check's text, the id draw) are in [`lesson`].
 
 mod awaiter;
 mod capture;
