@@ -5,7 +5,7 @@
 //! also waits, at the end of a turn, for tasks still running, so their results are never left
 //! behind, and offers the wait_background and kill_background tools.
 
-use crate::background::{BackgroundManager, Notification};
+use crate::background::{BackgroundManager, Notification, Records, Until};
 use crate::error::{Error, Result};
 use crate::llm::block::tool_result;
 use crate::llm::{CallContext, Model, ModelError, Request, Response};
@@ -257,7 +257,7 @@ impl Loop<'_> {
     fn drain(&self) -> Result<Vec<Notification>> {
         match self.drain {
             Some(drain) => drain(),
-            None => Ok(self.manager.drain_notifications()),
+            None => Ok(self.manager.drain()),
         }
     }
 
@@ -299,12 +299,12 @@ impl Loop<'_> {
         max_wait: Duration,
     ) -> Result<bool> {
         let manager = self.manager;
-        let running = manager.running_count();
+        let running = manager.snapshot(Records::None).running;
         if running > 0 {
             self.events.waiting(running, max_wait);
         }
         let ended = poll_until(self.interrupted, Some(max_wait), |slice| {
-            manager.wait_for_finished(Some(slice)).then_some(())
+            manager.wait(Until::Finished, Some(slice)).ok().map(drop)
         })
         .map_err(|Interrupted| Error::Interrupted)?;
         let notes = self.drain()?;

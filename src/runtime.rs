@@ -19,13 +19,12 @@ pub fn runtime() -> &'static Runtime {
     static CURRENT: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mut());
     static OWNER: AtomicU32 = AtomicU32::new(0);
     static CREATING: Mutex<()> = Mutex::new(());
-    let me = std::process::id();
-    if OWNER.load(Ordering::Acquire) == me {
+    if !forked_from(OWNER.load(Ordering::Acquire)) {
         // SAFETY: set below before OWNER, from a leaked Box: valid for the process's life.
         return unsafe { &*CURRENT.load(Ordering::Acquire) };
     }
     let _one_at_a_time = CREATING.lock().unwrap_or_else(|p| p.into_inner());
-    if OWNER.load(Ordering::Acquire) != me {
+    if forked_from(OWNER.load(Ordering::Acquire)) {
         raise_open_file_limit();
         let runtime = Builder::new_multi_thread()
             .worker_threads(2)
@@ -35,10 +34,17 @@ pub fn runtime() -> &'static Runtime {
             .build()
             .expect("cannot start the bgagent runtime threads");
         CURRENT.store(Box::into_raw(Box::new(runtime)), Ordering::Release);
-        OWNER.store(me, Ordering::Release);
+        OWNER.store(std::process::id(), Ordering::Release);
     }
     // SAFETY: as above.
     unsafe { &*CURRENT.load(Ordering::Acquire) }
+}
+
+/// Whether this process is not `maker`, the process that made something it holds: then it
+/// is a `fork()`ed child with a copy of the maker's memory (threads, links, tasks), none of
+/// which is its own. The one test for that everywhere (0, no maker, counts as another).
+pub fn forked_from(maker: u32) -> bool {
+    maker != std::process::id()
 }
 
 /// Each running task holds a few descriptors (two pipes, a process handle), so the common soft

@@ -94,7 +94,7 @@ fn a_background_result_is_injected_before_the_next_call() {
     let mut messages = vec![json!({"role": "user", "content": "build"})];
     let (result, events) = run_loop(&setup, &http(&server), true, &mut messages, None);
     result.unwrap();
-    let id = setup.manager.tasks()[0].id.clone();
+    let id = setup.manager.snapshot(bgagent::background::Records::All).tasks[0].id.clone();
     let injected =
         format!("<background-results>\n[bg:{id}] completed: built\n</background-results>");
     assert_eq!(events.injected, vec![injected.clone()]);
@@ -130,7 +130,7 @@ fn production_waits_for_running_tasks_at_end_turn() {
     ]);
     let mut messages = vec![json!({"role": "user", "content": "go"})];
     run_loop(&setup, &http(&server), false, &mut messages, None).0.unwrap();
-    let id = setup.manager.tasks()[0].id.clone();
+    let id = setup.manager.snapshot(bgagent::background::Records::All).tasks[0].id.clone();
     assert_eq!(
         messages[4]["content"],
         format!("<background-results>\n[bg:{id}] completed (exit 2): late\n</background-results>")

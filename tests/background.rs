@@ -3,10 +3,13 @@
 
 mod common;
 
-use bgagent::background::{TaskEvent, TaskEventKind};
+use bgagent::background::{
+    Finished, Records, TaskEvent, TaskEventKind, TaskState, TimedOut, Until,
+};
 use bgagent::exec::{MemoryExecutor, Scripted};
 use bgagent::{BackgroundManager, Notification, Options, Status};
 use common::{marker, processes_with};
+use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,9 +52,16 @@ fn tree_with(marker: &str, tail: &str) -> String {
     format!("sh -c 'sleep 600; :' {marker} & sh -c 'sleep 600; :' {marker}{tail}; :")
 }
 
-fn finish(m: &BackgroundManager, id: &str) -> bgagent::TaskRecord {
-    assert_ne!(m.wait_task(id, LONG), Some(Status::Running), "task {id} did not finish");
-    m.task(id).unwrap()
+/// `check(id)` once the task has ended.
+fn wait_check(m: &BackgroundManager, id: &str) -> String {
+    finish(m, id);
+    m.check(Some(id))
+}
+
+/// How the task ended, once it has.
+fn finish(m: &BackgroundManager, id: &str) -> Finished {
+    assert_eq!(m.wait(Until::Ended(id), LONG), Ok(None), "task {id} did not finish");
+    m.task(id).unwrap().finished().expect("it ended").clone()
 }
 
 #[test]
@@ -75,8 +85,8 @@ fn running_tasks_show_running_and_run_does_not_wait() {
     let m = manager(quick());
     let id = m.start("sleep 30");
     assert_eq!(m.check(Some(&id)), "[running] sleep 30\n(running)");
-    assert!(m.has_running_tasks());
-    assert!(m.drain_notifications().is_empty());
+    assert!(m.snapshot(Records::None).running > 0);
+    assert!(m.drain().is_empty());
     m.kill(&id);
 }
 
@@ -114,11 +124,11 @@ fn output_and_preview_are_cut_by_characters() {
     let m = manager(Options { output_limit: 10, preview_limit: 4, ..Options::default() });
     let id = m.start("printf 'héllo wörld and more'");
     let note = m.wait_for_notifications(LONG).pop().unwrap();
-    assert_eq!(m.task(&id).unwrap().result.as_deref(), Some("héllo wörl"));
+    assert_eq!(m.task(&id).unwrap().result(), Some("héllo wörl"));
     assert_eq!(note.result, "héll");
     let id = m.start("printf 'abcdefghi      '");
     finish(&m, &id);
-    assert_eq!(m.task(&id).unwrap().result.as_deref(), Some("abcdefghi"), "strip comes first");
+    assert_eq!(m.task(&id).unwrap().result(), Some("abcdefghi"), "strip comes first");
 }
 
 #[test]
@@ -130,7 +140,7 @@ fn large_output_keeps_an_exact_head_and_a_capped_log() {
     let id = m.start("seq 1 100000");
     let t = finish(&m, &id);
     let full: String = (1..=100_000).map(|i| format!("{i}\n")).collect();
-    assert_eq!(t.result.as_deref(), Some(&full[..50_000]));
+    assert_eq!(Some(t.result.as_str()), Some(&full[..50_000]));
     assert_eq!(t.output.stdout_bytes, full.len() as u64);
     assert_eq!(t.output.log_bytes, 100_000);
     assert!(t.output.log_cut);
@@ -147,7 +157,7 @@ fn a_short_output_gets_no_log_file_and_a_longer_one_gets_all_of_it() {
     let m = manager(Options { log_dir: Some(dir.clone()), ..Options::default() });
     let line = format!("{}\n", "x".repeat(99));
     let short = finish(&m, &m.start(&format!("printf '{}'; printf 'err\\n' >&2", line.trim_end())));
-    assert_eq!(short.result.as_deref(), Some(&*format!("{}err", "x".repeat(99))));
+    assert_eq!(Some(short.result.as_str()), Some(&*format!("{}err", "x".repeat(99))));
     let o = &short.output;
     assert_eq!((o.stdout_bytes, o.stderr_bytes, o.log_bytes), (99, 4, 103));
     assert_eq!(o.log_path, None);
@@ -174,7 +184,7 @@ fn a_short_output_gets_no_log_file_and_a_longer_one_gets_all_of_it() {
 fn output_longer_than_the_result_shows_gets_a_file_however_short() {
     let m = manager(Options { output_limit: 10, ..Options::default() });
     let t = finish(&m, &m.start("echo 0123456789ab"));
-    assert_eq!(t.result.as_deref(), Some("0123456789"));
+    assert_eq!(Some(t.result.as_str()), Some("0123456789"));
     let log = std::fs::read_to_string(t.output.log_path.expect("a log file")).unwrap();
     assert_eq!((log.as_str(), t.output.log_held), ("0123456789ab\n", None));
 }
@@ -190,7 +200,7 @@ fn a_stopped_task_keeps_its_short_output_in_a_file() {
     wait_until("the task has printed", || ready.exists());
     m.kill(&id);
     let t = finish(&m, &id);
-    assert_eq!((t.status, t.result.as_deref()), (Status::Killed, Some("Error: Killed")));
+    assert_eq!((t.status, Some(t.result.as_str())), (Status::Killed, Some("Error: Killed")));
     let log = std::fs::read_to_string(t.output.log_path.expect("a log file")).unwrap();
     assert_eq!((log.as_str(), t.output.log_held), ("partial\n", None));
     std::fs::remove_dir_all(dir).unwrap();
@@ -202,7 +212,7 @@ fn invalid_utf8_is_replaced_not_an_error() {
     let id = m.start("printf 'ok \\377\\376 \\303'");
     let t = finish(&m, &id);
     assert_eq!(t.status, Status::Completed);
-    assert_eq!(t.result.as_deref(), Some("ok \u{FFFD}\u{FFFD} \u{FFFD}"));
+    assert_eq!(Some(t.result.as_str()), Some("ok \u{FFFD}\u{FFFD} \u{FFFD}"));
 }
 
 #[test]
@@ -212,7 +222,7 @@ fn timeout_stops_the_whole_group() {
     let id = m.start(&tree_with(&mark, ""));
     let t = finish(&m, &id);
     assert_eq!(t.status, Status::Timeout);
-    assert_eq!(t.result.as_deref(), Some("Error: Timeout (0.4s)"));
+    assert_eq!(Some(t.result.as_str()), Some("Error: Timeout (0.4s)"));
     assert_eq!(t.exit_code, None);
     assert_eq!(processes_with(&mark), Vec::<String>::new());
 }
@@ -230,9 +240,9 @@ fn a_child_ignoring_sigterm_gets_sigkill_after_the_grace_period() {
     let asked = Instant::now();
     let text = m.kill(&id);
     assert_eq!(text, format!("[killed] {}\nError: Killed", &m.task(&id).unwrap().command[..60]));
-    let took = m.task(&id).unwrap().finished.unwrap() - asked;
+    let took = m.task(&id).unwrap().finished().unwrap().ended - asked;
     assert!(took >= Duration::from_millis(300), "SIGKILL came before the grace period: {took:?}");
-    assert_eq!(m.task(&id).unwrap().exit_code, None);
+    assert_eq!(m.task(&id).unwrap().exit_code(), None);
     assert_eq!(processes_with(&mark), Vec::<String>::new());
     assert_eq!(m.kill(&id), format!("Error: Task {id} is not running (killed)"));
     assert_eq!(m.kill("nope"), "Error: Unknown task nope");
@@ -245,9 +255,10 @@ fn a_grandchild_holding_the_pipe_does_not_hold_the_task() {
     let id = m.start(&format!("sh -c 'sleep 600; :' {mark} & echo started"));
     let t = finish(&m, &id);
     assert_eq!(t.status, Status::Completed);
-    assert_eq!(t.result.as_deref(), Some("started"));
+    assert_eq!(Some(t.result.as_str()), Some("started"));
     assert_eq!(t.exit_code, Some(0));
-    assert!(t.elapsed() < Duration::from_secs(20), "finished within the wait bound");
+    let elapsed = m.task(&id).unwrap().elapsed();
+    assert!(elapsed < Duration::from_secs(20), "finished within the wait bound");
     assert_eq!(processes_with(&mark), Vec::<String>::new());
 }
 
@@ -257,7 +268,7 @@ fn leftovers_with_redirected_output_are_killed_when_the_shell_exits() {
     let m = manager(quick());
     let id = m.start(&format!("sh -c 'sleep 600; :' {mark} >/dev/null 2>&1 & echo done"));
     let t = finish(&m, &id);
-    assert_eq!(t.result.as_deref(), Some("done"));
+    assert_eq!(Some(t.result.as_str()), Some("done"));
     assert_eq!(processes_with(&mark), Vec::<String>::new());
 }
 
@@ -276,8 +287,8 @@ fn shutdown_kills_everything_and_queues_their_notifications() {
     let m = manager(quick());
     let ids: HashSet<String> = (0..5).map(|_| m.start("sleep 60")).collect();
     m.shutdown();
-    assert!(!m.has_running_tasks());
-    let notes = m.drain_notifications();
+    assert_eq!(m.snapshot(Records::None).running, 0);
+    let notes = m.drain();
     assert_eq!(notes.iter().map(|n| n.task_id.clone()).collect::<HashSet<_>>(), ids);
     assert!(notes.iter().all(|n| n.status == Status::Killed && n.exit_code.is_none()));
 }
@@ -310,7 +321,7 @@ fn commands_run_in_the_workdir() {
     let m = manager(Options { workdir: Some(dir.clone()), ..Options::default() });
     let id = m.start("pwd");
     let t = finish(&m, &id);
-    assert_eq!(t.result.unwrap(), std::fs::canonicalize(&dir).unwrap().display().to_string());
+    assert_eq!(t.result, std::fs::canonicalize(&dir).unwrap().display().to_string());
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -351,8 +362,9 @@ fn wait_for_notifications_returns_empty_when_nothing_runs_or_on_timeout() {
     assert!(m.wait_for_notifications(None).is_empty());
     let id = m.start("sleep 30");
     assert!(m.wait_for_notifications(Some(Duration::from_millis(100))).is_empty());
-    assert_eq!(m.wait_task(&id, Some(Duration::from_millis(50))), Some(Status::Running));
-    assert_eq!(m.wait_task("nope", None), None);
+    assert_eq!(m.wait(Until::Ended(&id), Some(Duration::from_millis(50))), Err(TimedOut));
+    assert_eq!(m.task(&id).unwrap().status(), Status::Running);
+    assert_eq!(m.wait(Until::Ended("nope"), None), Ok(None), "an unknown task is not waited for");
     m.kill(&id);
     assert_eq!(m.wait_for_notifications(None).len(), 1);
 }
@@ -363,12 +375,12 @@ fn kill_reaches_leftovers_after_the_shell_has_exited() {
     let m = manager(quick());
     let command = format!("sh -c 'sleep 600; :' {mark} & exit 0");
     let id = m.start(&command);
-    wait_until("the task's shell has a pid", || m.task(&id).unwrap().pid.is_some());
-    let shell = m.task(&id).unwrap().pid.unwrap();
+    wait_until("the task's shell has a pid", || m.task(&id).unwrap().pid().is_some());
+    let shell = m.task(&id).unwrap().pid().unwrap();
     wait_until("the shell is gone and its child holds the pipes", || {
         exited(shell) && !processes_with(&mark).is_empty()
     });
-    assert_eq!(m.task(&id).unwrap().status, Status::Running, "the pipe grace (2 s) still runs");
+    assert_eq!(m.task(&id).unwrap().status(), Status::Running, "the pipe grace (2 s) still runs");
     assert_eq!(m.kill(&id), format!("[killed] {}\nError: Killed", &command[..60]));
     assert_eq!(processes_with(&mark), Vec::<String>::new());
 }
@@ -392,8 +404,8 @@ fn children_a_task_leaves_dead_are_reaped_by_the_supervisor() {
     let m = manager(quick());
     // A shell that stays, to learn the supervisor's pid (its parent).
     let sleeper = m.start("sleep 600");
-    wait_until("the task has a pid", || m.task(&sleeper).unwrap().pid.is_some());
-    let shell = m.task(&sleeper).unwrap().pid.unwrap();
+    wait_until("the task has a pid", || m.task(&sleeper).unwrap().pid().is_some());
+    let shell = m.task(&sleeper).unwrap().pid().unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{shell}/stat")).unwrap();
     let supervisor: u32 =
         stat.rsplit_once(") ").unwrap().1.split(' ').nth(1).unwrap().parse().unwrap();
@@ -429,7 +441,7 @@ fn events_follow_a_task_from_queued_to_drained_in_time_order() {
     let events = m.subscribe();
     let id = m.start("for i in 1 2 3; do echo $i; sleep 0.3; done; exit 3");
     let got = collect(&events, |got| got.iter().any(|e| e.kind.name() == "finished"));
-    let notes = m.drain_notifications();
+    let notes = m.drain();
     assert_eq!(notes.len(), 1);
     let got = [got, collect(&events, |got| !got.is_empty())].concat();
     let names = kinds(&got, &id);
@@ -437,7 +449,7 @@ fn events_follow_a_task_from_queued_to_drained_in_time_order() {
     assert_eq!(names[names.len() - 2..], ["finished", "drained"]);
     assert!(names.contains(&"progress"), "outputs 0.3 s apart publish progress: {names:?}");
     assert!(got.windows(2).all(|w| w[0].at <= w[1].at), "times never go backwards");
-    let pid = m.task(&id).unwrap().pid.unwrap();
+    let pid = m.task(&id).unwrap().pid().unwrap();
     assert_eq!(got[1].kind, TaskEventKind::Started { pid });
     let finished = &got[names.len() - 2].kind;
     assert_eq!(
@@ -474,15 +486,15 @@ fn an_in_memory_executor_drives_the_same_contract() {
     let ok = m.start("ok 7");
     let hang = m.start("hang");
     let fail = m.start("fail");
-    assert_eq!(m.wait(&ok, LONG), "[completed] ok 7\n7");
-    assert_eq!(m.wait(&hang, LONG), "[timeout] hang\nError: Timeout (0.2s)");
-    assert_eq!(m.wait(&fail, LONG), "[error] fail\nError: no such thing: fail");
+    assert_eq!(wait_check(&m, &ok), "[completed] ok 7\n7");
+    assert_eq!(wait_check(&m, &hang), "[timeout] hang\nError: Timeout (0.2s)");
+    assert_eq!(wait_check(&m, &fail), "[error] fail\nError: no such thing: fail");
     let killed = m.start("hang");
     assert_eq!(m.kill(&killed), "[killed] hang\nError: Killed");
     let launched: Vec<String> = executor.launched().into_iter().map(|s| s.id).collect();
     assert_eq!(launched, [ok, hang, fail, killed]);
     assert!(executor.launched().iter().all(|s| s.workdir == m.workdir() && s.keep_log));
-    assert_eq!(m.drain_notifications().len(), 4);
+    assert_eq!(m.drain().len(), 4);
 }
 
 #[test]
@@ -509,7 +521,7 @@ fn many_tasks_and_drainers_see_every_lifecycle_event_once_and_in_order() {
         })
         .collect();
     let drained: usize = drainers.into_iter().map(|d| d.join().unwrap()).sum();
-    assert_eq!(drained + m.drain_notifications().len(), 500);
+    assert_eq!(drained + m.drain().len(), 500);
     let got =
         collect(&events, |got| got.iter().filter(|e| e.kind.name() == "drained").count() == 500);
     assert!(got.windows(2).all(|w| w[0].at <= w[1].at));
@@ -534,11 +546,90 @@ fn the_default_log_dir_is_removed_with_the_manager() {
     let dir: PathBuf = m.log_dir().unwrap().to_path_buf();
     assert!(dir.is_dir());
     // More than a log kept in memory holds, so it has a file.
-    m.wait(&m.start("yes logged | head -n 1000"), LONG);
+    finish(&m, &m.start("yes logged | head -n 1000"));
     assert_eq!(
-        std::fs::read_to_string(dir.join(format!("{}.log", m.tasks()[0].id))).unwrap(),
+        std::fs::read_to_string(dir.join(format!("{}.log", m.snapshot(Records::All).tasks[0].id)))
+            .unwrap(),
         "logged\n".repeat(1000)
     );
     drop(m);
     assert!(!Path::new(&dir).exists());
+}
+
+/// A command that runs until `go` exists, then prints `done`.
+fn until_exists(go: &Path) -> String {
+    format!("while [ ! -e {} ]; do sleep 0.01; done; echo done", go.display())
+}
+
+#[test]
+fn one_wait_for_each_condition_sync_and_async() {
+    let m = manager(quick());
+    let awaiter = m.awaiter();
+    let block_on = |f| bgagent::runtime::runtime().block_on(f);
+    // Nothing runs: every condition holds at once, and there is no next notification.
+    for until in [Until::Finished, Until::Idle, Until::Next, Until::Ended("nope")] {
+        assert_eq!(m.wait(until, None), Ok(None), "{until:?}");
+        assert_eq!(block_on(awaiter.wait(until)), None, "{until:?}");
+    }
+    let go = temp_dir("go").join("go");
+    let id = m.start(&until_exists(&go));
+    let short = Some(Duration::from_millis(50));
+    for until in [Until::Finished, Until::Idle, Until::Next, Until::Ended(&id)] {
+        assert_eq!(m.wait(until, short), Err(TimedOut), "{until:?} while the task waits");
+    }
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(m.wait(Until::Ended(&id), LONG), Ok(None));
+    assert_eq!(m.wait(Until::Finished, None), Ok(None), "the queue is left as it is");
+    assert_eq!(m.snapshot(Records::None).queued, 1);
+    let note = m.wait(Until::Next, LONG).unwrap().expect("the task's notification");
+    assert_eq!((note.task_id.as_str(), note.result.as_str()), (id.as_str(), "done"));
+    assert_eq!(m.wait(Until::Next, None), Ok(None), "taken once");
+
+    // The async twin takes the same notification the sync one would.
+    let other = m.start("echo async");
+    let note = block_on(awaiter.wait(Until::Next)).expect("a notification");
+    assert_eq!((note.task_id, note.result), (other, "async".to_string()));
+    std::fs::remove_dir_all(go.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_tasks_state_carries_its_own_data_and_serialises_once() {
+    let m = manager(quick());
+    let go = temp_dir("state").join("go");
+    let id = m.start(&until_exists(&go));
+    wait_until("the task has a pid", || m.task(&id).unwrap().pid().is_some());
+    let running = m.task(&id).unwrap();
+    let TaskState::Running { pid, .. } = running.state else { panic!("{:?}", running.state) };
+    let info = serde_json::to_value(&running).unwrap();
+    assert_eq!(info["status"], "running");
+    assert_eq!((info["result"].is_null(), info["exit_code"].is_null()), (true, true));
+    assert_eq!(info["pid"], pid);
+    let events = m.subscribe();
+    std::fs::write(&go, "").unwrap();
+    let done = finish(&m, &id);
+    assert_eq!(
+        (done.status, done.result.as_str(), done.exit_code),
+        (Status::Completed, "done", Some(0))
+    );
+    assert_eq!(done.pid, Some(pid), "the pid stays known");
+    let info = serde_json::to_value(m.task(&id).unwrap()).unwrap();
+    let keys: Vec<&str> = info.as_object().unwrap().keys().map(String::as_str).collect();
+    let want = "task_id status command result exit_code elapsed pid stdout_bytes stderr_bytes \
+                log_bytes log_cut log_path log_error";
+    assert_eq!(keys, want.split_whitespace().collect::<Vec<_>>());
+    assert_eq!(
+        (&info["status"], &info["result"], &info["stdout_bytes"]),
+        (&"completed".into(), &"done".into(), &5.into())
+    );
+    let note = serde_json::to_value(m.drain().pop().unwrap()).unwrap();
+    assert_eq!(
+        note,
+        json!({"task_id": id, "status": "completed",
+            "command": until_exists(&go)[..80], "result": "done", "exit_code": 0})
+    );
+    let finished = std::iter::from_fn(|| events.recv(LONG)).find(|e| e.kind.name() == "finished");
+    let event = serde_json::to_value(finished.unwrap()).unwrap();
+    let want = json!({"task_id": id, "event": "finished", "status": "completed", "exit_code": 0});
+    assert_eq!(event, want);
+    std::fs::remove_dir_all(go.parent().unwrap()).unwrap();
 }

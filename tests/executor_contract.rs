@@ -17,8 +17,8 @@
 mod common;
 
 use bgagent::exec::{
-    Ended, EventSink, ExecEvent, Executor, Exit, LocalExecutor, LocalSettings, LogSummary,
-    MemoryExecutor, Scripted, Stream, TaskSpec,
+    Ended, EventSink, ExecEvent, Executor, Exit, LocalExecutor, LocalSettings, MemoryExecutor,
+    OutputStats, Scripted, Stream, TaskSpec,
 };
 use bgagent::runtime::Cancel;
 use common::{marker, processes_with};
@@ -213,15 +213,21 @@ fn contract_log<E: Executor>(executor: &E) {
     };
 
     let (_, run) = logged(1024, LOGGED);
-    let held = run.exit().log;
-    let want =
-        LogSummary { held: Some(b"logged\n".to_vec().into()), bytes: 7, ..LogSummary::default() };
+    let held = run.exit().output;
+    let want = OutputStats {
+        log_held: Some(b"logged\n".to_vec().into()),
+        log_bytes: 7,
+        ..OutputStats::default()
+    };
     assert_eq!(held, want);
 
     let (id, run) = logged(0, LOGGED);
-    let log = run.exit().log;
+    let log = run.exit().output;
     let path = executor.log_dir().expect("a log directory").join(format!("{id}.log"));
-    assert_eq!(log, LogSummary { path: Some(path.clone()), bytes: 7, ..LogSummary::default() });
+    assert_eq!(
+        log,
+        OutputStats { log_path: Some(path.clone()), log_bytes: 7, ..OutputStats::default() }
+    );
     assert_eq!(std::fs::read(&path).unwrap(), b"logged\n");
 
     // Stopped: its output goes to the file however short.
@@ -232,13 +238,13 @@ fn contract_log<E: Executor>(executor: &E) {
     assert_eq!(exit.ended, Ended::Cancelled);
     let path = executor.log_dir().unwrap().join(format!("{id}.log"));
     assert_eq!(
-        exit.log,
-        LogSummary { path: Some(path.clone()), bytes: 7, ..LogSummary::default() }
+        exit.output,
+        OutputStats { log_path: Some(path.clone()), log_bytes: 7, ..OutputStats::default() }
     );
     assert_eq!(std::fs::read(&path).unwrap(), b"logged\n");
 
     let unlogged = launch(executor, spec(LOGGED, dir.path(), LONG)).exit();
-    assert_eq!(unlogged.log, LogSummary::default());
+    assert_eq!(unlogged.output, OutputStats::default());
 }
 
 /// A grandchild that leaves the task's process group and session (`setsid`) still ends with

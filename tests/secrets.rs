@@ -4,6 +4,7 @@
 
 mod common;
 
+use bgagent::background::Until;
 use bgagent::tools::{call, ToolContext, BASH_TIMEOUT};
 use bgagent::{BackgroundManager, Options, Status};
 use serde_json::{json, Value};
@@ -74,8 +75,9 @@ fn a_key_straddling_the_result_and_preview_cuts_leaves_none_of_its_characters() 
     let m = production(&dir.0);
     for before in [49_995, 49_990, 50_000 - KEY.chars().count() + 1] {
         let id = m.start(&key_after(before));
-        assert_eq!(m.wait_task(&id, Some(Duration::from_secs(60))), Some(Status::Completed));
-        let result = m.task(&id).unwrap().result.unwrap();
+        let _ = m.wait(Until::Ended(&id), Some(Duration::from_secs(60)));
+        assert_eq!(m.task(&id).unwrap().status(), Status::Completed);
+        let result = m.task(&id).unwrap().result().unwrap().to_string();
         assert_no_key(&result, "the result");
         // Redacted before the cut: the kept text is the x's and the start of the marker.
         let want = format!("{}[redacted] tail", "x".repeat(before));
@@ -83,12 +85,12 @@ fn a_key_straddling_the_result_and_preview_cuts_leaves_none_of_its_characters() 
     }
     for before in [495, 499] {
         let id = m.start(&key_after(before));
-        m.wait_task(&id, Some(Duration::from_secs(60)));
-        let note = m.drain_notifications().into_iter().find(|n| n.task_id == id).unwrap();
+        let _ = m.wait(Until::Ended(&id), Some(Duration::from_secs(60)));
+        let note = m.drain().into_iter().find(|n| n.task_id == id).unwrap();
         assert_no_key(&note.result, "the notification");
         assert_eq!(note.result.chars().count(), 500.min(before + 15));
         assert_eq!(
-            m.task(&id).unwrap().result.unwrap(),
+            m.task(&id).unwrap().result().unwrap().to_string(),
             format!("{}[redacted] tail", "x".repeat(before))
         );
     }
@@ -103,8 +105,9 @@ fn log_files_are_private_and_redacted_as_results_are() {
     let filler = "yes filler | head -n 1000";
     for (command, in_file) in [(keys.to_string(), false), (format!("{keys}; {filler}"), true)] {
         let id = m.start(&command);
-        assert_eq!(m.wait_task(&id, Some(Duration::from_secs(60))), Some(Status::Completed));
-        let output = m.task(&id).unwrap().output;
+        let _ = m.wait(Until::Ended(&id), Some(Duration::from_secs(60)));
+        assert_eq!(m.task(&id).unwrap().status(), Status::Completed);
+        let output = m.task(&id).unwrap().finished().unwrap().output.clone();
         let log = match (&output.log_path, &output.log_held) {
             (Some(path), None) => {
                 let mode = std::fs::metadata(path).unwrap().permissions().mode();

@@ -1,4 +1,8 @@
-"""The dicts bgagent hands out, as TypedDicts (for type checkers; at runtime they are dicts)."""
+"""The dicts bgagent hands out, as TypedDicts (for type checkers; at runtime they are dicts).
+
+Each is the serde form of one core type (src/background/record.rs), converted as is: a key
+added there shows here once added to the TypedDict (tests/python/test_api.py checks they
+agree)."""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ from typing import TypedDict
 
 
 class Notification(TypedDict):
-    """One finished task, as queued for the model: the lesson's four keys and the exit code."""
+    """One finished task, as queued for the model: the lesson's four keys and the exit code
+    (the core's `Notification`)."""
 
     task_id: str
     status: str
@@ -24,7 +29,8 @@ class TaskEntry(TypedDict):
 
 
 class TaskInfo(TypedDict):
-    """`BackgroundManager.info(task_id)`: everything known about one task."""
+    """`BackgroundManager.info(task_id)`: everything known about one task (the core's
+    `TaskRecord`, its output counts flattened in)."""
 
     task_id: str
     status: str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Union
@@ -89,7 +88,7 @@ class BackgroundManager:
     def _new_id(self) -> str:
         """The lesson's 8 hex characters, never the id of an entry in `tasks`."""
         while True:
-            task_id = uuid.uuid4().hex[:8]
+            task_id = _core.new_task_id()
             if task_id not in self._tasks:
                 return task_id
 
@@ -99,20 +98,11 @@ class BackgroundManager:
 
     def check(self, task_id: str | None = None) -> str:
         """One task's `[status] command` and result, or a line per task (the lesson's text)."""
-        tasks = self.tasks
-        if task_id:
-            t = tasks.get(task_id)
-            if not t:
-                return f"Error: Unknown task {task_id}"
-            return f"[{t['status']}] {t['command'][:60]}\n{t.get('result') or '(running)'}"
-        # A snapshot taken in one step: another thread may start a task meanwhile.
-        entries = list(tasks.items())
-        lines = [f"{tid}: [{t['status']}] {t['command'][:60]}" for tid, t in entries]
-        return "\n".join(lines) if lines else "No background tasks."
+        return _core.check_text(self.tasks, task_id)
 
     def drain_notifications(self) -> list[Notification]:
         """Every queued notification, in completion order; the queue is left empty."""
-        return self._core.drain_notifications()
+        return self._core.drain()
 
     def wait_for_notifications(self, timeout: float | None = None) -> list[Notification]:
         """Waits while the queue is empty and a task runs (at most `timeout` seconds), then
@@ -134,7 +124,7 @@ class BackgroundManager:
 
     async def wait_async(self, task_id: str, timeout: float | None = None) -> str:
         """`wait` for asyncio: holds no thread, and cancelling stops it."""
-        await ticking(self._core.wait_async(task_id, timeout))
+        await ticking(self._core.wait_async("ended", timeout, task_id))
         return self.check(task_id)
 
     async def kill_async(self, task_id: str) -> str:
@@ -159,7 +149,7 @@ class BackgroundManager:
 
     def wait(self, task_id: str, timeout: float | None = None) -> str:
         """Waits for the task to end (at most `timeout` seconds); returns `check(task_id)`."""
-        self._core.wait(task_id, timeout)
+        self._core.wait("ended", timeout, task_id)
         return self.check(task_id)
 
     def kill(self, task_id: str) -> str:
@@ -170,7 +160,7 @@ class BackgroundManager:
 
     def has_running_tasks(self) -> bool:
         """True while a task runs."""
-        return self._core.has_running_tasks()
+        return self._core.running_count() > 0
 
     def shutdown(self) -> None:
         """Kills every running task and waits for them to end. Their notifications stay queued."""
@@ -232,7 +222,7 @@ class Notifications:
         return self
 
     def __next__(self) -> Notification:
-        note = self._core.next_notification(self._timeout)
+        note = self._core.wait("next", self._timeout)
         if note is None:
             raise StopIteration
         return note
@@ -241,7 +231,7 @@ class Notifications:
         return self
 
     async def __anext__(self) -> Notification:
-        note = await ticking(self._core.next_notification_async(self._timeout))
+        note = await ticking(self._core.wait_async("next", self._timeout))
         if note is None:
             raise StopAsyncIteration
         return note

@@ -10,11 +10,10 @@
 //! straddles the cut leaves none of its characters) and the `[redacted]` marker, not the
 //! key, counts towards the limit.
 
-use super::record::{Outcome, OutputStats, Status};
+use super::record::OutputStats;
 use crate::exec::{Ended, ExecEvent, Exit, Stream};
 use crate::secrets::{RedactStream, Redactor};
 use crate::text::{is_py_space, py_rstrip};
-use std::time::Duration;
 
 /// Incremental lossy UTF-8 decoding: invalid sequences become U+FFFD exactly as
 /// `String::from_utf8_lossy` would make them, even when a chunk boundary splits a character.
@@ -186,31 +185,40 @@ pub fn combine(stdout: &StreamHead, stderr: &StreamHead, limit: usize) -> (Strin
     }
 }
 
-/// Turns a run's events into what the lesson's task record holds: the result text
-/// (`(stdout + stderr).strip()[:limit]`, `(no output)`, the timeout or kill message) and
-/// the byte counts. The background manager and the bash tool both use it.
+/// How a run ended, as its capture saw it; [`super::conclude`] decides the lesson's status
+/// and result text from it.
+#[derive(Debug)]
+pub enum RunEnd {
+    /// It ran. `text`: the lesson's `(stdout + stderr).strip()[:limit]`, redacted, for a run
+    /// that ended by itself (empty for one that was stopped).
+    Ran { ended: Ended, code: Option<i32>, text: String, output: OutputStats },
+    /// It could not start (or its executor stopped reporting).
+    Failed(String),
+}
+
+/// Turns a run's events into its output text and byte counts. The background manager and
+/// the bash tool both use it.
 pub struct Capture {
     out: StreamHead,
     err: StreamHead,
     limit: usize,
-    timeout: Duration,
     redactor: Redactor,
 }
 
 impl Capture {
     /// `redactor` removes the API credentials from the result (one that knows none leaves
     /// the lesson's result exactly).
-    pub fn new(limit: usize, timeout: Duration, redactor: Redactor) -> Self {
+    pub fn new(limit: usize, redactor: Redactor) -> Self {
         let (out, err) = (StreamHead::new(limit, &redactor), StreamHead::new(limit, &redactor));
-        Capture { out, err, limit, timeout, redactor }
+        Capture { out, err, limit, redactor }
     }
 
     pub fn redactor(&self) -> &Redactor {
         &self.redactor
     }
 
-    /// Takes one event of the run: `Some` with its status and outcome once the run has ended.
-    pub fn take(&mut self, event: ExecEvent<'_>) -> Option<(Status, Outcome)> {
+    /// Takes one event of the run: `Some` once the run has ended.
+    pub fn take(&mut self, event: ExecEvent<'_>) -> Option<RunEnd> {
         match event {
             ExecEvent::Started { .. } => None,
             ExecEvent::Output { stream, bytes } => {
@@ -218,7 +226,7 @@ impl Capture {
                 None
             }
             ExecEvent::Exited(exit) => Some(self.finish(exit)),
-            ExecEvent::Failed(message) => Some(Self::failed(&message)),
+            ExecEvent::Failed(message) => Some(RunEnd::Failed(message)),
         }
     }
 
@@ -234,55 +242,28 @@ impl Capture {
         (self.out.bytes, self.err.bytes)
     }
 
-    /// The status and outcome of a run that ended.
-    fn finish(&mut self, exit: Exit) -> (Status, Outcome) {
+    fn finish(&mut self, exit: Exit) -> RunEnd {
         self.out.finish();
         self.err.finish();
-        let (status, result) = match exit.ended {
-            Ended::TimedOut => {
-                (Status::Timeout, format!("Error: Timeout ({}s)", seconds(self.timeout)))
+        let text = if exit.ended == Ended::Exited {
+            let (text, cut) = combine(&self.out, &self.err, self.limit);
+            // Each stream came redacted; a key printed half to stdout, half to stderr
+            // meets itself only here.
+            let text = self.redactor.redact(&text);
+            match cut {
+                true => self.redactor.end_of_cut(&text, self.limit).into_owned(),
+                false => text.into_owned(),
             }
-            Ended::Cancelled => (Status::Killed, "Error: Killed".to_string()),
-            Ended::Lost => (Status::Error, LOST.to_string()),
-            Ended::Exited => {
-                let (text, cut) = combine(&self.out, &self.err, self.limit);
-                // Each stream came redacted; a key printed half to stdout, half to stderr
-                // meets itself only here.
-                let text = self.redactor.redact(&text);
-                let text = match cut {
-                    true => self.redactor.end_of_cut(&text, self.limit).into_owned(),
-                    false => text.into_owned(),
-                };
-                let text = if text.is_empty() { "(no output)".to_string() } else { text };
-                (Status::Completed, text)
-            }
+        } else {
+            String::new()
         };
         let output = OutputStats {
             stdout_bytes: self.out.bytes,
             stderr_bytes: self.err.bytes,
-            log_bytes: exit.log.bytes,
-            log_cut: exit.log.cut,
-            log_path: exit.log.path,
-            log_held: exit.log.held,
-            log_error: exit.log.error,
+            ..exit.output
         };
-        (status, Outcome { result, exit_code: exit.code, output })
+        RunEnd::Ran { ended: exit.ended, code: exit.code, text, output }
     }
-
-    /// The status and outcome of a run that could not start.
-    pub fn failed(message: &str) -> (Status, Outcome) {
-        (Status::Error, Outcome { result: format!("Error: {message}"), ..Default::default() })
-    }
-}
-
-/// The result of a task ended because bgagent's supervisor died while it ran.
-pub const LOST: &str = "Error: bgagent's supervisor died while this task ran (a task may have \
-                        killed it), so the task was ended and its exit status is unknown; its \
-                        output so far is in its log. A new supervisor runs later tasks.";
-
-fn seconds(d: Duration) -> String {
-    // 300.0 prints as "300" and 0.5 as "0.5", as the lesson's f-string would print them.
-    format!("{}", d.as_secs_f64())
 }
 
 #[cfg(test)]
@@ -348,15 +329,16 @@ mod tests {
     const KEY: &str = "sk-ant-api03-cap\"ture\\key-ü";
 
     fn redacted_result(stdout: &[u8], stderr: &[u8], limit: usize, chunk: usize) -> String {
-        let mut capture = Capture::new(limit, Duration::from_secs(1), Redactor::new([KEY]));
+        let mut capture = Capture::new(limit, Redactor::new([KEY]));
         for c in stdout.chunks(chunk.max(1)) {
             capture.output(Stream::Stdout, c);
         }
         for c in stderr.chunks(chunk.max(1)) {
             capture.output(Stream::Stderr, c);
         }
-        let exit = Exit { code: Some(0), ended: Ended::Exited, log: Default::default() };
-        capture.finish(exit).1.result
+        let exit = Exit { code: Some(0), ended: Ended::Exited, output: Default::default() };
+        let end = capture.finish(exit);
+        super::super::conclude(end, std::time::Duration::from_secs(1)).result
     }
 
     #[test]

@@ -10,7 +10,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Serialised (serde) as the Python dicts show it: `{"event": name, ...its fields}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
 pub enum TaskEventKind {
     Queued {
         command: String,
@@ -43,11 +45,14 @@ impl TaskEventKind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Serialised as `{"task_id", "event", ...}` (its time is the caller's to show).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct TaskEvent {
     /// Never earlier than the event before it.
+    #[serde(skip)]
     pub at: Instant,
     pub task_id: String,
+    #[serde(flatten)]
     pub kind: TaskEventKind,
 }
 

@@ -1,28 +1,31 @@
 //! The BackgroundManager: runs shell commands in the background and queues one notification
 //! per finished task, to be drained before the next model call.
 //!
-//! All state lives under one mutex (the task table and the notification queue together), and a
-//! condition variable wakes anyone waiting for a task to end (a watch channel wakes the async
-//! waits of [`Awaiter`]). Commands run through an
-//! [`Executor`]; every change is published as a [`TaskEvent`] to whoever subscribed.
+//! All state lives under one mutex (the task table and the notification queue together). There
+//! is one wait, [`BackgroundManager::wait`] for an [`Until`]: a condition variable wakes it,
+//! and a watch channel wakes its async twin [`Awaiter::wait`]. Commands run through an
+//! [`Executor`]; every change is published as a [`TaskEvent`] to whoever subscribed. The
+//! lesson's own words (run's line, check's text, the id draw) are in [`lesson`].
 
 mod awaiter;
 mod capture;
 mod events;
+pub mod lesson;
 mod record;
 mod registry;
 mod watcher;
 
 pub use awaiter::Awaiter;
-pub use capture::Capture;
+pub use capture::{Capture, RunEnd};
 pub use events::{Subscription, TaskEvent, TaskEventKind, MAX_PENDING_PROGRESS, PROGRESS_EVERY};
-pub use record::{Notification, Outcome, OutputStats, Status, TaskRecord};
+pub use lesson::started_line;
+pub use record::{Finished, Notification, OutputStats, Status, TaskRecord, TaskState};
 pub use registry::shutdown_all;
 pub use watcher::Watcher;
 
 use crate::error::{Error, Result};
-use crate::exec::{EventSink, ExecEvent, Executor, LocalExecutor, LocalSettings, TaskSpec};
-use crate::runtime::Cancel;
+use crate::exec::{Ended, EventSink, ExecEvent, Executor, LocalExecutor, LocalSettings, TaskSpec};
+use crate::runtime::{forked_from, Cancel};
 use crate::secrets::Redactor;
 use crate::text::prefix;
 use events::Hub;
@@ -93,7 +96,7 @@ struct State {
 
 impl State {
     /// Nothing queued yet, but a task still runs: what the waits wait out.
-    fn nothing_yet(&mut self) -> bool {
+    fn nothing_yet(&self) -> bool {
         self.queue.is_empty() && self.running > 0
     }
 }
@@ -199,87 +202,9 @@ impl BackgroundManager {
         self.inner.executor.log_dir()
     }
 
-    /// A handle for async waits on this manager; it keeps the manager's state alive, not its
-    /// tasks (they are stopped when the manager is dropped, which ends every wait).
-    pub fn awaiter(&self) -> Awaiter {
-        Awaiter { inner: Arc::clone(&self.inner) }
-    }
-
-    /// Takes the oldest queued notification, waiting (at most `timeout`) while none is queued
-    /// and a task still runs. `Ok(None)`: nothing is queued and nothing runs (the end).
-    pub fn next_notification(
-        &self,
-        timeout: Option<Duration>,
-    ) -> std::result::Result<Option<Notification>, TimedOut> {
-        let mut state = self.inner.wait_while(timeout, State::nothing_yet);
-        if state.nothing_yet() {
-            return Err(TimedOut);
-        }
-        Ok(self.inner.take_one(&mut state))
-    }
-
     /// The longest `kill` waits for a task to end.
     pub fn stop_bound(&self) -> Duration {
         self.inner.stop_bound()
-    }
-
-    /// Every change from now on, as [`TaskEvent`]s (events before the call are not replayed).
-    pub fn subscribe(&self) -> Subscription {
-        self.inner.hub.subscribe()
-    }
-
-    /// Starts `command` and returns the lesson's line `Background task {id} started: {cmd}`.
-    pub fn run(&self, command: &str) -> String {
-        started_line(&self.start(command), command)
-    }
-
-    /// [`Self::run`] in another directory than the manager's.
-    pub fn run_in(&self, command: &str, workdir: &Path) -> String {
-        started_line(&self.start_in(command, workdir), command)
-    }
-
-    /// Starts `command` now and returns its id. Never blocks on the command.
-    pub fn start(&self, command: &str) -> String {
-        self.inner.start(None, command, None).unwrap_or_default()
-    }
-
-    /// [`Self::start`] in another directory than the manager's (the lesson's module runs each
-    /// task in its WORKDIR global as it is at that moment).
-    pub fn start_in(&self, command: &str, workdir: &Path) -> String {
-        self.inner.start(None, command, Some(workdir)).unwrap_or_default()
-    }
-
-    /// Starts `command` under an id the caller drew (a caller that keeps ids of its own, such
-    /// as the Python `tasks` dict, avoids them so); `false`, and nothing started, if a task
-    /// already has that id.
-    pub fn start_as(&self, task_id: &str, command: &str, workdir: Option<&Path>) -> bool {
-        self.inner.start(Some(task_id), command, workdir).is_some()
-    }
-
-    /// The lesson's `check`: one task's status and result, or a line per task.
-    pub fn check(&self, task_id: Option<&str>) -> String {
-        let state = self.inner.lock();
-        match task_id.filter(|id| !id.is_empty()) {
-            Some(id) => match state.tasks.get(id) {
-                None => format!("Error: Unknown task {id}"),
-                Some(t) => format!(
-                    "[{}] {}\n{}",
-                    t.status,
-                    prefix(&t.command, 60),
-                    t.result.as_deref().filter(|r| !r.is_empty()).unwrap_or("(running)")
-                ),
-            },
-            None if state.order.is_empty() => "No background tasks.".to_string(),
-            None => state
-                .order
-                .iter()
-                .map(|id| {
-                    let t = &state.tasks[id];
-                    format!("{id}: [{}] {}", t.status, prefix(&t.command, 60))
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-        }
     }
 
     /// Makes ready what the first task would wait for (the supervisor that starts tasks), so
@@ -288,124 +213,160 @@ impl BackgroundManager {
         self.inner.executor.prepare();
     }
 
-    /// Everything queued, in completion order; the queue is left empty.
-    pub fn drain_notifications(&self) -> Vec<Notification> {
-        self.inner.drain(&mut self.inner.lock())
+    /// A handle for async waits on this manager; it keeps the manager's state alive, not its
+    /// tasks (they are stopped when the manager is dropped, which ends every wait).
+    pub fn awaiter(&self) -> Awaiter {
+        Awaiter { inner: Arc::clone(&self.inner) }
     }
 
-    /// Blocks while the queue is empty and a task still runs (at most `timeout`), then drains.
-    pub fn wait_for_notifications(&self, timeout: Option<Duration>) -> Vec<Notification> {
-        let mut state = self.inner.wait_while(timeout, State::nothing_yet);
-        self.inner.drain(&mut state)
+    /// Starts `command` now and returns its id. Never blocks on the command.
+    pub fn start(&self, command: &str) -> String {
+        self.start_with(command, StartAt::default()).unwrap_or_default()
     }
 
-    /// Blocks (at most `timeout`) until a finished task is queued or nothing runs, leaving the
-    /// queue as it is; true once that holds.
-    pub fn wait_for_finished(&self, timeout: Option<Duration>) -> bool {
-        !self.inner.wait_while(timeout, State::nothing_yet).nothing_yet()
+    /// [`Self::start`] under an id the caller drew and/or in another directory than the
+    /// manager's; `None`, and nothing started, if a task already has that id.
+    pub fn start_with(&self, command: &str, at: StartAt<'_>) -> Option<String> {
+        self.inner.start(at.id, command, at.workdir)
     }
 
-    /// Blocks (at most `timeout`) until no task runs; true once that holds.
-    pub fn wait_idle(&self, timeout: Option<Duration>) -> bool {
-        self.inner.wait_idle(timeout)
+    /// Starts `command` and returns the lesson's line `Background task {id} started: {cmd}`.
+    pub fn run(&self, command: &str) -> String {
+        lesson::started_line(&self.start(command), command)
     }
 
-    /// One slice of [`Self::wait_for_notifications`] for callers that must look up between
-    /// slices (for Ctrl-C): `None` while there is nothing yet and a task still runs.
-    pub fn poll_notifications(&self, wait: Duration) -> Option<Vec<Notification>> {
-        let mut state = self.inner.wait_while(Some(wait), State::nothing_yet);
-        if state.nothing_yet() {
-            None
-        } else {
-            Some(self.inner.drain(&mut state))
+    /// The lesson's `check`: one task's status and result, or a line per task.
+    pub fn check(&self, task_id: Option<&str>) -> String {
+        let state = self.inner.lock();
+        match task_id.filter(|id| !id.is_empty()) {
+            Some(id) => {
+                let task = state.tasks.get(id);
+                lesson::check_one(id, task.map(|t| (t.status().as_str(), &*t.command, t.result())))
+            }
+            None => lesson::check_all(state.order.iter().map(|id| {
+                let t = &state.tasks[id];
+                (id.as_str(), t.status().as_str(), t.command.as_str())
+            })),
         }
     }
 
-    /// Blocks until the task has ended (at most `timeout`); returns its status then, or `None`
-    /// for an unknown id.
-    pub fn wait_task(&self, task_id: &str, timeout: Option<Duration>) -> Option<Status> {
-        let state = self.inner.wait_while(timeout, |s| {
-            s.tasks.get(task_id).is_some_and(|t| t.status == Status::Running)
-        });
-        state.tasks.get(task_id).map(|t| t.status)
+    /// Everything queued, in completion order; the queue is left empty.
+    pub fn drain(&self) -> Vec<Notification> {
+        self.inner.drain(&mut self.inner.lock())
     }
 
-    /// Waits for the task to end (at most `timeout`) and returns `check(task_id)`.
-    pub fn wait(&self, task_id: &str, timeout: Option<Duration>) -> String {
-        self.wait_task(task_id, timeout);
-        self.check(Some(task_id))
+    /// Blocks (at most `timeout`; `None`: no limit) until `until` holds. `Ok(Some)` only for
+    /// [`Until::Next`], with the notification it took.
+    pub fn wait(
+        &self,
+        until: Until<'_>,
+        timeout: Option<Duration>,
+    ) -> std::result::Result<Option<Notification>, TimedOut> {
+        let mut state = self.inner.wait_while(timeout, |s| !until.holds(s));
+        self.inner.woke(&mut state, &until).ok_or(TimedOut)
     }
 
-    /// Stops a running task (SIGTERM to its group, SIGKILL after the grace period), waits for
-    /// it to end, and returns `check(task_id)`.
+    /// Waits while nothing is queued and a task runs (at most `timeout`), then drains: a
+    /// convenience over [`Self::wait`] and [`Self::drain`].
+    pub fn wait_for_notifications(&self, timeout: Option<Duration>) -> Vec<Notification> {
+        let _ = self.wait(Until::Finished, timeout);
+        self.drain()
+    }
+
+    /// Stops a running task (SIGTERM to its group, SIGKILL after the grace period), waits
+    /// for it to end, and returns `check(task_id)`; or the text that says why it cannot.
     pub fn kill(&self, task_id: &str) -> String {
-        match self.request_kill(task_id) {
+        match self.inner.request_kill(task_id) {
             Err(message) => message,
             Ok(()) => {
-                self.wait_task(task_id, Some(self.inner.stop_bound()));
+                let _ = self.wait(Until::Ended(task_id), Some(self.inner.stop_bound()));
                 self.check(Some(task_id))
             }
         }
     }
 
-    /// Asks a running task to stop without waiting. `Err` carries the text to show the user.
-    pub fn request_kill(&self, task_id: &str) -> std::result::Result<(), String> {
-        let state = self.inner.lock();
-        match state.tasks.get(task_id) {
-            None => Err(format!("Error: Unknown task {task_id}")),
-            Some(t) if t.status != Status::Running => {
-                Err(format!("Error: Task {task_id} is not running ({})", t.status))
-            }
-            Some(t) => {
-                t.kill.iter().for_each(Cancel::cancel);
-                Ok(())
-            }
-        }
-    }
-
-    /// How many notifications wait in the queue.
-    pub fn queued(&self) -> usize {
-        self.inner.lock().queue.len()
-    }
-
-    pub fn has_running_tasks(&self) -> bool {
-        self.inner.lock().running > 0
-    }
-
-    pub fn running_count(&self) -> usize {
-        self.inner.lock().running
-    }
-
-    /// Snapshots of every task, in start order.
-    pub fn tasks(&self) -> Vec<TaskRecord> {
-        let state = self.inner.lock();
-        state.order.iter().map(|id| state.tasks[id].clone()).collect()
-    }
-
-    /// What changed since a caller last looked: every task from start number `from` on, and
-    /// those of `open` (ids that ran then) that have ended since. Also the new `from`.
-    pub fn changes(&self, from: usize, open: &[String]) -> (Vec<TaskRecord>, usize) {
-        let state = self.inner.lock();
-        let ended = open.iter().filter_map(|id| state.tasks.get(id.as_str()));
-        let ended = ended.filter(|t| t.status != Status::Running);
-        let new = state.order.iter().skip(from).map(|id| &state.tasks[id]);
-        (ended.chain(new).cloned().collect(), state.order.len())
-    }
-
-    pub fn task(&self, task_id: &str) -> Option<TaskRecord> {
-        self.inner.record(task_id)
-    }
-
     /// Stops every running task and waits for them to end. Their notifications stay queued.
     pub fn shutdown(&self) {
         self.inner.request_kill_all();
-        self.inner.wait_idle(Some(self.inner.stop_bound()));
+        let _ = self.wait(Until::Idle, Some(self.inner.stop_bound()));
+    }
+
+    /// Every change from now on, as [`TaskEvent`]s (events before the call are not replayed).
+    pub fn subscribe(&self) -> Subscription {
+        self.inner.hub.subscribe()
+    }
+
+    /// The counts, and the records `which` names, taken together.
+    pub fn snapshot(&self, which: Records<'_>) -> Snapshot {
+        self.inner.snapshot(which)
+    }
+
+    /// A snapshot of one task's record, `None` for an unknown id.
+    pub fn task(&self, task_id: &str) -> Option<TaskRecord> {
+        self.snapshot(Records::One(task_id)).tasks.pop()
     }
 }
 
-/// The lesson's answer to `run`.
-pub fn started_line(id: &str, command: &str) -> String {
-    format!("Background task {id} started: {}", prefix(command, 80))
+/// Where and as what [`BackgroundManager::start_with`] starts a task.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartAt<'a> {
+    /// An id the caller drew (one that keeps ids of its own, such as the Python `tasks` dict,
+    /// avoids them so); `None` draws the lesson's 8 hex characters.
+    pub id: Option<&'a str>,
+    /// The directory it runs in; `None` means the manager's (the lesson's module runs each
+    /// task in its WORKDIR global as it is at that moment).
+    pub workdir: Option<&'a Path>,
+}
+
+/// What [`BackgroundManager::wait`] (and [`Awaiter::wait`]) waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until<'a> {
+    /// The task has ended (or the manager does not know it).
+    Ended(&'a str),
+    /// A finished task's notification is queued, or nothing runs; the queue is left as is.
+    Finished,
+    /// No task runs.
+    Idle,
+    /// As `Finished`, then takes the oldest notification (`None`: nothing queued, nothing
+    /// runs: the end).
+    Next,
+}
+
+impl Until<'_> {
+    fn holds(&self, state: &State) -> bool {
+        match self {
+            Until::Ended(id) => state.tasks.get(*id).is_none_or(|t| !t.is_running()),
+            Until::Finished | Until::Next => !state.nothing_yet(),
+            Until::Idle => state.running == 0,
+        }
+    }
+}
+
+/// Which records a [`Snapshot`] carries.
+#[derive(Clone, Copy, Debug)]
+pub enum Records<'a> {
+    /// Only the counts.
+    None,
+    One(&'a str),
+    /// Every task, in start order.
+    All,
+    /// What changed since a caller last looked: every task from start number `from` on, and
+    /// those of `open` (ids that ran then) that have ended since.
+    Since {
+        from: usize,
+        open: &'a [String],
+    },
+}
+
+/// The manager at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub tasks: Vec<TaskRecord>,
+    /// Tasks started so far (the next one's start number).
+    pub started: usize,
+    pub running: usize,
+    /// Notifications waiting in the queue.
+    pub queued: usize,
 }
 
 impl Drop for BackgroundManager {
@@ -421,9 +382,9 @@ impl Inner {
         // A panic elsewhere must not make the queue unreadable: the data is still consistent,
         // since every update is a single step under the lock.
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let me = std::process::id();
-        let owner = self.owner.swap(me, Ordering::Relaxed);
-        if owner != me {
+        let owner = self.owner.load(Ordering::Relaxed);
+        if forked_from(owner) {
+            self.owner.store(std::process::id(), Ordering::Relaxed);
             leave_to_parent(&mut state, owner);
         }
         state
@@ -454,25 +415,62 @@ impl Inner {
         }
     }
 
+    /// What a wait for `until` gives once it is woken: `None` if `until` does not hold yet,
+    /// else the notification [`Until::Next`] takes. The sync and the async waits both end here.
+    fn woke(&self, state: &mut State, until: &Until<'_>) -> Option<Option<Notification>> {
+        if !until.holds(state) {
+            return None;
+        }
+        Some(match until {
+            Until::Next => self.take_one(state),
+            _ => None,
+        })
+    }
+
     /// How long stopping a task can take: the grace period, the SIGKILL, and the pipe cut-off.
     pub(crate) fn stop_bound(&self) -> Duration {
         self.executor.stop_bound()
     }
 
-    pub(crate) fn wait_idle(&self, timeout: Option<Duration>) -> bool {
-        self.wait_while(timeout, |s| s.running > 0).running == 0
+    pub(crate) fn snapshot(&self, which: Records<'_>) -> Snapshot {
+        let state = self.lock();
+        let tasks = match which {
+            Records::None => Vec::new(),
+            Records::One(id) => state.tasks.get(id).cloned().into_iter().collect(),
+            Records::All => state.order.iter().map(|id| state.tasks[id].clone()).collect(),
+            Records::Since { from, open } => {
+                let ended = open.iter().filter_map(|id| state.tasks.get(id.as_str()));
+                let ended = ended.filter(|t| !t.is_running());
+                let new = state.order.iter().skip(from).map(|id| &state.tasks[id]);
+                ended.chain(new).cloned().collect()
+            }
+        };
+        Snapshot {
+            tasks,
+            started: state.order.len(),
+            running: state.running,
+            queued: state.queue.len(),
+        }
     }
 
-    /// A snapshot of one task's record.
-    pub(crate) fn record(&self, task_id: &str) -> Option<TaskRecord> {
-        self.lock().tasks.get(task_id).cloned()
+    /// Asks a running task to stop without waiting. `Err` carries the text to show the user.
+    pub(crate) fn request_kill(&self, task_id: &str) -> std::result::Result<(), String> {
+        let state = self.lock();
+        match state.tasks.get(task_id) {
+            None => Err(lesson::unknown_task(task_id)),
+            Some(t) => match t.kill() {
+                None => Err(lesson::not_running(task_id, t.status().as_str())),
+                Some(kill) => {
+                    kill.cancel();
+                    Ok(())
+                }
+            },
+        }
     }
 
     pub(crate) fn request_kill_all(&self) {
         let state = self.lock();
-        for t in state.tasks.values().filter(|t| t.status == Status::Running) {
-            t.kill.iter().for_each(Cancel::cancel);
-        }
+        state.tasks.values().filter_map(TaskRecord::kill).for_each(Cancel::cancel);
     }
 
     fn start(
@@ -486,17 +484,10 @@ impl Inner {
             let id = match id {
                 Some(id) if state.tasks.contains_key(id) => return None,
                 Some(id) => id.to_string(),
-                // The lesson's 8 hex characters; a draw that names a known task draws again,
-                // so a record is never overwritten.
-                None => loop {
-                    let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-                    if !state.tasks.contains_key(&id) {
-                        break id;
-                    }
-                },
+                None => lesson::new_id_avoiding(|id| state.tasks.contains_key(id)),
             };
             let record = TaskRecord::new(id.clone(), command.to_string());
-            let cancel = record.kill.clone().unwrap_or_default();
+            let cancel = record.kill().cloned().unwrap_or_default();
             state.order.push(id.clone());
             state.tasks.insert(id.clone(), record);
             state.running += 1;
@@ -543,33 +534,32 @@ impl Inner {
     fn started(&self, id: &str, pid: u32) {
         let mut state = self.lock();
         if let Some(task) = state.tasks.get_mut(id) {
-            task.pid = Some(pid);
+            task.started(pid);
         }
         self.hub.publish(id, TaskEventKind::Started { pid });
     }
 
     /// Records the end of a task and queues its one notification, in one step under the lock.
     /// `redactor` is the one the task's output went through (so its result came redacted).
-    fn finish(&self, id: &str, status: Status, mut outcome: record::Outcome, redactor: &Redactor) {
+    fn finish(&self, id: &str, end: RunEnd, redactor: &Redactor) {
+        let mut done = conclude(end, self.timeout);
         // Results of a run come redacted; an error text (a start that failed) may not.
-        if let std::borrow::Cow::Owned(text) = redactor.redact(&outcome.result) {
-            outcome.result = text;
+        if let std::borrow::Cow::Owned(text) = redactor.redact(&done.result) {
+            done.result = text;
         }
         let mut state = self.lock();
         let Some(task) = state.tasks.get_mut(id) else {
             return;
         };
-        task.finish(status, outcome);
+        let (status, exit_code) = (done.status, done.exit_code);
         let note = Notification {
             task_id: id.to_string(),
             status,
             command: prefix(&task.command, 80).to_string(),
-            result: redactor
-                .cut(task.result.as_deref().unwrap_or_default(), self.preview_limit)
-                .into_owned(),
-            exit_code: task.exit_code,
+            result: redactor.cut(&done.result, self.preview_limit).into_owned(),
+            exit_code,
         };
-        let exit_code = note.exit_code;
+        task.finish(done);
         state.queue.push_back(note);
         state.running -= 1;
         self.hub.publish(id, TaskEventKind::Finished { status, exit_code });
@@ -579,15 +569,46 @@ impl Inner {
     }
 }
 
+/// The lesson's status and result for how a run ended: the output (`(no output)` if none),
+/// or the message that says why there is none. The bash tool's answer is this result too.
+pub fn conclude(end: RunEnd, timeout: Duration) -> Finished {
+    let (status, result, exit_code, output) = match end {
+        RunEnd::Failed(message) => {
+            (Status::Error, format!("Error: {message}"), None, OutputStats::default())
+        }
+        RunEnd::Ran { ended, code, text, output } => {
+            let (status, result) = match ended {
+                Ended::TimedOut => {
+                    (Status::Timeout, format!("Error: Timeout ({}s)", seconds(timeout)))
+                }
+                Ended::Cancelled => (Status::Killed, "Error: Killed".to_string()),
+                Ended::Lost => (Status::Error, LOST.to_string()),
+                Ended::Exited if text.is_empty() => (Status::Completed, "(no output)".to_string()),
+                Ended::Exited => (Status::Completed, text),
+            };
+            (status, result, code, output)
+        }
+    };
+    Finished { status, result, exit_code, ended: Instant::now(), pid: None, output }
+}
+
+/// The result of a task ended because bgagent's supervisor died while it ran.
+pub const LOST: &str = "Error: bgagent's supervisor died while this task ran (a task may have \
+                        killed it), so the task was ended and its exit status is unknown; its \
+                        output so far is in its log. A new supervisor runs later tasks.";
+
+fn seconds(d: Duration) -> String {
+    // 300.0 prints as "300" and 0.5 as "0.5", as the lesson's f-string would print them.
+    format!("{}", d.as_secs_f64())
+}
+
 /// In a `fork()`ed child, the tasks that were running belong to the parent: they run there,
 /// and no thread here watches them. They end here, without a notification (the parent gets
 /// the real one), so nothing here waits for them forever; new tasks run as usual.
 fn leave_to_parent(state: &mut State, parent: u32) {
-    let message =
-        format!("Error: started by process {parent}, which forked this one; it runs there");
-    for task in state.tasks.values_mut().filter(|t| t.status == Status::Running) {
-        let outcome = Outcome { result: message.clone(), ..Outcome::default() };
-        task.finish(Status::Error, outcome);
+    let message = format!("started by process {parent}, which forked this one; it runs there");
+    for task in state.tasks.values_mut().filter(|t| t.is_running()) {
+        task.finish(conclude(RunEnd::Failed(message.clone()), Duration::ZERO));
         state.running -= 1;
     }
 }
@@ -622,10 +643,10 @@ impl TaskSink {
         made(&mut self.capture, &self.inner)
     }
 
-    fn finish(&mut self, (status, outcome): (Status, Outcome)) {
+    fn finish(&mut self, end: RunEnd) {
         self.done = true;
         let capture = made(&mut self.capture, &self.inner);
-        self.inner.finish(&self.id, status, outcome, capture.redactor());
+        self.inner.finish(&self.id, end, capture.redactor());
     }
 }
 
@@ -633,7 +654,7 @@ impl TaskSink {
 fn made<'a>(capture: &'a mut Option<Box<Capture>>, inner: &Inner) -> &'a mut Capture {
     capture.get_or_insert_with(|| {
         let redactor = Redactor::when(inner.hide_secrets);
-        Box::new(Capture::new(inner.output_limit, inner.timeout, redactor))
+        Box::new(Capture::new(inner.output_limit, redactor))
     })
 }
 
@@ -659,7 +680,7 @@ impl Drop for TaskSink {
     /// its waiters would hang.
     fn drop(&mut self) {
         if !self.done {
-            self.finish(Capture::failed("internal failure: the executor stopped reporting"));
+            self.finish(RunEnd::Failed("internal failure: the executor stopped reporting".into()));
         }
     }
 }

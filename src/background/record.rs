@@ -1,10 +1,13 @@
 //! What the manager remembers about a task, and the notification it sends when the task ends.
+//! The serialised forms (serde) are what every face hands out: the Python dicts, the trace.
 
+pub use crate::exec::OutputStats;
 use crate::runtime::Cancel;
-use std::path::PathBuf;
+use serde::{Serialize, Serializer};
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     Running,
     Completed,
@@ -44,7 +47,7 @@ impl std::fmt::Display for Status {
 }
 
 /// One finished task, as pushed onto the notification queue.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Notification {
     pub task_id: String,
     pub status: Status,
@@ -56,29 +59,34 @@ pub struct Notification {
     pub exit_code: Option<i32>,
 }
 
-/// What a task's output amounted to: byte counts and where the full text was logged.
-#[derive(Clone, Debug, Default)]
-pub struct OutputStats {
-    pub stdout_bytes: u64,
-    pub stderr_bytes: u64,
-    /// Bytes of output stored in the log (redacted, as stored), in its file or in memory.
-    pub log_bytes: u64,
-    pub log_cut: bool,
-    /// The log file; `None` when none was written (no output, or the log is in memory).
-    pub log_path: Option<PathBuf>,
-    /// The log itself when it stayed in memory: a task that ended by itself with at most
-    /// [`super::LOG_IN_MEMORY`] bytes of output (its result shows them all) gets no file.
-    pub log_held: Option<Box<[u8]>>,
-    /// A problem with the log file (the task itself still ran).
-    pub log_error: Option<String>,
+/// How a task ended: everything that is known only once it has.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub status: Status,
+    /// The lesson's result text: the output, or the message that says why there is none.
+    pub result: String,
+    /// The shell's exit code; `None` when a signal ended it or it never started.
+    pub exit_code: Option<i32>,
+    pub ended: Instant,
+    /// The process id it ran as, if it started.
+    pub pid: Option<u32>,
+    pub output: OutputStats,
 }
 
-/// How a task ended, as the supervisor reports it.
-#[derive(Clone, Debug, Default)]
-pub struct Outcome {
-    pub result: String,
-    pub exit_code: Option<i32>,
-    pub output: OutputStats,
+/// Where a task is in its life. Cancelling `kill` stops it (what `kill` does).
+#[derive(Clone, Debug)]
+pub enum TaskState {
+    /// Handed to the executor, which has not reported a process yet.
+    Queued {
+        kill: Cancel,
+    },
+    /// Its process runs (for a local task, also its process group).
+    Running {
+        pid: u32,
+        started: Instant,
+        kill: Cancel,
+    },
+    Finished(Finished),
 }
 
 /// The manager's record of one task.
@@ -86,17 +94,9 @@ pub struct Outcome {
 pub struct TaskRecord {
     pub id: String,
     pub command: String,
-    pub status: Status,
-    /// `None` while the task runs.
-    pub result: Option<String>,
-    pub exit_code: Option<i32>,
-    pub started: Instant,
-    pub finished: Option<Instant>,
-    pub output: OutputStats,
-    /// The process id the executor reported (for a local task, also its process group).
-    pub pid: Option<u32>,
-    /// Stops it while it runs; let go once it has ended.
-    pub(crate) kill: Option<Cancel>,
+    /// When it was handed to the executor; its elapsed time counts from here.
+    pub queued: Instant,
+    pub state: TaskState,
 }
 
 impl TaskRecord {
@@ -104,30 +104,99 @@ impl TaskRecord {
         TaskRecord {
             id,
             command,
-            status: Status::Running,
-            result: None,
-            exit_code: None,
-            started: Instant::now(),
-            finished: None,
-            output: OutputStats::default(),
-            pid: None,
-            kill: Some(Cancel::new()),
+            queued: Instant::now(),
+            state: TaskState::Queued { kill: Cancel::new() },
         }
     }
 
-    pub(crate) fn finish(&mut self, status: Status, mut outcome: Outcome) {
+    /// The lesson's status: `running` until it has ended.
+    pub fn status(&self) -> Status {
+        self.finished().map_or(Status::Running, |f| f.status)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.finished().is_none()
+    }
+
+    pub fn finished(&self) -> Option<&Finished> {
+        match &self.state {
+            TaskState::Finished(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// `None` while the task runs.
+    pub fn result(&self) -> Option<&str> {
+        self.finished().map(|f| f.result.as_str())
+    }
+
+    pub fn exit_code(&self) -> Option<i32> {
+        self.finished().and_then(|f| f.exit_code)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        match &self.state {
+            TaskState::Queued { .. } => None,
+            TaskState::Running { pid, .. } => Some(*pid),
+            TaskState::Finished(f) => f.pid,
+        }
+    }
+
+    /// What stops it, while it has not ended.
+    pub(crate) fn kill(&self) -> Option<&Cancel> {
+        match &self.state {
+            TaskState::Queued { kill } | TaskState::Running { kill, .. } => Some(kill),
+            TaskState::Finished(_) => None,
+        }
+    }
+
+    /// The executor reported its process.
+    pub(crate) fn started(&mut self, pid: u32) {
+        if let TaskState::Queued { kill } = &self.state {
+            let kill = kill.clone();
+            self.state = TaskState::Running { pid, started: Instant::now(), kill };
+        }
+    }
+
+    pub(crate) fn finish(&mut self, mut finished: Finished) {
         // Kept as long as the record: without the slack a redaction or a cut left.
-        outcome.result.shrink_to_fit();
-        self.status = status;
-        self.result = Some(outcome.result);
-        self.exit_code = outcome.exit_code;
-        self.finished = Some(Instant::now());
-        self.output = outcome.output;
-        self.kill = None;
+        finished.result.shrink_to_fit();
+        finished.pid = self.pid();
+        self.state = TaskState::Finished(finished);
     }
 
     /// How long the task ran (so far, while it runs).
     pub fn elapsed(&self) -> Duration {
-        self.finished.unwrap_or_else(Instant::now) - self.started
+        self.finished().map_or_else(Instant::now, |f| f.ended) - self.queued
+    }
+}
+
+/// The record as Python's `info()` and the trace show it: one flat map.
+impl Serialize for TaskRecord {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Info<'a> {
+            task_id: &'a str,
+            status: Status,
+            command: &'a str,
+            result: Option<&'a str>,
+            exit_code: Option<i32>,
+            elapsed: f64,
+            pid: Option<u32>,
+            #[serde(flatten)]
+            output: &'a OutputStats,
+        }
+        let none = OutputStats::default();
+        Info {
+            task_id: &self.id,
+            status: self.status(),
+            command: &self.command,
+            result: self.result(),
+            exit_code: self.exit_code(),
+            elapsed: self.elapsed().as_secs_f64(),
+            pid: self.pid(),
+            output: self.finished().map_or(&none, |f| &f.output),
+        }
+        .serialize(serializer)
     }
 }

@@ -1,7 +1,7 @@
 //! The live managers, so that interpreter exit can stop all their tasks (no destructor runs
 //! for a manager still referenced then).
 
-use super::Inner;
+use super::{Inner, Until};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 fn registry() -> &'static Mutex<Vec<Weak<Inner>>> {
@@ -25,7 +25,7 @@ pub fn shutdown_all() {
         inner.request_kill_all();
     }
     for inner in &live {
-        inner.wait_idle(Some(inner.stop_bound()));
+        drop(inner.wait_while(Some(inner.stop_bound()), |s| !Until::Idle.holds(s)));
         inner.close_executor();
     }
 }

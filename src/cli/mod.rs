@@ -10,7 +10,7 @@ mod interrupt;
 mod repl;
 mod session;
 
-use crate::background::BackgroundManager;
+use crate::background::{BackgroundManager, Records, Until};
 use crate::defaults;
 use crate::llm::{HttpClient, HttpConfig, Model, ScriptedModel};
 use crate::runtime::Seconds;
@@ -376,7 +376,7 @@ fn run_demo(session: &Session) -> Result<(), Failure> {
 /// then say where their results are (the lesson's known gap) and what production does.
 fn explain_the_gap(session: &Session) {
     let manager = &session.manager;
-    let running = manager.running_count();
+    let running = manager.snapshot(Records::None).running;
     if running > 0 {
         say(&format!(
             "\nThe lesson's loop returned at end_turn while {running} background tasks still ran. \
@@ -384,10 +384,10 @@ fn explain_the_gap(session: &Session) {
         ));
         let limit = Some(std::time::Duration::from_secs(15));
         let _ = crate::runtime::poll_until(&interrupted, limit, |slice| {
-            manager.wait_idle(Some(slice)).then_some(())
+            manager.wait(Until::Idle, Some(slice)).ok().map(drop)
         });
     }
-    let queued = manager.queued();
+    let queued = manager.snapshot(Records::None).queued;
     let results = if queued == 1 { "result is" } else { "results are" };
     say(&format!(
         "\n{}\n",

@@ -6,7 +6,7 @@ use super::console::{say, Sink};
 use super::failure::Failure;
 use super::interrupt::INTERRUPTED;
 use super::session::Session;
-use crate::background::{TaskEventKind, Watcher};
+use crate::background::{Records, TaskEventKind, Watcher};
 use crate::error::Error;
 use rustyline::error::ReadlineError;
 use rustyline::ExternalPrinter;
@@ -194,7 +194,7 @@ fn terminal(session: &Session, auto_resume: bool) -> Result<(), Failure> {
                 // Only when the user is still at the prompt and something waits to be told.
                 let ready = at_prompt.load(Ordering::SeqCst)
                     && !messages.is_empty()
-                    && session.manager.queued() > 0;
+                    && session.manager.snapshot(Records::None).queued > 0;
                 if let (true, Some(p)) = (ready, &printer) {
                     turn_above_prompt.store(true, Ordering::SeqCst);
                     let sink = Sink::Printer(p.clone());

@@ -2,7 +2,7 @@
 //! check the manager's bookkeeping (ordering, exactly-once delivery, events, kill, timeout)
 //! without processes, and shows what another executor has to provide.
 
-use super::{Ended, EventSink, ExecEvent, Executor, Exit, LogSummary, Stream, TaskSpec};
+use super::{Ended, EventSink, ExecEvent, Executor, Exit, OutputStats, Stream, TaskSpec};
 use crate::runtime::{runtime, Cancel};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -48,7 +48,7 @@ impl Executor for MemoryExecutor {
         let pid = self.next_pid.fetch_add(1, Ordering::SeqCst);
         self.launched.lock().unwrap_or_else(|p| p.into_inner()).push(spec.clone());
         runtime().spawn(async move {
-            let end = |code, ended| Exit { code, ended, log: LogSummary::default() };
+            let end = |code, ended| Exit { code, ended, output: OutputStats::default() };
             match behaviour {
                 Scripted::Fail(message) => events.event(ExecEvent::Failed(message)),
                 Scripted::Exit { stdout, stderr, code } => {

@@ -55,20 +55,34 @@ pub enum Ended {
     Lost,
 }
 
-/// Where a run's full output went: a file, or memory.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LogSummary {
-    /// The file, if one was created.
-    pub path: Option<PathBuf>,
-    /// The log itself when it stayed in memory (see [`TaskSpec::hold_output`]); `None` when
-    /// it is in the file or empty.
-    pub held: Option<Box<[u8]>>,
+/// What a run's output amounted to: byte counts, and where the full text went (a file, or
+/// memory). The executor fills the `log_*` fields; whoever reads the output (a task's
+/// capture) counts the bytes of each stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OutputStats {
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
     /// Bytes of output stored: after redaction (`[redacted]` counted), the line that says
     /// the log was cut not counted.
-    pub bytes: u64,
-    pub cut: bool,
+    pub log_bytes: u64,
+    pub log_cut: bool,
+    /// The log file, if one was created.
+    #[serde(serialize_with = "lossy_path")]
+    pub log_path: Option<PathBuf>,
+    /// The log itself when it stayed in memory (see [`TaskSpec::hold_output`]); `None` when
+    /// it is in the file or empty.
+    #[serde(skip)]
+    pub log_held: Option<Box<[u8]>>,
     /// A problem with the log (the command itself still ran).
-    pub error: Option<String>,
+    pub log_error: Option<String>,
+}
+
+/// A path as text, whatever its bytes (one that is not UTF-8 gets U+FFFD).
+fn lossy_path<S: serde::Serializer>(path: &Option<PathBuf>, to: S) -> Result<S::Ok, S::Error> {
+    match path {
+        Some(p) => to.serialize_some(&p.to_string_lossy()),
+        None => to.serialize_none(),
+    }
 }
 
 /// The last event of a run that started.
@@ -77,7 +91,8 @@ pub struct Exit {
     /// The shell's exit code; `None` when a signal ended it.
     pub code: Option<i32>,
     pub ended: Ended,
-    pub log: LogSummary,
+    /// Its byte counts are left to the reader of the output.
+    pub output: OutputStats,
 }
 
 /// What a run reports, in this order: `Started`, any number of `Output`, then one `Exited`;

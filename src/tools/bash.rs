@@ -4,7 +4,7 @@
 
 use super::args::Args;
 use super::tool::{schema, Guard, Tool, ToolContext};
-use crate::background::Capture;
+use crate::background::{conclude, Capture};
 use crate::exec::{EventSink, ExecEvent, Executor, TaskSpec};
 use crate::runtime::{poll_until, Cancel, Interrupt, Interrupted};
 use crate::secrets::Redactor;
@@ -114,8 +114,8 @@ pub fn bash(
         hold_output: 0,
         hide_secrets,
     };
-    let capture = Capture::new(OUTPUT_LIMIT, timeout, Redactor::when(hide_secrets));
-    let sink = Foreground { capture, done: Some(send) };
+    let capture = Capture::new(OUTPUT_LIMIT, Redactor::when(hide_secrets));
+    let sink = Foreground { capture, timeout, done: Some(send) };
     executor.launch(spec, cancel.clone(), Box::new(sink));
     let ended = |wait| match done.recv_timeout(wait) {
         Ok(text) => Some(text),
@@ -135,14 +135,15 @@ pub fn bash(
 /// Collects the output and sends the result text once the run ends.
 struct Foreground {
     capture: Capture,
+    timeout: Duration,
     done: Option<Sender<String>>,
 }
 
 impl EventSink for Foreground {
     fn event(&mut self, event: ExecEvent<'_>) {
-        if let Some((_, outcome)) = self.capture.take(event) {
+        if let Some(end) = self.capture.take(event) {
             if let Some(done) = self.done.take() {
-                let _ = done.send(outcome.result);
+                let _ = done.send(conclude(end, self.timeout).result);
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use super::args::Args;
 use super::tool::{schema, Tool, ToolContext};
-use crate::background::Status;
+use crate::background::Until;
 use crate::runtime::Interrupted;
 use crate::runtime::{poll_until, Seconds};
 use crate::secrets::Redactor;
@@ -45,13 +45,13 @@ impl Tool for WaitBackground {
                 return Ok(format!("Error: Unknown task {id}"));
             }
         }
+        let until = match task_id {
+            Some(id) => Until::Ended(id),
+            // Leave the queue alone: the loop injects what finished before the next call.
+            None => Until::Finished,
+        };
         poll_until(ctx.interrupted, Some(limit), |slice| {
-            let done = match task_id {
-                Some(id) => ctx.manager.wait_task(id, Some(slice)) != Some(Status::Running),
-                // Leave the queue alone: the loop injects what finished before the next call.
-                None => ctx.manager.wait_for_finished(Some(slice)),
-            };
-            done.then_some(())
+            ctx.manager.wait(until, Some(slice)).ok().map(drop)
         })?;
         Ok(ctx.manager.check(task_id))
     }

@@ -351,17 +351,18 @@ impl Tracer {
                 Event::TaskProgress { task_id, stdout_bytes, stderr_bytes }
             }
             TaskEventKind::Finished { status, exit_code } => {
-                let record = tasks.and_then(|t| t.record(&task_id)).map(|record| {
-                    let (result, result_length) = cut(record.result.as_deref().unwrap_or_default());
-                    let o = &record.output;
-                    event::Ended {
+                let record = tasks.and_then(|t| t.record(&task_id)).and_then(|record| {
+                    let finished = record.finished()?;
+                    let (result, result_length) = cut(&finished.result);
+                    let o = &finished.output;
+                    Some(event::Ended {
                         duration: record.elapsed().as_secs_f64(),
                         stdout_bytes: o.stdout_bytes,
                         stderr_bytes: o.stderr_bytes,
                         log_path: o.log_path.as_ref().map(|p| p.to_string_lossy().into_owned()),
                         result,
                         result_length,
-                    }
+                    })
                 });
                 Event::TaskFinished {
                     task_id,

@@ -72,6 +72,25 @@ def test_the_typed_dicts_exist_at_runtime():
     assert "log_path" in bgagent.TaskInfo.__annotations__
 
 
+def test_the_typed_dicts_name_the_keys_the_core_hands_out(tmp_path):
+    # The dicts are the serde form of the core's types: the TypedDicts must keep up with them.
+    go = tmp_path / "go"
+    with bgagent.BackgroundManager(tmp_path) as bg:
+        task_id = bg.start(f"while [ ! -e {go} ]; do sleep 0.01; done; echo hi")
+        running = bg.info(task_id)
+        assert (running["status"], running["result"]) == ("running", None)
+        assert running.keys() == bgagent.TaskInfo.__annotations__.keys()
+        go.touch()
+        assert (
+            bg.wait(task_id, timeout=60)
+            == "[completed] " + bg.tasks[task_id]["command"][:60] + "\nhi"
+        )
+        assert bg.info(task_id).keys() == bgagent.TaskInfo.__annotations__.keys()
+        [note] = bg.drain_notifications()
+        assert note.keys() == bgagent.Notification.__annotations__.keys()
+        assert set(bg.tasks[task_id]) == set(bgagent.TaskEntry.__annotations__)
+
+
 def test_one_base_exception_and_config_errors_are_not_api_errors():
     assert issubclass(bgagent.APIError, bgagent.BgagentError)
     assert issubclass(bgagent.RateLimitError, bgagent.APIError)

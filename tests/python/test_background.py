@@ -395,9 +395,8 @@ def test_planted_entries_show_in_check_and_are_never_notified_or_reused(bg, monk
     bg.wait(finished, timeout=30)
     del bg.tasks[finished]
     draws = iter(["0000aaaa", finished, "0000bbbb"])
-    monkeypatch.setattr(
-        bgagent.background.uuid, "uuid4", lambda: type("U", (), {"hex": next(draws) + "0" * 24})
-    )
+    # The draw is the core's (`_core.new_task_id`, the lesson's `uuid4().hex[:8]`).
+    monkeypatch.setattr(bgagent.background._core, "new_task_id", lambda: next(draws))
     assert bg.start("echo new") == "0000bbbb"
     bg.wait("0000bbbb", timeout=30)
     notes = bg.drain_notifications()
@@ -427,3 +426,27 @@ def test_the_manager_can_be_subclassed(tmp_path):
         assert agent.manager is bg
     with pytest.raises(TypeError, match="manager must be a bgagent.BackgroundManager, not object"):
         bgagent.Agent(model="m", client=object(), workdir=tmp_path, manager=object())
+
+
+def test_the_core_has_one_wait_that_every_python_wait_calls(tmp_path):
+    core = bgagent._core.BackgroundManager(tmp_path)
+    assert core.wait("idle") is True
+    assert core.wait("next") is None  # nothing queued, nothing runs: the end
+    with pytest.raises(ValueError, match="until must be"):
+        core.wait("soon")
+    with pytest.raises(ValueError, match="needs a task_id"):
+        core.wait("ended")
+    with pytest.raises(ValueError, match="takes no task_id"):
+        core.wait("idle", task_id="x")
+    go = tmp_path / "go"
+    assert core.start_as("t1", f"while [ ! -e {go} ]; do sleep 0.01; done; echo t1")
+    assert core.wait("ended", 0.05, "t1") is False
+    assert core.wait("finished", 0.05) is False
+    with pytest.raises(TimeoutError, match="no notification within 0.05 s"):
+        core.wait("next", 0.05)
+    go.touch()
+    assert core.wait("ended", 60, "t1") is True
+    assert core.wait("finished") is True
+    note = core.wait("next", 60)
+    assert note is not None and (note["task_id"], note["result"]) == ("t1", "t1")
+    core.shutdown()

@@ -4,14 +4,15 @@ use super::aio::awaitable;
 use super::bad_seconds;
 use super::wait_interruptibly;
 use bgagent::background::{
-    BackgroundManager, Notification, Options, Status, Subscription, TaskEvent, TaskEventKind,
-    TaskRecord,
+    lesson, BackgroundManager, Notification, Options, Records, StartAt, Subscription, TimedOut,
+    Until,
 };
 use bgagent::error::Error;
 use bgagent::runtime::Seconds;
-use pyo3::exceptions::{PyKeyError, PyTimeoutError};
+use pyo3::exceptions::{PyKeyError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
+use serde::Serialize;
 use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
@@ -22,48 +23,31 @@ fn to_py_err(e: Error) -> PyErr {
     Python::attach(|py| super::errors::core_error(py, &e))
 }
 
-fn notification_dict<'py>(py: Python<'py>, n: &Notification) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("task_id", &n.task_id)?;
-    d.set_item("status", n.status.as_str())?;
-    d.set_item("command", &n.command)?;
-    d.set_item("result", &n.result)?;
-    d.set_item("exit_code", n.exit_code)?;
-    Ok(d)
+/// A core value as Python sees it: its serde form (dicts, lists, str, int, None).
+fn to_py<'py>(py: Python<'py>, value: &impl Serialize) -> PyResult<Bound<'py, PyAny>> {
+    Ok(pythonize::pythonize(py, value)?)
 }
 
-fn notification_list<'py>(
-    py: Python<'py>,
-    list: &[Notification],
-) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    list.iter().map(|n| notification_dict(py, n)).collect()
+/// What a wait hands to Python, built once the GIL is held (also from a future).
+enum Woke {
+    /// `Until::Next`: the notification taken, or None (nothing queued, nothing running).
+    Note(Option<Notification>),
+    /// The other conditions: whether it held before the timeout.
+    Held(bool),
+    /// `wait_for_notifications`: what was drained.
+    Notes(Vec<Notification>),
 }
 
-/// Notifications handed to Python from a future (built into dicts once the GIL is held).
-struct Notes(Vec<Notification>);
-
-impl<'py> IntoPyObject<'py> for Notes {
-    type Target = PyList;
-    type Output = Bound<'py, PyList>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, notification_list(py, &self.0)?)
-    }
-}
-
-/// One notification, or None (nothing queued, nothing running).
-struct Note(Option<Notification>);
-
-impl<'py> IntoPyObject<'py> for Note {
+impl<'py> IntoPyObject<'py> for Woke {
     type Target = PyAny;
     type Output = Bound<'py, PyAny>;
     type Error = PyErr;
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        match self.0 {
-            Some(n) => Ok(notification_dict(py, &n)?.into_any()),
-            None => Ok(py.None().into_bound(py)),
+        match self {
+            Woke::Note(note) => to_py(py, &note),
+            Woke::Held(held) => Ok(pyo3::types::PyBool::new(py, held).to_owned().into_any()),
+            Woke::Notes(notes) => to_py(py, &notes),
         }
     }
 }
@@ -86,23 +70,35 @@ fn no_notification(limit: Option<Duration>) -> PyErr {
     PyTimeoutError::new_err(format!("no notification within {seconds} s"))
 }
 
-fn info_dict<'py>(py: Python<'py>, t: &TaskRecord) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("task_id", &t.id)?;
-    d.set_item("status", t.status.as_str())?;
-    d.set_item("command", &t.command)?;
-    d.set_item("result", t.result.as_deref())?;
-    d.set_item("exit_code", t.exit_code)?;
-    d.set_item("elapsed", t.elapsed().as_secs_f64())?;
-    d.set_item("pid", t.pid)?;
-    let o = &t.output;
-    d.set_item("stdout_bytes", o.stdout_bytes)?;
-    d.set_item("stderr_bytes", o.stderr_bytes)?;
-    d.set_item("log_path", o.log_path.as_ref().map(|p| p.to_string_lossy().into_owned()))?;
-    d.set_item("log_bytes", o.log_bytes)?;
-    d.set_item("log_cut", o.log_cut)?;
-    d.set_item("log_error", o.log_error.as_deref())?;
-    Ok(d)
+/// Python's `until` (with `task_id` for "ended") as the core's.
+fn until<'a>(until: &str, task_id: Option<&'a str>) -> PyResult<Until<'a>> {
+    match (until, task_id) {
+        ("ended", Some(id)) => Ok(Until::Ended(id)),
+        ("ended", None) => Err(PyValueError::new_err("until='ended' needs a task_id")),
+        ("finished", None) => Ok(Until::Finished),
+        ("idle", None) => Ok(Until::Idle),
+        ("next", None) => Ok(Until::Next),
+        ("finished" | "idle" | "next", Some(_)) => {
+            Err(PyValueError::new_err(format!("until={until:?} takes no task_id")))
+        }
+        _ => Err(PyValueError::new_err(format!(
+            "until must be 'ended', 'finished', 'idle' or 'next', not {until:?}"
+        ))),
+    }
+}
+
+/// What a wait for `until` gives Python: for "next" the notification (TimeoutError when the
+/// time ran out), else whether it held.
+fn woke(
+    until: Until<'_>,
+    got: Result<Option<Notification>, TimedOut>,
+    limit: Option<Duration>,
+) -> PyResult<Woke> {
+    match (until, got) {
+        (Until::Next, Ok(note)) => Ok(Woke::Note(note)),
+        (Until::Next, Err(TimedOut)) => Err(no_notification(limit)),
+        (_, got) => Ok(Woke::Held(got.is_ok())),
+    }
 }
 
 /// The core of `bgagent.BackgroundManager` (a Python class that wraps it and keeps the
@@ -124,6 +120,18 @@ struct Seen {
 impl PyBackgroundManager {
     pub(crate) fn manager(&self) -> &BackgroundManager {
         self.manager.as_ref().expect("a manager is there until it is dropped")
+    }
+
+    /// The core's wait, in slices between which Ctrl-C is looked for.
+    fn wait_for(
+        &self,
+        py: Python<'_>,
+        until: Until<'_>,
+        timeout: Option<f64>,
+    ) -> PyResult<Result<Option<Notification>, TimedOut>> {
+        let got =
+            wait_interruptibly(py, timeout, |slice| self.manager().wait(until, Some(slice)).ok())?;
+        Ok(got.ok_or(TimedOut))
     }
 }
 
@@ -167,40 +175,61 @@ impl PyBackgroundManager {
         command: &str,
         workdir: Option<PathBuf>,
     ) -> bool {
-        py.detach(|| self.manager().start_as(task_id, command, workdir.as_deref()))
+        let at = StartAt { id: Some(task_id), workdir: workdir.as_deref() };
+        py.detach(|| self.manager().start_with(command, at).is_some())
     }
 
-    fn drain_notifications<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        notification_list(py, &self.manager().drain_notifications())
+    /// Every queued notification, in completion order; the queue is left empty.
+    fn drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.manager().drain())
     }
 
+    /// Waits (at most `timeout` seconds) until `until` holds: "ended" (the task `task_id`),
+    /// "finished" (a notification is queued, or nothing runs), "idle" (nothing runs): true if
+    /// it did. "next": as "finished", then takes the oldest notification (None: nothing
+    /// queued, nothing running; TimeoutError if the time ran out).
+    #[pyo3(signature = (until, timeout=None, task_id=None))]
+    fn wait<'py>(
+        &self,
+        py: Python<'py>,
+        until: &str,
+        timeout: Option<f64>,
+        task_id: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (limit, until) = (limit(timeout)?, self::until(until, task_id)?);
+        let got = self.wait_for(py, until, timeout)?;
+        woke(until, got, limit)?.into_pyobject(py)
+    }
+
+    /// `wait` for asyncio: holds no thread, and cancelling it stops the wait at once.
+    #[pyo3(signature = (until, timeout=None, task_id=None))]
+    fn wait_async<'py>(
+        &self,
+        py: Python<'py>,
+        until: &str,
+        timeout: Option<f64>,
+        task_id: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let limit = limit(timeout)?;
+        self::until(until, task_id.as_deref())?; // refused here, not in the future
+        let (until, awaiter) = (until.to_string(), self.manager().awaiter());
+        awaitable(py, async move {
+            let until = self::until(&until, task_id.as_deref())?;
+            let got = within(limit, awaiter.wait(until)).await.ok_or(TimedOut);
+            woke(until, got, limit)
+        })
+    }
+
+    /// `wait(until="finished")`, then `drain()`: `[]` means a timeout or that nothing runs.
     #[pyo3(signature = (timeout=None))]
     fn wait_for_notifications<'py>(
         &self,
         py: Python<'py>,
         timeout: Option<f64>,
-    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let got =
-            wait_interruptibly(py, timeout, |slice| self.manager().poll_notifications(slice))?;
-        notification_list(py, &got.unwrap_or_default())
-    }
-
-    /// `wait` for asyncio: resolves (true if this manager knows the id) once the task ended or
-    /// `timeout` passed. Holds no thread; cancelling it stops the wait at once.
-    #[pyo3(signature = (task_id, timeout=None))]
-    fn wait_async<'py>(
-        &self,
-        py: Python<'py>,
-        task_id: String,
-        timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let limit = limit(timeout)?;
-        let awaiter = self.manager().awaiter();
-        let known = self.manager().task(&task_id).is_some();
-        awaitable(py, async move {
-            within(limit, awaiter.task(&task_id)).await;
-            Ok(known)
-        })
+        // Timed out or not, what is queued is drained.
+        let _ = self.wait_for(py, Until::Finished, timeout)?;
+        self.drain(py)
     }
 
     /// `wait_for_notifications` for asyncio.
@@ -213,55 +242,38 @@ impl PyBackgroundManager {
         let limit = limit(timeout)?;
         let awaiter = self.manager().awaiter();
         awaitable(py, async move {
-            Ok(Notes(within(limit, awaiter.notifications()).await.unwrap_or_default()))
+            within(limit, awaiter.wait(Until::Finished)).await;
+            Ok(Woke::Notes(awaiter.drain()))
         })
     }
 
-    /// The oldest notification, waiting (at most `timeout` seconds, else TimeoutError) while
-    /// none is queued and a task runs; None once nothing is queued and nothing runs.
-    #[pyo3(signature = (timeout=None))]
-    fn next_notification<'py>(
-        &self,
-        py: Python<'py>,
-        timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let limit = limit(timeout)?;
-        let got = wait_interruptibly(py, timeout, |slice| {
-            self.manager().next_notification(Some(slice)).ok()
-        })?;
-        match got {
-            Some(note) => Note(note).into_pyobject(py),
-            None => Err(no_notification(limit)),
+    /// Stops a running task (SIGTERM to its process group, SIGKILL after `grace`) and waits
+    /// for it to end; `None` then, or the error text if the task is unknown or not running.
+    fn kill(&self, py: Python<'_>, task_id: &str) -> PyResult<Option<String>> {
+        if let Err(message) = self.manager().awaiter().request_kill(task_id) {
+            return Ok(Some(message));
         }
-    }
-
-    /// `next_notification` for asyncio.
-    #[pyo3(signature = (timeout=None))]
-    fn next_notification_async<'py>(
-        &self,
-        py: Python<'py>,
-        timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let limit = limit(timeout)?;
-        let awaiter = self.manager().awaiter();
-        awaitable(py, async move {
-            match within(limit, awaiter.next_notification()).await {
-                Some(note) => Ok(Note(note)),
-                None => Err(no_notification(limit)),
-            }
-        })
+        // Bounded like the Rust `kill`: grace, SIGKILL, then the pipe cut-off.
+        let bound = self.manager().stop_bound().as_secs_f64();
+        let _ = self.wait_for(py, Until::Ended(task_id), Some(bound))?;
+        Ok(None)
     }
 
     /// `kill` for asyncio: resolves with None once the task ended, or with the error text.
     fn kill_async<'py>(&self, py: Python<'py>, task_id: String) -> PyResult<Bound<'py, PyAny>> {
-        let refused = self.manager().request_kill(&task_id).err();
         let awaiter = self.manager().awaiter();
+        let refused = awaiter.request_kill(&task_id).err();
         awaitable(py, async move {
             if refused.is_none() {
-                within(Some(awaiter.stop_bound()), awaiter.task(&task_id)).await;
+                within(Some(awaiter.stop_bound()), awaiter.wait(Until::Ended(&task_id))).await;
             }
             Ok(refused)
         })
+    }
+
+    /// Kills every running task and waits for them to end.
+    fn shutdown(&self, py: Python<'_>) {
+        py.detach(|| self.manager().shutdown());
     }
 
     /// `shutdown` for asyncio: kills every running task; resolves once they ended.
@@ -273,44 +285,9 @@ impl PyBackgroundManager {
         })
     }
 
-    /// Waits (at most `timeout`) for the task to end; true if this manager knows the id.
-    #[pyo3(signature = (task_id, timeout=None))]
-    fn wait(&self, py: Python<'_>, task_id: &str, timeout: Option<f64>) -> PyResult<bool> {
-        let mut known = false;
-        wait_interruptibly(py, timeout, |slice| {
-            match self.manager().wait_task(task_id, Some(slice)) {
-                Some(Status::Running) => None,
-                status => {
-                    known = status.is_some();
-                    Some(())
-                }
-            }
-        })?;
-        Ok(known || self.manager().task(task_id).is_some())
-    }
-
-    /// Stops a running task (SIGTERM to its process group, SIGKILL after `grace`) and waits
-    /// for it to end; `None` then, or the error text if the task is unknown or not running.
-    fn kill(&self, py: Python<'_>, task_id: &str) -> PyResult<Option<String>> {
-        if let Err(message) = self.manager().request_kill(task_id) {
-            return Ok(Some(message));
-        }
-        // Bounded like the Rust `kill`: grace, SIGKILL, then the pipe cut-off.
-        self.wait(py, task_id, Some(self.manager().stop_bound().as_secs_f64()))?;
-        Ok(None)
-    }
-
-    fn has_running_tasks(&self) -> bool {
-        self.manager().has_running_tasks()
-    }
-
+    /// How many tasks run now.
     fn running_count(&self) -> usize {
-        self.manager().running_count()
-    }
-
-    /// Kills every running task and waits for them to end.
-    fn shutdown(&self, py: Python<'_>) {
-        py.detach(|| self.manager().shutdown());
+        self.manager().snapshot(Records::None).running
     }
 
     /// Brings `tasks` (`{task_id: {"status", "result", "command"}}`) up to date: adds the tasks
@@ -318,13 +295,15 @@ impl PyBackgroundManager {
     /// Other entries (planted by the caller) are left as they are.
     fn refresh(&self, tasks: &Bound<'_, PyDict>) -> PyResult<()> {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let (changed, from) = self.manager().changes(seen.from, &seen.open);
+        let snapshot =
+            self.manager().snapshot(Records::Since { from: seen.from, open: &seen.open });
+        let changed = snapshot.tasks;
         let ended: HashSet<&str> =
-            changed.iter().filter(|t| t.status != Status::Running).map(|t| t.id.as_str()).collect();
+            changed.iter().filter(|t| !t.is_running()).map(|t| t.id.as_str()).collect();
         seen.open.retain(|id| !ended.contains(id.as_str()));
         for t in &changed {
             // Ended ones are not running, so a running one here is new since the last call.
-            if t.status == Status::Running {
+            if t.is_running() {
                 seen.open.push(t.id.clone());
             }
             let entry = match tasks.get_item(&t.id)?.map(|e| e.cast_into::<PyDict>()) {
@@ -336,10 +315,10 @@ impl PyBackgroundManager {
                     entry
                 }
             };
-            entry.set_item("status", t.status.as_str())?;
-            entry.set_item("result", t.result.as_deref())?;
+            entry.set_item("status", t.status().as_str())?;
+            entry.set_item("result", t.result())?;
         }
-        seen.from = from;
+        seen.from = snapshot.started;
         Ok(())
     }
 
@@ -349,9 +328,9 @@ impl PyBackgroundManager {
     }
 
     /// Everything known about one task: exit code, byte counts, log file.
-    fn info<'py>(&self, py: Python<'py>, task_id: &str) -> PyResult<Bound<'py, PyDict>> {
+    fn info<'py>(&self, py: Python<'py>, task_id: &str) -> PyResult<Bound<'py, PyAny>> {
         match self.manager().task(task_id) {
-            Some(t) => info_dict(py, &t),
+            Some(t) => to_py(py, &t),
             None => Err(PyKeyError::new_err(format!("Unknown task {task_id}"))),
         }
     }
@@ -376,17 +355,13 @@ impl PyTaskEvents {
     /// The next event as `{"task_id", "event", ...}`, waiting at most `timeout` seconds (None:
     /// no limit); None if none came or the subscription is closed.
     #[pyo3(signature = (timeout=None))]
-    fn next<'py>(
-        &self,
-        py: Python<'py>,
-        timeout: Option<f64>,
-    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+    fn next<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let got = wait_interruptibly(py, timeout, |slice| match self.0.recv(Some(slice)) {
             None if self.0.is_closed() => Some(None),
             None => None,
             event => Some(event),
         })?;
-        got.flatten().map(|e| event_dict(py, &e)).transpose()
+        to_py(py, &got.flatten())
     }
 
     /// Stops receiving; a waiting `next` returns None.
@@ -395,30 +370,59 @@ impl PyTaskEvents {
     }
 }
 
-fn event_dict<'py>(py: Python<'py>, e: &TaskEvent) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("task_id", &e.task_id)?;
-    d.set_item("event", e.kind.name())?;
-    match &e.kind {
-        TaskEventKind::Queued { command } => d.set_item("command", command)?,
-        TaskEventKind::Started { pid } => d.set_item("pid", pid)?,
-        TaskEventKind::Progress { stdout_bytes, stderr_bytes } => {
-            d.set_item("stdout_bytes", stdout_bytes)?;
-            d.set_item("stderr_bytes", stderr_bytes)?;
-        }
-        TaskEventKind::Finished { status, exit_code } => {
-            d.set_item("status", status.as_str())?;
-            d.set_item("exit_code", exit_code)?;
-        }
-        TaskEventKind::Drained => {}
-    }
-    Ok(d)
-}
-
 /// The lesson's answer to `run`: `Background task {task_id} started: {command[:80]}`.
 #[pyfunction]
 pub fn started_line(task_id: &str, command: &str) -> String {
-    bgagent::background::started_line(task_id, command)
+    lesson::started_line(task_id, command)
+}
+
+/// A fresh task id as the lesson draws it: 8 hex characters.
+#[pyfunction]
+pub fn new_task_id() -> String {
+    lesson::new_id()
+}
+
+/// `[:60]`, sliced by Python: a command that is not a string fails (or not) as the lesson's.
+fn first_60(py: Python<'_>) -> Bound<'_, pyo3::types::PySlice> {
+    pyo3::types::PySlice::new(py, 0, 60, 1)
+}
+
+/// The lesson's `check` text over a `tasks` dict (`{task_id: {"status", "command",
+/// "result"}}`, planted entries included): one task's, or a line per task (`task_id` falsy).
+/// Keys and values are shown as the lesson's f-strings show them (`str()`), and an id is
+/// looked up whatever its type, as the lesson's `dict.get` does.
+#[pyfunction]
+#[pyo3(signature = (tasks, task_id=None))]
+pub fn check_text(
+    tasks: &Bound<'_, PyDict>,
+    task_id: Option<&Bound<'_, PyAny>>,
+) -> PyResult<String> {
+    let text =
+        |value: &Bound<'_, PyAny>| -> PyResult<String> { Ok(value.str()?.to_cow()?.into_owned()) };
+    if let Some(key) = task_id.filter(|id| id.is_truthy().unwrap_or(true)) {
+        let id = text(key)?;
+        let task = match tasks.get_item(key)? {
+            Some(t) if t.is_truthy()? => t,
+            _ => return Ok(lesson::check_one(&id, None)),
+        };
+        let status = text(&task.get_item("status")?)?;
+        let command = text(&task.get_item("command")?.get_item(first_60(task.py()))?)?;
+        // `t.get('result') or '(running)'`: a falsy result shows as running.
+        let result = match task.call_method1("get", ("result",))? {
+            r if r.is_truthy()? => Some(text(&r)?),
+            _ => None,
+        };
+        return Ok(lesson::check_one(&id, Some((&status, &command, result.as_deref()))));
+    }
+    // A snapshot taken in one step: another thread may start a task meanwhile.
+    let mut rows = Vec::new();
+    for (id, t) in tasks.copy()?.iter() {
+        // In the f-string's order: the status, then the command.
+        let status = text(&t.get_item("status")?)?;
+        let command = text(&t.get_item("command")?.get_item(first_60(t.py()))?)?;
+        rows.push((text(&id)?, status, command));
+    }
+    Ok(lesson::check_all(rows.iter().map(|(i, s, c)| (i.as_str(), s.as_str(), c.as_str()))))
 }
 
 impl Drop for PyBackgroundManager {
@@ -430,7 +434,7 @@ impl Drop for PyBackgroundManager {
         Python::attach(|py| {
             py.detach(|| {
                 // How many tasks it has had (none is listed from past the last).
-                let tasks = manager.as_ref().map_or(0, |m| m.changes(usize::MAX, &[]).1);
+                let tasks = manager.as_ref().map_or(0, |m| m.snapshot(Records::None).started);
                 drop(manager);
                 if tasks >= 1000 {
                     merge_freed_memory();

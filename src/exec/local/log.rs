@@ -12,7 +12,7 @@
 //! that could be the start of a key until the next chunk or the end decides it. What stays in
 //! memory is redacted the same way.
 
-use crate::exec::{LogSummary, Stream};
+use crate::exec::{OutputStats, Stream};
 use crate::secrets::{RedactStream, Redactor};
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::Write;
@@ -137,7 +137,7 @@ impl LogFile {
     /// the log. `in_memory`: the output may stay in memory (the run ended by itself, so its
     /// result shows it); otherwise it goes to the file. The path is reported only if the file
     /// was created.
-    pub fn close(mut self, in_memory: bool) -> LogSummary {
+    pub fn close(mut self, in_memory: bool) -> OutputStats {
         let mut held = Vec::new();
         self.stdout.finish(&mut held);
         self.store(&held);
@@ -148,12 +148,13 @@ impl LogFile {
             self.spill();
         }
         let created = self.file.take().is_some();
-        LogSummary {
-            path: self.path.filter(|_| created),
-            bytes: self.written,
-            cut: self.cut,
-            error: self.error,
-            held: (!self.held.is_empty()).then(|| self.held.into_boxed_slice()),
+        OutputStats {
+            log_path: self.path.filter(|_| created),
+            log_bytes: self.written,
+            log_cut: self.cut,
+            log_error: self.error,
+            log_held: (!self.held.is_empty()).then(|| self.held.into_boxed_slice()),
+            ..OutputStats::default()
         }
     }
 }
@@ -205,9 +206,9 @@ mod tests {
             let summary = log.close(true);
             let text = std::fs::read_to_string(dir.path().join("t.log")).unwrap();
             assert!(text.starts_with("12345678ab\n[bgagent: log cut at 10 bytes"), "{hold}");
-            assert_eq!((summary.bytes, summary.cut), (10, true));
-            assert_eq!(summary.path, Some(dir.path().join("t.log")));
-            assert_eq!(summary.held, None);
+            assert_eq!((summary.log_bytes, summary.log_cut), (10, true));
+            assert_eq!(summary.log_path, Some(dir.path().join("t.log")));
+            assert_eq!(summary.log_held, None);
         }
     }
 
@@ -218,9 +219,9 @@ mod tests {
         log.write(Stream::Stderr, b"err\n");
         let summary = log.close(true);
         assert!(!dir.path().join("t.log").exists(), "no file");
-        assert_eq!(summary.path, None);
-        assert_eq!(summary.held.as_deref(), Some(&b"out\nerr\n"[..]));
-        assert_eq!((summary.bytes, summary.cut, summary.error), (8, false, None));
+        assert_eq!(summary.log_path, None);
+        assert_eq!(summary.log_held.as_deref(), Some(&b"out\nerr\n"[..]));
+        assert_eq!((summary.log_bytes, summary.log_cut, summary.log_error), (8, false, None));
 
         let (dir, mut log) = log_with(1 << 20, 16, Redactor::default());
         log.write(Stream::Stdout, b"0123456789");
@@ -230,7 +231,7 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("t.log")).unwrap();
         assert_eq!(text, "0123456789abcdefghij!");
         assert_eq!(
-            (summary.path, summary.held, summary.bytes),
+            (summary.log_path, summary.log_held, summary.log_bytes),
             (Some(dir.path().join("t.log")), None, 21)
         );
     }
@@ -243,12 +244,15 @@ mod tests {
         log.write(Stream::Stdout, b"partial");
         let summary = log.close(false);
         assert_eq!(std::fs::read_to_string(dir.path().join("t.log")).unwrap(), "partial");
-        assert_eq!((summary.path.is_some(), summary.held, summary.bytes), (true, None, 7));
+        assert_eq!(
+            (summary.log_path.is_some(), summary.log_held, summary.log_bytes),
+            (true, None, 7)
+        );
         // Nothing printed: no file either way.
         let (dir, log) = log_with(1 << 20, 16, Redactor::default());
         let summary = log.close(false);
         assert!(!dir.path().join("t.log").exists());
-        assert_eq!((summary.path, summary.held, summary.bytes), (None, None, 0));
+        assert_eq!((summary.log_path, summary.log_held, summary.log_bytes), (None, None, 0));
     }
 
     #[test]
@@ -259,8 +263,8 @@ mod tests {
             log.write(Stream::Stdout, &[b'x'; 65536]);
             log.write(Stream::Stdout, &[b'y'; 65536]);
             let summary = log.close(true);
-            assert_eq!(summary.bytes, 0, "{hold}");
-            assert!(summary.error.unwrap().contains("No space left on device"));
+            assert_eq!(summary.log_bytes, 0, "{hold}");
+            assert!(summary.log_error.unwrap().contains("No space left on device"));
         }
     }
 
@@ -272,9 +276,9 @@ mod tests {
         let mut log = LogFile::new(Some(path), 1 << 20, 16, false);
         log.write(Stream::Stdout, b"kept");
         let summary = log.close(false);
-        assert_eq!((summary.path, summary.held.as_deref()), (None, Some(&b"kept"[..])));
-        assert_eq!(summary.bytes, 4);
-        assert!(summary.error.unwrap().starts_with("cannot create"));
+        assert_eq!((summary.log_path, summary.log_held.as_deref()), (None, Some(&b"kept"[..])));
+        assert_eq!(summary.log_bytes, 4);
+        assert!(summary.log_error.unwrap().starts_with("cannot create"));
     }
 
     #[test]
@@ -302,7 +306,7 @@ mod tests {
                 log.write(Stream::Stdout, &out.as_bytes()[at..]);
                 log.write(Stream::Stdout, b"sk-ant");
                 let summary = log.close(true);
-                let text = match summary.held {
+                let text = match summary.log_held {
                     Some(held) => String::from_utf8(held.into_vec()).unwrap(),
                     None => std::fs::read_to_string(dir.path().join("t.log")).unwrap(),
                 };
@@ -312,7 +316,7 @@ mod tests {
                 let stdout_only = text.replace("<err>", "");
                 assert_eq!(stdout_only, "start [redacted] end sk-ant", "split at {at}");
                 // `bytes` counts what the log holds: the redacted output.
-                assert_eq!(summary.bytes, text.len() as u64);
+                assert_eq!(summary.log_bytes, text.len() as u64);
             }
         }
     }
@@ -324,6 +328,6 @@ mod tests {
         let summary = log.close(true);
         let text = std::fs::read_to_string(dir.path().join("t.log")).unwrap();
         assert!(text.starts_with("ab[redacted]\n[bgagent: log cut at 12 bytes"), "{text}");
-        assert_eq!((summary.bytes, summary.cut), (12, true));
+        assert_eq!((summary.log_bytes, summary.log_cut), (12, true));
     }
 }

@@ -173,7 +173,7 @@ impl Executor for LocalExecutor {
     fn close(&self) {
         let own = self.own_log_dir.lock().unwrap_or_else(|p| p.into_inner()).take();
         match own {
-            Some((maker, dir)) if maker == std::process::id() => drop(dir.close()),
+            Some((maker, dir)) if !crate::runtime::forked_from(maker) => drop(dir.close()),
             // A forked child: the directory is its parent's to remove.
             Some((_, dir)) => drop(dir.keep()),
             None => {}
@@ -395,7 +395,7 @@ async fn supervise(
     let ended = if lost { Ended::Lost } else { stopped.unwrap_or(Ended::Exited) };
     // A run that ended by itself has a result that shows its output; a stopped one's shows a
     // message, so its output goes to the file however short.
-    let log = log.close(ended == Ended::Exited);
-    let exit = Exit { code, ended, log };
+    let output = log.close(ended == Ended::Exited);
+    let exit = Exit { code, ended, output };
     events.event(ExecEvent::Exited(exit));
 }

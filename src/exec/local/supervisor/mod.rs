@@ -47,6 +47,7 @@ mod server;
 mod spawn;
 mod table;
 
+use crate::runtime::forked_from;
 use nix::sys::socket::MsgFlags;
 use protocol::{Order, Report, Start};
 use std::collections::HashMap;
@@ -143,7 +144,9 @@ fn current_link() -> Option<Arc<Shared>> {
     let mut guard = LINK.lock().unwrap_or_else(|p| p.into_inner());
     let me = std::process::id();
     let dead_early = match &*guard {
-        Some(Link::Up { owner, link }) if *owner == me && !link.alive.load(Ordering::Acquire) => {
+        Some(Link::Up { owner, link })
+            if !forked_from(*owner) && !link.alive.load(Ordering::Acquire) =>
+        {
             // One that was ready and then died (a task may kill it) is replaced; one that died
             // before it was ready would only die again.
             (!link.ready.load(Ordering::Acquire)).then_some(link.pid)
@@ -157,8 +160,10 @@ fn current_link() -> Option<Arc<Shared>> {
         *guard = Some(Link::Down { owner: me });
     }
     let usable = match &*guard {
-        Some(Link::Up { owner, link }) => *owner == me && link.alive.load(Ordering::Acquire),
-        Some(Link::Down { owner }) => *owner == me,
+        Some(Link::Up { owner, link }) => {
+            !forked_from(*owner) && link.alive.load(Ordering::Acquire)
+        }
+        Some(Link::Down { owner }) => !forked_from(*owner),
         None => false,
     };
     if !usable {
@@ -253,7 +258,7 @@ fn start_supervisor() -> Result<Arc<Shared>, Option<io::Error>> {
         waiting: Mutex::new(HashMap::new()),
     });
     for (maker, dir) in REMOVE_AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        if *maker == owner {
+        if !forked_from(*maker) {
             let _ = link.try_send(&Order::RemoveAtExit(dir.clone()).encode());
         }
     }
@@ -373,7 +378,7 @@ impl Shared {
 
     /// Sends an order without blocking; false if it cannot go now.
     fn try_send(&self, bytes: &[u8]) -> io::Result<()> {
-        if self.owner != std::process::id() {
+        if forked_from(self.owner) {
             return Err(io::Error::other(
                 "a forked child cannot give the parent's supervisor orders",
             ));
