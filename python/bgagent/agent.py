@@ -237,8 +237,8 @@ def final_text(messages: list[Any]) -> str:
 
 
 def _overridden(manager: BackgroundManager) -> tuple[dict[str, Any] | None, Any]:
-    """The tools (and the drain) that must call a subclass's own methods, because it
-    overrides them; the rest run in the core."""
+    """The methods (by name: run, check, kill) and the drain that must be a subclass's own,
+    because it overrides them; the core answers the rest of the tools itself."""
     if not isinstance(manager, BackgroundManager):
         return None, None  # run_loop says what it takes
     kind = type(manager)
@@ -248,11 +248,11 @@ def _overridden(manager: BackgroundManager) -> tuple[dict[str, Any] | None, Any]
 
     tools: dict[str, Any] = {}
     if own("run"):
-        tools["background_run"] = lambda **kw: manager.run(kw["command"])
+        tools["run"] = lambda **kw: manager.run(kw["command"])
     if own("check"):
-        tools["check_background"] = lambda **kw: manager.check(kw.get("task_id"))
+        tools["check"] = lambda **kw: manager.check(kw.get("task_id"))
     if own("kill"):
-        tools["kill_background"] = lambda **kw: manager.kill(kw["task_id"])
+        tools["kill"] = lambda **kw: manager.kill(kw["task_id"])
     drain = manager.drain_notifications if own("drain_notifications") else None
     return tools or None, drain
 

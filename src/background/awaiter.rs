@@ -2,7 +2,8 @@
 //! blocking wait, woken by a watch channel instead of the condition variable, so a wait
 //! holds no thread and ends at once when its future is dropped (cancelled).
 
-use super::{Inner, Notification, Until};
+use super::record::Notification;
+use super::shared::{Inner, Until};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,8 +45,8 @@ impl Awaiter {
     }
 
     /// What the manager knows of a task now.
-    pub fn record(&self, task_id: &str) -> Option<super::TaskRecord> {
-        self.inner.snapshot(super::Records::One(task_id)).tasks.pop()
+    pub fn record(&self, task_id: &str) -> Option<super::record::TaskRecord> {
+        self.inner.snapshot(super::shared::Records::One(task_id)).tasks.pop()
     }
 
     /// How long stopping a task can take (grace, SIGKILL, the pipe cut-off).

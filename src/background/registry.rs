@@ -1,7 +1,7 @@
 //! The live managers, so that interpreter exit can stop all their tasks (no destructor runs
 //! for a manager still referenced then).
 
-use super::{Inner, Until};
+use super::shared::{Inner, Until};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 fn registry() -> &'static Mutex<Vec<Weak<Inner>>> {

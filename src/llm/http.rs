@@ -43,8 +43,8 @@ impl HttpConfig {
             base_url: var("ANTHROPIC_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_string()),
             api_key: var("ANTHROPIC_API_KEY"),
             auth_token: var("ANTHROPIC_AUTH_TOKEN"),
-            timeout: Duration::from_secs(600),
-            max_retries: 2,
+            timeout: crate::defaults::CLIENT_TIMEOUT,
+            max_retries: crate::defaults::CLIENT_MAX_RETRIES,
             stream: false,
         }
     }

@@ -20,7 +20,10 @@ use bgagent::error::{Error, Result};
 use bgagent::llm::{CallContext, Model, ModelError, Request, Response};
 use bgagent::runtime::Seconds;
 use bgagent::session::{SessionConfig, Turn};
-use bgagent::tools::{self, BuiltinTools, Interrupted, ToolRunner};
+use bgagent::tools::{
+    self, BackgroundRun, BuiltinTools, CheckBackground, Interrupted, KillBackground, Tool,
+    ToolRunner,
+};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -136,7 +139,8 @@ fn call_handler(
 }
 
 /// The built-in tools, with some replaced by Python callables (the methods a
-/// `BackgroundManager` subclass overrides): same schemas, same command guard.
+/// `BackgroundManager` subclass overrides, keyed by the method's name): same schemas, same
+/// command guard.
 struct OverriddenTools<'a> {
     builtin: BuiltinTools<'a>,
     overrides: Py<PyDict>,
@@ -151,11 +155,13 @@ impl ToolRunner for OverriddenTools<'_> {
     fn run(&mut self, name: &str, input: &Value) -> std::result::Result<String, Interrupted> {
         let command = input.get("command").and_then(Value::as_str);
         let guard = self.builtin.ctx.guard();
-        if name == "background_run" && command.is_some_and(|c| tools::is_dangerous(c, guard)) {
+        if name == BackgroundRun::NAME && command.is_some_and(|c| tools::is_dangerous(c, guard)) {
             return Ok("Error: Dangerous command blocked".to_string());
         }
-        let handler = Python::attach(|py| {
-            self.overrides.bind(py).get_item(name).ok().flatten().map(Bound::unbind)
+        let handler = overridable(name).and_then(|method| {
+            Python::attach(|py| {
+                self.overrides.bind(py).get_item(method).ok().flatten().map(Bound::unbind)
+            })
         });
         match handler {
             Some(handler) => {
@@ -163,6 +169,16 @@ impl ToolRunner for OverriddenTools<'_> {
             }
             None => self.builtin.run(name, input),
         }
+    }
+}
+
+/// The manager's method that answers a tool, for the tools a subclass can take over.
+fn overridable(tool: &str) -> Option<&'static str> {
+    match tool {
+        BackgroundRun::NAME => Some("run"),
+        CheckBackground::NAME => Some("check"),
+        KillBackground::NAME => Some("kill"),
+        _ => None,
     }
 }
 

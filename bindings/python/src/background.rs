@@ -7,6 +7,7 @@ use bgagent::background::{
     lesson, BackgroundManager, Notification, Options, Records, StartAt, Subscription, TimedOut,
     Until,
 };
+use bgagent::defaults;
 use bgagent::error::Error;
 use bgagent::runtime::Seconds;
 use pyo3::exceptions::{PyKeyError, PyTimeoutError, PyValueError};
@@ -138,8 +139,14 @@ impl PyBackgroundManager {
 #[pymethods]
 impl PyBackgroundManager {
     #[new]
-    #[pyo3(signature = (workdir=None, *, timeout=300.0, output_limit=50_000, preview_limit=500,
-                        grace=2.0, log_dir=None, log_limit=67_108_864, pass_api_key=false))]
+    // The signature Python shows names the defaults themselves (checked against DEFAULTS).
+    #[pyo3(signature = (workdir=None, *, timeout=defaults::TASK_TIMEOUT.as_secs_f64(),
+                        output_limit=defaults::OUTPUT_LIMIT, preview_limit=defaults::PREVIEW_LIMIT,
+                        grace=defaults::GRACE.as_secs_f64(), log_dir=None,
+                        log_limit=defaults::LOG_LIMIT, pass_api_key=false),
+           text_signature = "(workdir=None, *, timeout=300.0, output_limit=50000, \
+                             preview_limit=500, grace=2.0, log_dir=None, log_limit=67108864, \
+                             pass_api_key=False)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         workdir: Option<PathBuf>,

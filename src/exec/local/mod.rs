@@ -47,10 +47,10 @@ pub struct LocalSettings {
 impl Default for LocalSettings {
     fn default() -> Self {
         LocalSettings {
-            grace: Duration::from_secs(2),
+            grace: crate::defaults::GRACE,
             pipe_grace: PIPE_GRACE,
             log_dir: None,
-            log_limit: 64 * 1024 * 1024,
+            log_limit: crate::defaults::LOG_LIMIT,
         }
     }
 }

@@ -187,9 +187,14 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        assert!(children(std::process::id() as i32).contains(&pid));
-        // The shell starts its sleep in its own time: poll until it is listed below.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // Polled: the lists are read thread by thread while the test harness's other threads
+        // come and go, and one such read missed the child once beside other tests.
+        while !children(std::process::id() as i32).contains(&pid) {
+            assert!(std::time::Instant::now() < deadline, "the shell is never listed");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // The shell starts its sleep in its own time: poll until it is listed below.
         let below = loop {
             let below = descendants_listed(pid);
             if !below.is_empty() {
