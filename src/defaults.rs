@@ -22,3 +22,23 @@ pub const MAX_TOKENS: u32 = 8000;
 /// retryable failure.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(600);
 pub const CLIENT_MAX_RETRIES: u32 = 2;
+
+/// Production's cap on background tasks running at once: twice the CPUs this process may use
+/// (its affinity mask, so a container's or `taskset`'s limit counts), and at least 4, since
+/// most tasks wait on the network or the disk more than they compute.
+pub fn max_running() -> usize {
+    (2 * usable_cpus()).max(4)
+}
+
+/// The CPUs this process may run on (`sched_getaffinity`), or 1 if that cannot be read.
+fn usable_cpus() -> usize {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it for this
+    // process (pid 0) and CPU_COUNT only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            return (libc::CPU_COUNT(&set) as usize).max(1);
+        }
+    }
+    1
+}

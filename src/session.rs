@@ -33,6 +33,9 @@ pub struct SessionConfig {
     pub max_tokens: u32,
     /// The timeout of the background tasks of a manager made from this config.
     pub task_timeout: Duration,
+    /// At most this many background tasks run at once (`None`: no limit). Mirror mode has
+    /// none, as the lesson.
+    pub max_running: Option<usize>,
 }
 
 impl SessionConfig {
@@ -46,6 +49,7 @@ impl SessionConfig {
             max_wait: defaults::MAX_WAIT,
             max_tokens: defaults::MAX_TOKENS,
             task_timeout: defaults::TASK_TIMEOUT,
+            max_running: Some(defaults::max_running()),
         }
     }
 
@@ -84,6 +88,11 @@ impl SessionConfig {
         self
     }
 
+    pub fn max_running(mut self, max_running: Option<usize>) -> Self {
+        self.max_running = max_running;
+        self
+    }
+
     /// Commands do not get the credentials, and their values are redacted from outputs.
     pub fn hide_secrets(&self) -> bool {
         !self.mirror && !self.pass_api_key
@@ -118,6 +127,7 @@ impl SessionConfig {
             workdir: Some(self.workdir.clone()),
             timeout: self.task_timeout,
             hide_secrets: self.hide_secrets(),
+            max_running: if self.mirror { None } else { self.max_running },
             ..Options::default()
         }
     }

@@ -327,7 +327,7 @@ fn commands_run_in_the_workdir() {
 
 #[test]
 fn a_thousand_tasks_drained_by_four_threads_arrive_exactly_once() {
-    let m = Arc::new(manager(Options::default()));
+    let m = Arc::new(manager(Options { max_running: None, ..Options::default() }));
     let ids: HashSet<String> = (0..1000).map(|i| m.start(&format!("echo {i}"))).collect();
     let drainers: Vec<_> = (0..4)
         .map(|_| {
@@ -450,7 +450,7 @@ fn events_follow_a_task_from_queued_to_drained_in_time_order() {
     assert!(names.contains(&"progress"), "outputs 0.3 s apart publish progress: {names:?}");
     assert!(got.windows(2).all(|w| w[0].at <= w[1].at), "times never go backwards");
     let pid = m.task(&id).unwrap().pid().unwrap();
-    assert_eq!(got[1].kind, TaskEventKind::Started { pid });
+    assert_eq!(got[1].kind, TaskEventKind::Started { pid, waited: None });
     let finished = &got[names.len() - 2].kind;
     assert_eq!(
         *finished,

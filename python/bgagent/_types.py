@@ -38,6 +38,7 @@ class TaskInfo(TypedDict):
     result: str | None
     exit_code: int | None
     elapsed: float
+    waited: float
     pid: int | None
     stdout_bytes: int
     stderr_bytes: int

@@ -23,6 +23,7 @@ class Tasks(Protocol):
 
 
 COLOURS = {
+    "queued": "#57606a",
     "running": "#1f6feb",
     "completed": "#1a7f37",
     "timeout": "#9a6700",
@@ -42,7 +43,11 @@ def task_rows(manager: Tasks) -> list[dict[str, str]]:
             info = {}  # an entry written into `tasks` by hand
         exit_code = info.get("exit_code")
         elapsed = info.get("elapsed")
+        waited = info.get("waited") or 0.0
         result = entry.get("result") or ""
+        if entry.get("status") == "queued":
+            # Still in line: how long so far, in place of a run time it does not have yet.
+            elapsed, result = None, f"waiting for a slot ({waited:.1f}s)"
         rows.append(
             {
                 "id": str(task_id),
@@ -77,7 +82,10 @@ def tasks_html(manager: Tasks) -> str:
         )
         body.append(f"<tr data-task-id='{html.escape(row['id'], quote=True)}'>{cells}</tr>")
     running = sum(r["status"] == "running" for r in rows)
+    queued = sum(r["status"] == "queued" for r in rows)
     caption = f"BackgroundManager: {len(rows)} tasks, {running} running"
+    if queued:
+        caption += f", {queued} queued"
     return (
         f"<table class='bgagent-tasks'><caption style='text-align:left'>{caption}</caption>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

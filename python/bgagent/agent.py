@@ -30,7 +30,8 @@ class Agent:
     `max_wait` seconds) so their results reach the model, and offers two more tools,
     wait_background and kill_background. `mirror=True` gives the lesson's loop exactly.
     Commands do not get ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN and their values are
-    redacted from tool outputs, unless `pass_api_key=True` (or `mirror=True`).
+    redacted from tool outputs, unless `pass_api_key=True` (or `mirror=True`). The manager it
+    makes runs at most `max_running` tasks at once (None: no limit; the mirror has none).
     Used as a context manager (`with` or `async with`), it shuts down the manager it made.
     """
 
@@ -48,6 +49,7 @@ class Agent:
         echo: bool = True,
         pass_api_key: bool = False,
         trace: str | os.PathLike[str] | None = None,
+        max_running: int | None = _core.DEFAULTS["max_running"],
     ) -> None:
         self.workdir = Path(workdir if workdir is not None else os.getcwd()).resolve()
         self.model = model if model is not None else os.environ.get("MODEL_ID")
@@ -55,7 +57,11 @@ class Agent:
         self.pass_api_key = pass_api_key or mirror
         self._owns_manager = manager is None
         if manager is None:
-            manager = BackgroundManager(self.workdir, pass_api_key=self.pass_api_key)
+            # The mirror starts every task at once, as the lesson; production caps them.
+            cap = None if mirror else max_running
+            manager = BackgroundManager(
+                self.workdir, pass_api_key=self.pass_api_key, max_running=cap
+            )
         if not isinstance(manager, BackgroundManager):
             raise TypeError(
                 f"manager must be a bgagent.BackgroundManager, not {type(manager).__name__}"

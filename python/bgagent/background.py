@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 _StrPath = Union[str, "os.PathLike[str]"]
 
+# Production's cap on running tasks: twice the CPUs this process may use, at least 4.
+_MAX_RUNNING: int = _core.DEFAULTS["max_running"]
+
 
 class BackgroundManager:
     """Runs shell commands in the background and queues one notification per finished task.
@@ -23,7 +26,9 @@ class BackgroundManager:
     Each task runs `/bin/sh -c command` in its own process group, at most `timeout` seconds;
     its output (stdout then stderr, stripped) is kept up to `output_limit` characters, and its
     notification carries the first `preview_limit`. Stopping a task sends SIGTERM to the group,
-    then SIGKILL after `grace` seconds. Tasks do not get ANTHROPIC_API_KEY/AUTH_TOKEN unless
+    then SIGKILL after `grace` seconds. At most `max_running` tasks run at once (None: no
+    limit); the others wait in line, first come first started, with status `queued`, and
+    their timeout counts from their start. Tasks do not get ANTHROPIC_API_KEY/AUTH_TOKEN unless
     `pass_api_key=True`. With `trace=FILE`, every task event is written there as trace lines
     (`bgagent view FILE` draws them). Subclass it freely: the state lives in a core object
     (`_core`).
@@ -41,6 +46,7 @@ class BackgroundManager:
         log_limit: int = 64 * 1024 * 1024,
         pass_api_key: bool = False,
         trace: _StrPath | None = None,
+        max_running: int | None = _MAX_RUNNING,
     ) -> None:
         self._core = _core.BackgroundManager(
             workdir,
@@ -51,6 +57,7 @@ class BackgroundManager:
             log_dir=log_dir,
             log_limit=log_limit,
             pass_api_key=pass_api_key,
+            max_running=max_running,
         )
         self._tasks: dict[str, Any] = {}
         # `trace`: the task events as trace lines (the README's schema) in that file.
@@ -72,17 +79,29 @@ class BackgroundManager:
     def tasks(self, tasks: dict[str, Any]) -> None:
         self._tasks = tasks
 
-    def start(self, command: str, workdir: _StrPath | None = None) -> str:
-        """Starts `command` now (in `workdir` instead of the manager's, if given); returns its
-        task id. Never waits for the command."""
+    def start(
+        self, command: str, workdir: _StrPath | None = None, *, timeout: float | None = None
+    ) -> str:
+        """Starts `command` now, or puts it in line if `max_running` tasks run (in `workdir`
+        instead of the manager's, if given, and stopped `timeout` seconds after its start
+        instead of the manager's timeout); returns its task id. Never waits for the command."""
+        return self._submit(command, workdir, timeout)[0]
+
+    def _submit(
+        self, command: str, workdir: _StrPath | None, timeout: float | None
+    ) -> tuple[str, tuple[int, int] | None]:
+        """Starts a task: its id, and `(place in line, tasks running)` if it waits."""
         if not isinstance(command, str):
             raise TypeError(f"command must be a str, not {type(command).__name__}")
         while True:
             task_id = self._new_id()
             # The lesson writes the entry before the thread starts: so does this.
             self._tasks[task_id] = {"status": "running", "result": None, "command": command}
-            if self._core.start_as(task_id, command, workdir):
-                return task_id
+            got = self._core.start_as(task_id, command, workdir, timeout)
+            if got is not False:
+                if got is not None:
+                    self._tasks[task_id]["status"] = "queued"
+                return task_id, got
             del self._tasks[task_id]  # the core knows that id (an entry deleted from `tasks`)
 
     def _new_id(self) -> str:
@@ -92,13 +111,36 @@ class BackgroundManager:
             if task_id not in self._tasks:
                 return task_id
 
-    def run(self, command: str, workdir: _StrPath | None = None) -> str:
-        """Starts `command`; returns `Background task {id} started: {command[:80]}`."""
-        return _core.started_line(self.start(command, workdir), command)
+    def run(
+        self, command: str, workdir: _StrPath | None = None, *, timeout: float | None = None
+    ) -> str:
+        """Starts `command`; returns `Background task {id} started: {command[:80]}`, or if it
+        waits for a slot `Background task {id} queued (2nd in line, 4 running): {command[:80]}`."""
+        task_id, waiting = self._submit(command, workdir, timeout)
+        if waiting is None:
+            return _core.started_line(task_id, command)
+        return _core.queued_line(task_id, waiting[0], waiting[1], command)
+
+    def start_now(self, task_id: str) -> str:
+        """Starts a task that waits in line now, past `max_running`; returns `check(task_id)`,
+        or the error text if the task is unknown or does not wait."""
+        refused = self._core.start_now(task_id)
+        return refused if refused is not None else self.check(task_id)
+
+    @property
+    def max_running(self) -> int | None:
+        """At most this many tasks run at once (None: no limit)."""
+        return self._core.max_running
 
     def check(self, task_id: str | None = None) -> str:
-        """One task's `[status] command` and result, or a line per task (the lesson's text)."""
-        return _core.check_text(self.tasks, task_id)
+        """One task's `[status] command` and result, or a line per task (the lesson's text);
+        a task waiting for a slot shows its place in line."""
+        tasks = self.tasks
+        if isinstance(task_id, str) and task_id:
+            queued = self._core.check_queued(task_id)
+            if queued is not None and tasks.get(task_id, {}).get("status") == "queued":
+                return queued
+        return _core.check_text(tasks, task_id)
 
     def drain_notifications(self) -> list[Notification]:
         """Every queued notification, in completion order; the queue is left empty."""
@@ -154,16 +196,18 @@ class BackgroundManager:
 
     def kill(self, task_id: str) -> str:
         """Stops a running task (SIGTERM to its process group, SIGKILL after `grace`), waits
-        for it to end, and returns `check(task_id)`."""
+        for it to end, and returns `check(task_id)`. A task waiting in line leaves it: it ends
+        `killed` with `Error: Killed (never started)`."""
         refused = self._core.kill(task_id)
         return refused if refused is not None else self.check(task_id)
 
     def has_running_tasks(self) -> bool:
-        """True while a task runs."""
+        """True while a task runs or waits in line."""
         return self._core.running_count() > 0
 
     def shutdown(self) -> None:
-        """Kills every running task and waits for them to end. Their notifications stay queued."""
+        """Takes every waiting task out of the line (each ends `killed`, never started), kills
+        every running task and waits for them to end. Their notifications stay queued."""
         self._core.shutdown()
 
     def info(self, task_id: str) -> TaskInfo:

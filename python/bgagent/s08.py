@@ -105,6 +105,7 @@ class BackgroundManager(background.BackgroundManager):
 
     def __init__(self, workdir: Any = None, **options: Any) -> None:
         options.setdefault("pass_api_key", True)  # the lesson passes the environment on
+        options.setdefault("max_running", None)  # the lesson starts every task at once
         super().__init__(WORKDIR if workdir is None else workdir, **options)
 
     def run(self, command: str, workdir: Any = None) -> str:

@@ -11,14 +11,21 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// Serialised (serde) as the Python dicts show it: `{"event": name, ...its fields}`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum TaskEventKind {
+    /// Submitted. `place`: it waits for a slot, this far back in line (1 = next); absent
+    /// when it starts at once.
     Queued {
         command: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        place: Option<usize>,
     },
+    /// Its process runs. `waited`: seconds it waited for a slot (only if it had to).
     Started {
         pid: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        waited: Option<f64>,
     },
     /// Bytes of output so far; sent at most a few times a second per task.
     Progress {
@@ -46,7 +53,7 @@ impl TaskEventKind {
 }
 
 /// Serialised as `{"task_id", "event", ...}` (its time is the caller's to show).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TaskEvent {
     /// Never earlier than the event before it.
     #[serde(skip)]
@@ -195,7 +202,7 @@ mod tests {
     fn a_slow_subscriber_loses_progress_but_never_a_lifecycle_event() {
         let hub = Hub::default();
         let sub = hub.subscribe();
-        hub.publish("a", TaskEventKind::Queued { command: "x".into() });
+        hub.publish("a", TaskEventKind::Queued { command: "x".into(), place: None });
         for i in 0..(MAX_PENDING_PROGRESS as u64 + 50) {
             hub.publish("a", TaskEventKind::Progress { stdout_bytes: i, stderr_bytes: 0 });
         }

@@ -5,12 +5,14 @@
 //! is one wait, [`BackgroundManager::wait`] for an [`Until`]: a condition variable wakes it,
 //! and a watch channel wakes its async twin [`Awaiter::wait`]. Commands run through an
 //! [`Executor`]; every change is published as a [`TaskEvent`] to whoever subscribed. The
-//! lesson's own words (run's line, check's text, the id draw) are in [`lesson`].
+//! lesson's own words (run's line, check's text, the id draw) are in [`lesson`]; production's
+//! (a task that waits for a slot under the cap, [`Options::max_running`]) in [`production`].
 
 mod awaiter;
 mod capture;
 mod events;
 pub mod lesson;
+pub mod production;
 mod record;
 mod registry;
 mod shared;
@@ -22,7 +24,9 @@ pub use events::{Subscription, TaskEvent, TaskEventKind, MAX_PENDING_PROGRESS, P
 pub use lesson::started_line;
 pub use record::{Finished, Notification, OutputStats, Status, TaskRecord, TaskState};
 pub use registry::shutdown_all;
-pub use shared::{conclude, Records, Snapshot, StartAt, TimedOut, Until, LOG_IN_MEMORY, LOST};
+pub use shared::{
+    conclude, Records, Snapshot, StartAt, Submitted, TimedOut, Until, LOG_IN_MEMORY, LOST,
+};
 use shared::{Inner, State};
 pub use watcher::Watcher;
 
@@ -34,7 +38,8 @@ use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-/// How a manager is built. `Options::default()` gives the lesson's values.
+/// How a manager is built. `Options::default()` gives the lesson's values, but for
+/// production's cap on running tasks ([`crate::defaults::max_running`]).
 #[derive(Clone)]
 pub struct Options {
     /// Where commands run; `None` means the current directory.
@@ -56,6 +61,9 @@ pub struct Options {
     /// Tasks do not get the API credentials, and their values are redacted from results
     /// (production's default; the lesson passes everything on).
     pub hide_secrets: bool,
+    /// At most this many tasks run at once; the others wait in line (status `queued`), first
+    /// come first started. `None`: no limit (the lesson's).
+    pub max_running: Option<usize>,
 }
 
 impl Default for Options {
@@ -71,6 +79,7 @@ impl Default for Options {
             log_limit: local.log_limit,
             executor: None,
             hide_secrets: false,
+            max_running: Some(crate::defaults::max_running()),
         }
     }
 }
@@ -98,6 +107,11 @@ impl BackgroundManager {
                 }
             })
             .map_err(|e| Error::BadWorkdir { path: workdir.clone(), reason: e.to_string() })?;
+        if options.max_running == Some(0) {
+            return Err(Error::InvalidArgument(
+                "max_running must be positive (None: no limit)".into(),
+            ));
+        }
         if options.timeout.is_zero() {
             return Err(Error::InvalidArgument("timeout must be positive".into()));
         }
@@ -133,6 +147,7 @@ impl BackgroundManager {
             preview_limit: options.preview_limit,
             executor,
             hide_secrets: options.hide_secrets,
+            max_running: options.max_running,
             owns_executor,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -175,20 +190,64 @@ impl BackgroundManager {
         Awaiter { inner: Arc::clone(&self.inner) }
     }
 
-    /// Starts `command` now and returns its id. Never blocks on the command.
+    /// Starts `command` now (or, at the cap, puts it in line) and returns its id. Never
+    /// blocks on the command.
     pub fn start(&self, command: &str) -> String {
         self.start_with(command, StartAt::default()).unwrap_or_default()
     }
 
-    /// [`Self::start`] under an id the caller drew and/or in another directory than the
-    /// manager's; `None`, and nothing started, if a task already has that id.
+    /// [`Self::start`] under an id the caller drew, in another directory than the manager's
+    /// and/or with a timeout of its own; `None`, and nothing started, if a task already has
+    /// that id.
     pub fn start_with(&self, command: &str, at: StartAt<'_>) -> Option<String> {
-        self.inner.start(at.id, command, at.workdir)
+        self.submit(command, at).map(|s| s.id)
     }
 
-    /// Starts `command` and returns the lesson's line `Background task {id} started: {cmd}`.
+    /// [`Self::start_with`], telling also where the task waits if the cap made it wait.
+    pub fn submit(&self, command: &str, at: StartAt<'_>) -> Option<Submitted> {
+        self.inner.start(at.id, command, at)
+    }
+
+    /// Starts `command` and returns the lesson's line `Background task {id} started: {cmd}`,
+    /// or, if it waits for a slot, production's `Background task {id} queued (2nd in line,
+    /// 4 running): {cmd}`.
     pub fn run(&self, command: &str) -> String {
-        lesson::started_line(&self.start(command), command)
+        self.run_with(command, StartAt::default())
+    }
+
+    /// [`Self::run`] with the choices of [`StartAt`] (a timeout of its own, say).
+    pub fn run_with(&self, command: &str, at: StartAt<'_>) -> String {
+        match self.submit(command, at) {
+            None => lesson::started_line("", command),
+            Some(s) => Self::submitted_line(&s, command),
+        }
+    }
+
+    /// What `run` answers for a task submitted: started, or queued and where.
+    pub fn submitted_line(submitted: &Submitted, command: &str) -> String {
+        match submitted.waiting {
+            None => lesson::started_line(&submitted.id, command),
+            Some((place, running)) => {
+                production::queued_line(&submitted.id, place, running, command)
+            }
+        }
+    }
+
+    /// Starts a task that waits for a slot now, past the cap. `Err` carries the text to show
+    /// the user (an unknown task, or one that does not wait).
+    pub fn start_now(&self, task_id: &str) -> std::result::Result<(), String> {
+        self.inner.start_now(task_id)
+    }
+
+    /// Where a task waits in line (1 = next) and how many tasks run; `None` if it does not
+    /// wait.
+    pub fn place(&self, task_id: &str) -> Option<(usize, usize)> {
+        self.inner.place(task_id)
+    }
+
+    /// The cap on running tasks (`None`: no limit).
+    pub fn max_running(&self) -> Option<usize> {
+        self.inner.max_running
     }
 
     /// The lesson's `check`: one task's status and result, or a line per task.
@@ -197,7 +256,11 @@ impl BackgroundManager {
         match task_id.filter(|id| !id.is_empty()) {
             Some(id) => {
                 let task = state.tasks.get(id);
-                lesson::check_one(id, task.map(|t| (t.status().as_str(), &*t.command, t.result())))
+                // A task in line shows where it is (production only: the lesson has no cap).
+                let waiting = state.place(id).map(|(at, n)| production::waiting_result(at, n));
+                let result = |t: &'_ TaskRecord| t.result().map(str::to_string).or(waiting.clone());
+                let task = task.map(|t| (t.status().as_str(), t.command.as_str(), result(t)));
+                lesson::check_one(id, task.as_ref().map(|(s, c, r)| (*s, *c, r.as_deref())))
             }
             None => lesson::check_all(state.order.iter().map(|id| {
                 let t = &state.tasks[id];
@@ -230,7 +293,8 @@ impl BackgroundManager {
     }
 
     /// Stops a running task (SIGTERM to its group, SIGKILL after the grace period), waits
-    /// for it to end, and returns `check(task_id)`; or the text that says why it cannot.
+    /// for it to end, and returns `check(task_id)`; or the text that says why it cannot. A
+    /// task waiting for a slot leaves the line: `killed`, `Error: Killed (never started)`.
     pub fn kill(&self, task_id: &str) -> String {
         match self.inner.request_kill(task_id) {
             Err(message) => message,
@@ -241,7 +305,8 @@ impl BackgroundManager {
         }
     }
 
-    /// Stops every running task and waits for them to end. Their notifications stay queued.
+    /// Takes every waiting task out of the line (each ends `killed`, never started), stops
+    /// every running one and waits for them to end. Their notifications stay queued.
     pub fn shutdown(&self) {
         self.inner.request_kill_all();
         let _ = self.wait(Until::Idle, Some(self.inner.stop_bound()));

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Waiting for a slot under the manager's cap (production only: the lesson has no cap).
+    Queued,
     Running,
     Completed,
     Timeout,
@@ -19,6 +21,7 @@ pub enum Status {
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Queued => "queued",
             Status::Running => "running",
             Status::Completed => "completed",
             Status::Timeout => "timeout",
@@ -33,10 +36,17 @@ impl std::str::FromStr for Status {
 
     /// The names `as_str` gives, back to the status.
     fn from_str(s: &str) -> std::result::Result<Status, String> {
-        [Status::Running, Status::Completed, Status::Timeout, Status::Error, Status::Killed]
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| format!("unknown task status {s:?}"))
+        [
+            Status::Queued,
+            Status::Running,
+            Status::Completed,
+            Status::Timeout,
+            Status::Error,
+            Status::Killed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
+        .ok_or_else(|| format!("unknown task status {s:?}"))
     }
 }
 
@@ -76,8 +86,13 @@ pub struct Finished {
 /// Where a task is in its life. Cancelling `kill` stops it (what `kill` does).
 #[derive(Clone, Debug)]
 pub enum TaskState {
+    /// Waiting for a slot: the manager's cap on running tasks is reached. Not yet handed to
+    /// the executor; `kill` takes it out of the queue.
+    Waiting {
+        kill: Cancel,
+    },
     /// Handed to the executor, which has not reported a process yet.
-    Queued {
+    Starting {
         kill: Cancel,
     },
     /// Its process runs (for a local task, also its process group).
@@ -94,24 +109,46 @@ pub enum TaskState {
 pub struct TaskRecord {
     pub id: String,
     pub command: String,
-    /// When it was handed to the executor; its elapsed time counts from here.
+    /// When it was submitted (`run`/`start`).
     pub queued: Instant,
+    /// When it got a slot and was handed to the executor (`None` while it waits, or if it
+    /// never started); its elapsed time and its timeout count from here.
+    pub slot: Option<Instant>,
+    /// It waited for a slot (the cap was reached when it was submitted).
+    pub waited_for_slot: bool,
+    /// Its timeout (the manager's, or its own).
+    pub timeout: Duration,
     pub state: TaskState,
 }
 
 impl TaskRecord {
-    pub(crate) fn new(id: String, command: String) -> Self {
+    /// A task that starts now (`waiting: false`) or waits for a slot.
+    pub(crate) fn new(id: String, command: String, timeout: Duration, waiting: bool) -> Self {
+        let now = Instant::now();
+        let kill = Cancel::new();
         TaskRecord {
             id,
             command,
-            queued: Instant::now(),
-            state: TaskState::Queued { kill: Cancel::new() },
+            queued: now,
+            slot: (!waiting).then_some(now),
+            waited_for_slot: waiting,
+            timeout,
+            state: if waiting { TaskState::Waiting { kill } } else { TaskState::Starting { kill } },
         }
     }
 
-    /// The lesson's status: `running` until it has ended.
+    /// The lesson's status: `running` until it has ended; `queued` while it waits for a slot.
     pub fn status(&self) -> Status {
-        self.finished().map_or(Status::Running, |f| f.status)
+        match &self.state {
+            TaskState::Waiting { .. } => Status::Queued,
+            TaskState::Finished(f) => f.status,
+            _ => Status::Running,
+        }
+    }
+
+    /// It waits for a slot.
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.state, TaskState::Waiting { .. })
     }
 
     pub fn is_running(&self) -> bool {
@@ -125,7 +162,7 @@ impl TaskRecord {
         }
     }
 
-    /// `None` while the task runs.
+    /// `None` while the task waits or runs.
     pub fn result(&self) -> Option<&str> {
         self.finished().map(|f| f.result.as_str())
     }
@@ -136,7 +173,7 @@ impl TaskRecord {
 
     pub fn pid(&self) -> Option<u32> {
         match &self.state {
-            TaskState::Queued { .. } => None,
+            TaskState::Waiting { .. } | TaskState::Starting { .. } => None,
             TaskState::Running { pid, .. } => Some(*pid),
             TaskState::Finished(f) => f.pid,
         }
@@ -145,14 +182,24 @@ impl TaskRecord {
     /// What stops it, while it has not ended.
     pub(crate) fn kill(&self) -> Option<&Cancel> {
         match &self.state {
-            TaskState::Queued { kill } | TaskState::Running { kill, .. } => Some(kill),
+            TaskState::Waiting { kill }
+            | TaskState::Starting { kill }
+            | TaskState::Running { kill, .. } => Some(kill),
             TaskState::Finished(_) => None,
+        }
+    }
+
+    /// It got a slot: it is handed to the executor now.
+    pub(crate) fn slotted(&mut self) {
+        if let TaskState::Waiting { kill } = &self.state {
+            self.state = TaskState::Starting { kill: kill.clone() };
+            self.slot = Some(Instant::now());
         }
     }
 
     /// The executor reported its process.
     pub(crate) fn started(&mut self, pid: u32) {
-        if let TaskState::Queued { kill } = &self.state {
+        if let TaskState::Starting { kill } = &self.state {
             let kill = kill.clone();
             self.state = TaskState::Running { pid, started: Instant::now(), kill };
         }
@@ -165,9 +212,23 @@ impl TaskRecord {
         self.state = TaskState::Finished(finished);
     }
 
-    /// How long the task ran (so far, while it runs).
+    /// When it ended, or now.
+    fn end(&self) -> Instant {
+        self.finished().map_or_else(Instant::now, |f| f.ended)
+    }
+
+    /// How long the task ran (so far, while it runs), from its start: zero if it never got a
+    /// slot.
     pub fn elapsed(&self) -> Duration {
-        self.finished().map_or_else(Instant::now, |f| f.ended) - self.queued
+        self.slot.map_or(Duration::ZERO, |slot| self.end().saturating_duration_since(slot))
+    }
+
+    /// How long it waited for a slot (so far, while it waits); zero if it never had to.
+    pub fn waited(&self) -> Duration {
+        if !self.waited_for_slot {
+            return Duration::ZERO;
+        }
+        self.slot.unwrap_or_else(|| self.end()).saturating_duration_since(self.queued)
     }
 }
 
@@ -182,6 +243,7 @@ impl Serialize for TaskRecord {
             result: Option<&'a str>,
             exit_code: Option<i32>,
             elapsed: f64,
+            waited: f64,
             pid: Option<u32>,
             #[serde(flatten)]
             output: &'a OutputStats,
@@ -194,6 +256,7 @@ impl Serialize for TaskRecord {
             result: self.result(),
             exit_code: self.exit_code(),
             elapsed: self.elapsed().as_secs_f64(),
+            waited: self.waited().as_secs_f64(),
             pid: self.pid(),
             output: self.finished().map_or(&none, |f| &f.output),
         }

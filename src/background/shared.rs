@@ -4,8 +4,8 @@
 
 use super::capture::{Capture, RunEnd};
 use super::events::{Hub, TaskEventKind, PROGRESS_EVERY};
-use super::lesson;
 use super::record::{Finished, Notification, OutputStats, Status, TaskRecord};
+use super::{lesson, production};
 use crate::exec::{Ended, EventSink, ExecEvent, Executor, TaskSpec};
 use crate::runtime::{forked_from, Cancel};
 use crate::secrets::Redactor;
@@ -31,13 +31,25 @@ pub(super) struct State {
     pub(super) order: Vec<String>,
     pub(super) tasks: HashMap<String, TaskRecord>,
     pub(super) queue: VecDeque<Notification>,
+    /// Tasks not yet ended: waiting for a slot, or holding one.
     pub(super) running: usize,
+    /// Tasks holding a slot: handed to the executor, and not yet reported ended (which the
+    /// local executor reports once the process group is gone, not when the shell exits).
+    pub(super) slots: usize,
+    /// Tasks waiting for a slot, first in line first, with what starts them.
+    pub(super) waiting: VecDeque<TaskSpec>,
 }
 
 impl State {
     /// Nothing queued yet, but a task still runs: what the waits wait out.
     pub(super) fn nothing_yet(&self) -> bool {
         self.queue.is_empty() && self.running > 0
+    }
+
+    /// Where a waiting task is in line (1 = next), and how many tasks hold a slot.
+    pub(super) fn place(&self, id: &str) -> Option<(usize, usize)> {
+        let at = self.waiting.iter().position(|spec| spec.id == id)?;
+        Some((at + 1, self.slots))
     }
 }
 
@@ -48,6 +60,8 @@ pub(crate) struct Inner {
     pub(super) preview_limit: usize,
     pub(super) executor: Arc<dyn Executor>,
     pub(super) hide_secrets: bool,
+    /// At most this many tasks hold a slot (run) at once; `None`: no limit.
+    pub(super) max_running: Option<usize>,
     /// The executor was built here, so it is closed here.
     pub(super) owns_executor: bool,
     pub(super) state: Mutex<State>,
@@ -68,6 +82,16 @@ pub struct StartAt<'a> {
     /// The directory it runs in; `None` means the manager's (the lesson's module runs each
     /// task in its WORKDIR global as it is at that moment).
     pub workdir: Option<&'a Path>,
+    /// Its own timeout, counted from its start; `None` means the manager's.
+    pub timeout: Option<Duration>,
+}
+
+/// A task just submitted: its id, and where it waits if the cap made it wait.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    pub id: String,
+    /// `Some((place in line, tasks running))` if it waits for a slot; `None`: it started.
+    pub waiting: Option<(usize, usize)>,
 }
 
 /// What [`BackgroundManager::wait`](super::BackgroundManager::wait) (and [`Awaiter::wait`](super::Awaiter::wait)) waits for.
@@ -102,11 +126,13 @@ pub enum Records<'a> {
     One(&'a str),
     /// Every task, in start order.
     All,
-    /// What changed since a caller last looked: every task from start number `from` on, and
-    /// those of `open` (ids that ran then) that have ended since.
+    /// What changed since a caller last looked: every task from start number `from` on,
+    /// those of `open` (ids that ran then) that have ended since, and those of `waiting` (ids
+    /// that waited for a slot then) that no longer wait.
     Since {
         from: usize,
         open: &'a [String],
+        waiting: &'a [String],
     },
 }
 
@@ -186,11 +212,13 @@ impl Inner {
             Records::None => Vec::new(),
             Records::One(id) => state.tasks.get(id).cloned().into_iter().collect(),
             Records::All => state.order.iter().map(|id| state.tasks[id].clone()).collect(),
-            Records::Since { from, open } => {
+            Records::Since { from, open, waiting } => {
                 let ended = open.iter().filter_map(|id| state.tasks.get(id.as_str()));
                 let ended = ended.filter(|t| !t.is_running());
+                let moved = waiting.iter().filter_map(|id| state.tasks.get(id.as_str()));
+                let moved = moved.filter(|t| !t.is_waiting());
                 let new = state.order.iter().skip(from).map(|id| &state.tasks[id]);
-                ended.chain(new).cloned().collect()
+                ended.chain(moved).chain(new).cloned().collect()
             }
         };
         Snapshot {
@@ -203,7 +231,13 @@ impl Inner {
 
     /// Asks a running task to stop without waiting. `Err` carries the text to show the user.
     pub(crate) fn request_kill(&self, task_id: &str) -> std::result::Result<(), String> {
-        let state = self.lock();
+        let mut state = self.lock();
+        if state.tasks.get(task_id).is_some_and(TaskRecord::is_waiting) {
+            self.never_started(&mut state, task_id);
+            drop(state);
+            self.woken();
+            return Ok(());
+        }
         match state.tasks.get(task_id) {
             None => Err(lesson::unknown_task(task_id)),
             Some(t) => match t.kill() {
@@ -217,50 +251,153 @@ impl Inner {
     }
 
     pub(crate) fn request_kill_all(&self) {
-        let state = self.lock();
+        let mut state = self.lock();
+        // The queue first, so that no slot the others free starts one of them.
+        let waiting: Vec<String> = state.waiting.iter().map(|spec| spec.id.clone()).collect();
+        for id in &waiting {
+            self.never_started(&mut state, id);
+        }
         state.tasks.values().filter_map(TaskRecord::kill).for_each(Cancel::cancel);
+        drop(state);
+        if !waiting.is_empty() {
+            self.woken();
+        }
     }
 
+    /// Takes a waiting task out of the queue: it ends `killed`, never started, with its one
+    /// notification. The caller wakes the waits once the lock is let go.
+    fn never_started(&self, state: &mut State, id: &str) {
+        state.waiting.retain(|spec| spec.id != id);
+        let Some(task) = state.tasks.get_mut(id) else {
+            return;
+        };
+        let result = production::NEVER_STARTED.to_string();
+        let note = Notification {
+            task_id: id.to_string(),
+            status: Status::Killed,
+            command: prefix(&task.command, 80).to_string(),
+            result: prefix(&result, self.preview_limit).to_string(),
+            exit_code: None,
+        };
+        task.finish(Finished {
+            status: Status::Killed,
+            result,
+            exit_code: None,
+            ended: Instant::now(),
+            pid: None,
+            output: OutputStats::default(),
+        });
+        state.queue.push_back(note);
+        state.running -= 1;
+        self.hub.publish(id, TaskEventKind::Finished { status: Status::Killed, exit_code: None });
+    }
+
+    /// Tells every wait that the table changed.
+    fn woken(&self) {
+        self.changed.notify_all();
+        self.version.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Starts a waiting task now, past the cap. `Err` carries the text to show the user.
+    pub(crate) fn start_now(self: &Arc<Self>, task_id: &str) -> std::result::Result<(), String> {
+        let mut state = self.lock();
+        let Some(task) = state.tasks.get(task_id) else {
+            return Err(lesson::unknown_task(task_id));
+        };
+        if !task.is_waiting() {
+            return Err(production::not_queued(task_id, task.status().as_str()));
+        }
+        let at = state.waiting.iter().position(|spec| spec.id == task_id);
+        let Some(spec) = at.and_then(|at| state.waiting.remove(at)) else {
+            return Err(production::not_queued(task_id, "queued"));
+        };
+        let cancel = self.give_slot(&mut state, task_id);
+        drop(state);
+        self.launch(spec, cancel);
+        Ok(())
+    }
+
+    /// Where a waiting task is in line and how many tasks run; `None` if it does not wait.
+    pub(crate) fn place(&self, task_id: &str) -> Option<(usize, usize)> {
+        self.lock().place(task_id)
+    }
+
+    /// Marks a task as holding a slot; what stops it goes to the executor with it.
+    fn give_slot(&self, state: &mut State, id: &str) -> Cancel {
+        state.slots += 1;
+        let task = state.tasks.get_mut(id).expect("a waiting task has a record");
+        task.slotted();
+        task.kill().cloned().unwrap_or_default()
+    }
+
+    /// The tasks first in line, while a slot is free, each with what stops it: for the
+    /// caller to launch once the lock is let go.
+    fn fill_slots(&self, state: &mut State) -> Vec<(TaskSpec, Cancel)> {
+        let mut ready = Vec::new();
+        while self.max_running.is_none_or(|cap| state.slots < cap) {
+            let Some(spec) = state.waiting.pop_front() else { break };
+            let cancel = self.give_slot(state, &spec.id);
+            ready.push((spec, cancel));
+        }
+        ready
+    }
+
+    /// Submits a task: it starts now if a slot is free, else waits in line for one.
     pub(super) fn start(
         self: &Arc<Self>,
         id: Option<&str>,
         command: &str,
-        workdir: Option<&Path>,
-    ) -> Option<String> {
-        let (id, cancel) = {
-            let mut state = self.lock();
-            let id = match id {
-                Some(id) if state.tasks.contains_key(id) => return None,
-                Some(id) => id.to_string(),
-                None => lesson::new_id_avoiding(|id| state.tasks.contains_key(id)),
-            };
-            let record = TaskRecord::new(id.clone(), command.to_string());
-            let cancel = record.kill().cloned().unwrap_or_default();
-            state.order.push(id.clone());
-            state.tasks.insert(id.clone(), record);
-            state.running += 1;
-            self.hub.publish(&id, TaskEventKind::Queued { command: command.to_string() });
-            (id, cancel)
+        at: StartAt<'_>,
+    ) -> Option<Submitted> {
+        let timeout = at.timeout.unwrap_or(self.timeout);
+        let mut state = self.lock();
+        let id = match id {
+            Some(id) if state.tasks.contains_key(id) => return None,
+            Some(id) => id.to_string(),
+            None => lesson::new_id_avoiding(|id| state.tasks.contains_key(id)),
         };
         let spec = TaskSpec {
             id: id.clone(),
             command: command.to_string(),
-            workdir: workdir.unwrap_or(&self.workdir).to_path_buf(),
-            timeout: self.timeout,
+            workdir: at.workdir.unwrap_or(&self.workdir).to_path_buf(),
+            timeout,
             keep_log: true,
             // Output this short is all in the result (it is never cut): no file for it.
             hold_output: self.output_limit.min(LOG_IN_MEMORY),
             hide_secrets: self.hide_secrets,
         };
+        let wait = self.max_running.is_some_and(|cap| state.slots >= cap);
+        let record = TaskRecord::new(id.clone(), command.to_string(), timeout, wait);
+        state.order.push(id.clone());
+        state.tasks.insert(id.clone(), record);
+        state.running += 1;
+        if wait {
+            state.waiting.push_back(spec);
+            let place = state.waiting.len();
+            let queued = TaskEventKind::Queued { command: command.to_string(), place: Some(place) };
+            self.hub.publish(&id, queued);
+            return Some(Submitted { id, waiting: Some((place, state.slots)) });
+        }
+        state.slots += 1;
+        let cancel = state.tasks[&id].kill().cloned().unwrap_or_default();
+        self.hub.publish(&id, TaskEventKind::Queued { command: command.to_string(), place: None });
+        drop(state);
+        self.launch(spec, cancel);
+        Some(Submitted { id, waiting: None })
+    }
+
+    /// Hands a task that holds a slot to the executor (never under the lock: an executor may
+    /// report at once).
+    fn launch(self: &Arc<Self>, spec: TaskSpec, cancel: Cancel) {
         let sink = TaskSink {
             inner: Arc::clone(self),
-            id: id.clone(),
+            id: spec.id.clone(),
+            timeout: spec.timeout,
             capture: None,
             last_progress: Instant::now(),
             done: false,
         };
         self.executor.launch(spec, cancel, Box::new(sink));
-        Some(id)
     }
 
     /// Takes every queued notification, telling subscribers which were drained.
@@ -281,16 +418,24 @@ impl Inner {
 
     pub(super) fn started(&self, id: &str, pid: u32) {
         let mut state = self.lock();
+        let mut waited = None;
         if let Some(task) = state.tasks.get_mut(id) {
             task.started(pid);
+            waited = task.waited_for_slot.then(|| task.waited().as_secs_f64());
         }
-        self.hub.publish(id, TaskEventKind::Started { pid });
+        self.hub.publish(id, TaskEventKind::Started { pid, waited });
     }
 
     /// Records the end of a task and queues its one notification, in one step under the lock.
     /// `redactor` is the one the task's output went through (so its result came redacted).
-    pub(super) fn finish(&self, id: &str, end: RunEnd, redactor: &Redactor) {
-        let mut done = conclude(end, self.timeout);
+    pub(super) fn finish(
+        self: &Arc<Self>,
+        id: &str,
+        end: RunEnd,
+        redactor: &Redactor,
+        timeout: Duration,
+    ) {
+        let mut done = conclude(end, timeout);
         // Results of a run come redacted; an error text (a start that failed) may not.
         if let std::borrow::Cow::Owned(text) = redactor.redact(&done.result) {
             done.result = text;
@@ -310,10 +455,15 @@ impl Inner {
         task.finish(done);
         state.queue.push_back(note);
         state.running -= 1;
+        // The executor reports the end once the group is gone: its slot is free now.
+        state.slots -= 1;
         self.hub.publish(id, TaskEventKind::Finished { status, exit_code });
+        let ready = self.fill_slots(&mut state);
         drop(state);
-        self.changed.notify_all();
-        self.version.send_modify(|v| *v = v.wrapping_add(1));
+        self.woken();
+        for (spec, cancel) in ready {
+            self.launch(spec, cancel);
+        }
     }
 }
 
@@ -359,6 +509,9 @@ fn leave_to_parent(state: &mut State, parent: u32) {
         task.finish(conclude(RunEnd::Failed(message.clone()), Duration::ZERO));
         state.running -= 1;
     }
+    // Those waiting for a slot ended above too; the parent starts them.
+    state.waiting.clear();
+    state.slots = 0;
 }
 
 impl Inner {
@@ -379,6 +532,8 @@ impl Drop for Inner {
 struct TaskSink {
     inner: Arc<Inner>,
     id: String,
+    /// The task's timeout, for the result that names it.
+    timeout: Duration,
     /// Made at the first event, on the thread that runs the task: made by the caller of
     /// `start`, its 440 bytes came and went between records that stay, and left holes.
     capture: Option<Box<Capture>>,
@@ -394,7 +549,7 @@ impl TaskSink {
     pub(super) fn finish(&mut self, end: RunEnd) {
         self.done = true;
         let capture = made(&mut self.capture, &self.inner);
-        self.inner.finish(&self.id, end, capture.redactor());
+        self.inner.finish(&self.id, end, capture.redactor(), self.timeout);
     }
 }
 

@@ -57,6 +57,10 @@ struct Args {
     /// Seconds to wait at the end of a turn for tasks still running (not with --mirror)
     #[arg(long, default_value_t = defaults::MAX_WAIT.as_secs_f64())]
     max_wait: f64,
+    /// Background tasks running at once; the others wait in line (default: twice the CPUs
+    /// this process may use, at least 4; no limit with --mirror)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_running: Option<u64>,
     /// Exactly the lesson's loop and six tools
     #[arg(long)]
     mirror: bool,
@@ -236,7 +240,8 @@ fn run(args: Args) -> Result<(), Failure> {
         .pass_api_key(args.pass_api_key)
         .max_wait(max_wait)
         .max_tokens(args.max_tokens)
-        .task_timeout(bg_timeout);
+        .task_timeout(bg_timeout)
+        .max_running(Some(args.max_running.map_or_else(defaults::max_running, |n| n as usize)));
     let manager =
         BackgroundManager::new(config.manager_options()).map_err(|e| Failure(2, e.to_string()))?;
     let manager = Arc::new(manager);

@@ -3,7 +3,8 @@
 use super::args::Args;
 use super::bash::is_dangerous;
 use super::tool::{schema, Tool, ToolContext};
-use crate::runtime::Interrupted;
+use crate::background::StartAt;
+use crate::runtime::{Interrupted, Seconds};
 use crate::secrets::Redactor;
 use serde_json::{json, Value};
 
@@ -11,6 +12,9 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackgroundRun {
     pub command: String,
+    /// Production only: seconds, as the model gave them (checked when run); `None`: the
+    /// manager's timeout.
+    pub timeout: Option<f64>,
 }
 
 impl Tool for BackgroundRun {
@@ -21,18 +25,32 @@ impl Tool for BackgroundRun {
         schema(Self::NAME, description, json!({"command": {"type": "string"}}), &["command"])
     }
 
+    fn production_schema() -> Value {
+        let description = "Run command in background thread. Returns task_id immediately. \
+                           timeout: seconds it may run once started (default: the manager's).";
+        let properties = json!({"command": {"type": "string"}, "timeout": {"type": "number"}});
+        schema(Self::NAME, description, properties, &["command"])
+    }
+
     fn parse(args: &Args) -> Result<Self, String> {
         args.lesson_require(&["command"])?;
         // The lesson's answer (`command[:80]`) is the first to touch it.
         args.lesson_command(|t| format!("Error: '{t}' object is not subscriptable"))?;
-        Ok(BackgroundRun { command: args.string("command")? })
+        // The lesson's tool has no timeout: an argument of that name is ignored there.
+        let timeout = if args.lesson { None } else { args.optional_number("timeout")? };
+        Ok(BackgroundRun { command: args.string("command")?, timeout })
     }
 
     fn run(self, ctx: &ToolContext, _: &Redactor) -> Result<String, Interrupted> {
         Ok(if is_dangerous(&self.command, ctx.guard()) {
             "Error: Dangerous command blocked".to_string()
         } else {
-            ctx.manager.run(&self.command)
+            let timeout = match self.timeout.map(|t| Seconds::positive("timeout", t)) {
+                None => None,
+                Some(Ok(t)) => Some(t.duration()),
+                Some(Err(e)) => return Ok(format!("Error: {e}")),
+            };
+            ctx.manager.run_with(&self.command, StartAt { timeout, ..StartAt::default() })
         })
     }
 }

@@ -35,6 +35,7 @@ struct Entry {
     name: &'static str,
     production_only: bool,
     schema: fn() -> Value,
+    production_schema: fn() -> Value,
     call: fn(&ToolContext, &Value, &Redactor) -> Result<String, Interrupted>,
 }
 
@@ -44,6 +45,7 @@ impl Entry {
             name: T::NAME,
             production_only: T::PRODUCTION_ONLY,
             schema: T::schema,
+            production_schema: T::production_schema,
             call: parse_and_run::<T>,
         }
     }
@@ -89,7 +91,8 @@ tools! {
 
 /// The tools offered in a mode: the lesson's six, or (`extended`) production's eight.
 pub fn schemas(extended: bool) -> Vec<Value> {
-    TOOLS.iter().filter(|t| t.offered(extended)).map(|t| (t.schema)()).collect()
+    let schema = |t: &Entry| if extended { (t.production_schema)() } else { (t.schema)() };
+    TOOLS.iter().filter(|t| t.offered(extended)).map(schema).collect()
 }
 
 /// The lesson's tool list, string for string.

@@ -52,6 +52,10 @@ pub trait Tool: Sized {
     const PRODUCTION_ONLY: bool = false;
     /// The entry in the request's tool list: name, description, input schema.
     fn schema() -> Value;
+    /// The entry in production's tool list, if production offers more than the lesson.
+    fn production_schema() -> Value {
+        Self::schema()
+    }
     /// The call, or the answer the model gets instead (a missing or mistyped argument, worded
     /// for the mode `args` is read in).
     fn parse(args: &Args) -> Result<Self, String>;

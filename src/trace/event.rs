@@ -123,6 +123,9 @@ pub enum Event {
         command: String,
         #[serde(default, deserialize_with = "lax", skip_serializing_if = "Option::is_none")]
         command_length: Option<u64>,
+        /// It waits for a slot under the manager's cap, this far back in line (1 = next).
+        #[serde(default, deserialize_with = "lax", skip_serializing_if = "Option::is_none")]
+        place: Option<u64>,
     },
     TaskStarted {
         #[serde(default, deserialize_with = "lax")]
@@ -132,6 +135,9 @@ pub enum Event {
         /// Every task leads its own process group: equal to `pid`.
         #[serde(default, deserialize_with = "lax")]
         pgid: u32,
+        /// Seconds it waited for a slot, if it had to.
+        #[serde(default, deserialize_with = "lax", skip_serializing_if = "Option::is_none")]
+        waited: Option<f64>,
     },
     TaskProgress {
         #[serde(default, deserialize_with = "lax")]

@@ -341,12 +341,15 @@ impl Tracer {
     pub fn task_event(&self, event: &TaskEvent, tasks: Option<&Awaiter>) {
         let task_id = event.task_id.clone();
         let line = match &event.kind {
-            TaskEventKind::Queued { command } => {
+            TaskEventKind::Queued { command, place } => {
                 let (command, command_length) = cut(command);
-                Event::TaskQueued { task_id, command, command_length }
+                let place = place.map(|p| p as u64);
+                Event::TaskQueued { task_id, command, command_length, place }
             }
             // Every task leads its own process group (and session): pgid = pid.
-            TaskEventKind::Started { pid } => Event::TaskStarted { task_id, pid: *pid, pgid: *pid },
+            &TaskEventKind::Started { pid, waited } => {
+                Event::TaskStarted { task_id, pid, pgid: pid, waited }
+            }
             &TaskEventKind::Progress { stdout_bytes, stderr_bytes } => {
                 Event::TaskProgress { task_id, stdout_bytes, stderr_bytes }
             }

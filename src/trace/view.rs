@@ -49,6 +49,8 @@ pub struct TaskLane {
     pub waited_idle: f64,
     /// A check_background answer showed its result to the model before the injection did.
     pub polled: bool,
+    /// It waited for a slot under the manager's cap: its place in line when submitted.
+    pub place: Option<u64>,
 }
 
 /// One model call, with what was new in the conversation it was sent.
@@ -258,19 +260,23 @@ impl Reader {
                 run.close(&mut self.open, t, step);
                 self.idle_since = Some(t);
             }
-            Event::TaskQueued { task_id, command, .. } => {
+            Event::TaskQueued { task_id, command, place, .. } => {
                 self.lanes.entry(task_id.clone()).or_insert(run.tasks.len());
                 run.tasks.push(TaskLane {
                     id: task_id,
                     command,
                     queued: t,
-                    status: "running".into(),
+                    status: if place.is_some() { "queued" } else { "running" }.into(),
+                    place,
                     ..TaskLane::default()
                 });
             }
             Event::TaskStarted { task_id, .. } => {
                 if let Some(task) = self.task(&task_id) {
                     task.started = Some(t);
+                    if task.status == "queued" {
+                        task.status = "running".into();
+                    }
                 }
             }
             Event::TaskFinished { task_id, status, exit_code, record } => {
@@ -522,12 +528,21 @@ pub fn svg(run: &Run) -> String {
     // One lane per task, and where its result went.
     for (i, task) in run.tasks.iter().enumerate() {
         let y = loop_y + 50.0 + i as f64 * LANE;
-        let start = task.started.unwrap_or(task.queued);
         let end = task.finished.unwrap_or(run.end);
+        // A task that waited for a slot: the wait, from its submission to its start (or to
+        // its end if it never started), drawn thin and hatched before its run.
+        let waited = task.place.map(|place| (place, task.started.unwrap_or(end) - task.queued));
+        let start = match waited {
+            Some(_) => task.started.unwrap_or(end),
+            None => task.started.unwrap_or(task.queued),
+        };
         let fill = colour(&task.status);
         let mut facts = vec![task.status.clone()];
         if let Some(code) = task.exit_code {
             facts.push(format!("exit {code}"));
+        }
+        if let Some((_, wait)) = waited {
+            facts.push(format!("waited {wait:.1}s"));
         }
         facts.push(format!("{:.1}s", end - start));
         facts.push(bytes(task.bytes));
@@ -548,6 +563,18 @@ pub fn svg(run: &Run) -> String {
             tx = LEFT + WIDTH + 8.0,
             facts = esc(&facts.join(" · "))
         );
+        if let Some((place, wait)) = waited {
+            let _ = write!(
+                s,
+                "<rect class='wait' x='{x0}' y='{wy}' width='{w:.2}' height='6' \
+                 fill='#8c959f' fill-opacity='0.5' stroke='#57606a' stroke-dasharray='2 2'>\
+                 <title>waited {wait:.1}s for a slot ({place} in line)</title></rect>",
+                x0 = x(task.queued),
+                wy = y + 5.0,
+                w = (x(start) - x(task.queued)).max(1.0),
+                place = crate::background::production::ordinal(place as usize),
+            );
+        }
         if let Some(done) = task.finished {
             let mut notes = Vec::new();
             match (task.drained, task.injected_into) {

@@ -4,8 +4,8 @@ use super::aio::awaitable;
 use super::bad_seconds;
 use super::wait_interruptibly;
 use bgagent::background::{
-    lesson, BackgroundManager, Notification, Options, Records, StartAt, Subscription, TimedOut,
-    Until,
+    lesson, production, BackgroundManager, Notification, Options, Records, StartAt, Subscription,
+    TimedOut, Until,
 };
 use bgagent::defaults;
 use bgagent::error::Error;
@@ -111,11 +111,13 @@ pub struct PyBackgroundManager {
     seen: Mutex<Seen>,
 }
 
-/// What the last `refresh` saw: how many tasks had started, and which of them still ran.
+/// What the last `refresh` saw: how many tasks had started, which of them still ran, and
+/// which waited for a slot.
 #[derive(Default)]
 struct Seen {
     from: usize,
     open: Vec<String>,
+    waiting: Vec<String>,
 }
 
 impl PyBackgroundManager {
@@ -143,10 +145,11 @@ impl PyBackgroundManager {
     #[pyo3(signature = (workdir=None, *, timeout=defaults::TASK_TIMEOUT.as_secs_f64(),
                         output_limit=defaults::OUTPUT_LIMIT, preview_limit=defaults::PREVIEW_LIMIT,
                         grace=defaults::GRACE.as_secs_f64(), log_dir=None,
-                        log_limit=defaults::LOG_LIMIT, pass_api_key=false),
+                        log_limit=defaults::LOG_LIMIT, pass_api_key=false,
+                        max_running=Some(defaults::max_running())),
            text_signature = "(workdir=None, *, timeout=300.0, output_limit=50000, \
                              preview_limit=500, grace=2.0, log_dir=None, log_limit=67108864, \
-                             pass_api_key=False)")]
+                             pass_api_key=False, max_running=...)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         workdir: Option<PathBuf>,
@@ -157,6 +160,7 @@ impl PyBackgroundManager {
         log_dir: Option<PathBuf>,
         log_limit: u64,
         pass_api_key: bool,
+        max_running: Option<usize>,
     ) -> PyResult<Self> {
         let options = Options {
             workdir,
@@ -168,22 +172,51 @@ impl PyBackgroundManager {
             log_limit,
             executor: None,
             hide_secrets: !pass_api_key,
+            max_running,
         };
         let manager = BackgroundManager::new(options).map_err(to_py_err)?;
         Ok(PyBackgroundManager { manager: Some(manager), seen: Mutex::default() })
     }
 
-    /// Starts `command` as task `task_id` (in `workdir` if given); false if that id is taken.
-    #[pyo3(signature = (task_id, command, workdir=None))]
-    fn start_as(
+    /// Starts `command` as task `task_id` (in `workdir` if given, with its own `timeout` in
+    /// seconds if given): None if it started, `(place in line, tasks running)` if it waits
+    /// for a slot, False if that id is taken.
+    #[pyo3(signature = (task_id, command, workdir=None, timeout=None))]
+    fn start_as<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         task_id: &str,
         command: &str,
         workdir: Option<PathBuf>,
-    ) -> bool {
-        let at = StartAt { id: Some(task_id), workdir: workdir.as_deref() };
-        py.detach(|| self.manager().start_with(command, at).is_some())
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = match timeout {
+            None => None,
+            Some(t) => Some(Seconds::positive("timeout", t).map_err(bad_seconds)?.duration()),
+        };
+        let at = StartAt { id: Some(task_id), workdir: workdir.as_deref(), timeout };
+        match py.detach(|| self.manager().submit(command, at)) {
+            None => Ok(pyo3::types::PyBool::new(py, false).to_owned().into_any()),
+            Some(submitted) => submitted.waiting.into_pyobject(py),
+        }
+    }
+
+    /// Starts a task that waits for a slot now, past the cap: None, or the error text (an
+    /// unknown task, or one that does not wait).
+    fn start_now(&self, py: Python<'_>, task_id: &str) -> Option<String> {
+        py.detach(|| self.manager().start_now(task_id)).err()
+    }
+
+    /// `check(task_id)` for a task that waits for a slot (its place in line); None if it
+    /// does not wait.
+    fn check_queued(&self, task_id: &str) -> Option<String> {
+        self.manager().place(task_id).map(|_| self.manager().check(Some(task_id)))
+    }
+
+    /// The cap on running tasks (None: no limit).
+    #[getter]
+    fn max_running(&self) -> Option<usize> {
+        self.manager().max_running()
     }
 
     /// Every queued notification, in completion order; the queue is left empty.
@@ -302,15 +335,17 @@ impl PyBackgroundManager {
     /// Other entries (planted by the caller) are left as they are.
     fn refresh(&self, tasks: &Bound<'_, PyDict>) -> PyResult<()> {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let snapshot =
-            self.manager().snapshot(Records::Since { from: seen.from, open: &seen.open });
+        let since = Records::Since { from: seen.from, open: &seen.open, waiting: &seen.waiting };
+        let snapshot = self.manager().snapshot(since);
         let changed = snapshot.tasks;
-        let ended: HashSet<&str> =
-            changed.iter().filter(|t| !t.is_running()).map(|t| t.id.as_str()).collect();
-        seen.open.retain(|id| !ended.contains(id.as_str()));
+        let moved: HashSet<&str> = changed.iter().map(|t| t.id.as_str()).collect();
+        seen.open.retain(|id| !moved.contains(id.as_str()));
+        seen.waiting.retain(|id| !moved.contains(id.as_str()));
         for t in &changed {
-            // Ended ones are not running, so a running one here is new since the last call.
-            if t.is_running() {
+            // Each one here is new, started, or ended since the last call: filed anew.
+            if t.is_waiting() {
+                seen.waiting.push(t.id.clone());
+            } else if t.is_running() {
                 seen.open.push(t.id.clone());
             }
             let entry = match tasks.get_item(&t.id)?.map(|e| e.cast_into::<PyDict>()) {
@@ -381,6 +416,13 @@ impl PyTaskEvents {
 #[pyfunction]
 pub fn started_line(task_id: &str, command: &str) -> String {
     lesson::started_line(task_id, command)
+}
+
+/// Production's answer to `run` for a task that waits for a slot: `Background task
+/// {task_id} queued (2nd in line, 4 running): {command[:80]}`.
+#[pyfunction]
+pub fn queued_line(task_id: &str, place: usize, running: usize, command: &str) -> String {
+    production::queued_line(task_id, place, running, command)
 }
 
 /// A fresh task id as the lesson draws it: 8 hex characters.

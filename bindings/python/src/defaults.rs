@@ -15,6 +15,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     d.set_item("preview_limit", defaults::PREVIEW_LIMIT)?;
     d.set_item("grace", defaults::GRACE.as_secs_f64())?;
     d.set_item("log_limit", defaults::LOG_LIMIT)?;
+    // Production's cap on running tasks: twice the CPUs this process may use, at least 4.
+    d.set_item("max_running", defaults::max_running())?;
     // The loop's (Agent, run_loop)
     d.set_item("max_wait", defaults::MAX_WAIT.as_secs_f64())?;
     d.set_item("max_tokens", defaults::MAX_TOKENS)?;

@@ -71,6 +71,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(trace::render_svg, m)?)?;
     m.add_class::<stream::PyMessageStream>()?;
     m.add_function(wrap_pyfunction!(background::started_line, m)?)?;
+    m.add_function(wrap_pyfunction!(background::queued_line, m)?)?;
     m.add_function(wrap_pyfunction!(background::new_task_id, m)?)?;
     m.add_function(wrap_pyfunction!(background::check_text, m)?)?;
     m.add_function(wrap_pyfunction!(_shutdown_all, m)?)?;

@@ -1,0 +1,64 @@
+//! Production's words, beside the lesson's ([`super::lesson`]): what is said about a task that
+//! waits for a slot under the manager's cap. The lesson has no cap, so it never says these;
+//! every face (the Rust manager, the Python package, the model's tools) says them from here.
+
+use crate::text::prefix;
+
+/// The result of a task taken out of the queue (`kill`, `shutdown`) before it got a slot.
+pub const NEVER_STARTED: &str = "Error: Killed (never started)";
+
+/// `run`'s answer for a task that waits for a slot: where it is in line and how many run,
+/// so that a model does not start it again.
+pub fn queued_line(id: &str, place: usize, running: usize, command: &str) -> String {
+    format!(
+        "Background task {id} queued ({} in line, {running} running): {}",
+        ordinal(place),
+        prefix(command, 80)
+    )
+}
+
+/// What `check` shows in place of a result while a task waits for a slot.
+pub fn waiting_result(place: usize, running: usize) -> String {
+    format!("(queued: {} in line, {running} running)", ordinal(place))
+}
+
+/// What `start_now` answers for a task that does not wait for a slot.
+pub fn not_queued(id: &str, status: &str) -> String {
+    format!("Error: Task {id} is not queued ({status})")
+}
+
+/// 1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st.
+pub fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_texts() {
+        let long = "y".repeat(100);
+        assert_eq!(
+            queued_line("ab", 3, 4, &long),
+            format!("Background task ab queued (3rd in line, 4 running): {}", &long[..80])
+        );
+        assert_eq!(waiting_result(1, 2), "(queued: 1st in line, 2 running)");
+        assert_eq!(not_queued("ab", "running"), "Error: Task ab is not queued (running)");
+        let got: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 101, 111].map(ordinal).into();
+        assert_eq!(
+            got,
+            [
+                "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd",
+                "101st", "111th"
+            ]
+        );
+    }
+}
