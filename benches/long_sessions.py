@@ -76,7 +76,7 @@ def child_finished(face: str, command: str, n: int) -> dict:
 
     logs = Path(tempfile.mkdtemp(prefix="bgagent-bench-logs-"))
     make = bgagent.BackgroundManager if face == "python" else _core.BackgroundManager
-    m = make(log_dir=str(logs))
+    m = make(log_dir=str(logs), max_running=None)  # every task at once, as measured
     batch = 1000
     # Warm-up: the runtime, the supervisor and the allocator's arenas, counted out.
     run_batch(m, command, batch)

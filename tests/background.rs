@@ -614,7 +614,8 @@ fn a_tasks_state_carries_its_own_data_and_serialises_once() {
     assert_eq!(done.pid, Some(pid), "the pid stays known");
     let info = serde_json::to_value(m.task(&id).unwrap()).unwrap();
     let keys: Vec<&str> = info.as_object().unwrap().keys().map(String::as_str).collect();
-    let want = "task_id status command result exit_code elapsed pid stdout_bytes stderr_bytes \
+    let want =
+        "task_id status command result exit_code elapsed waited pid stdout_bytes stderr_bytes \
                 log_bytes log_cut log_path log_error";
     assert_eq!(keys, want.split_whitespace().collect::<Vec<_>>());
     assert_eq!(

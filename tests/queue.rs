@@ -102,13 +102,13 @@ fn never_more_than_the_cap_run_and_the_line_moves_first_come_first_started() {
         assert_eq!(m.place(id), Some((k - 1, 2)));
     }
     // Each release ends one task; the first in line takes its slot, and only it.
-    for k in 0..6 {
+    for (k, next_to_end) in ids.iter().enumerate() {
         release(&dir.0, k);
         let mut finished = false;
         while !finished || (k + 2 < 6 && started.len() < k + 3) {
             match next(&events) {
                 (id, TaskEventKind::Finished { status, .. }) => {
-                    assert_eq!((id.as_str(), status), (ids[k].as_str(), Status::Completed));
+                    assert_eq!((&id, status), (next_to_end, Status::Completed));
                     running -= 1;
                     finished = true;
                 }
@@ -320,4 +320,64 @@ fn without_a_cap_every_task_starts_at_once() {
     }
     (0..8).for_each(|k| release(&dir.0, k));
     assert_eq!(m.wait(Until::Idle, LONG), Ok(None));
+}
+
+/// `bgagent --max-running 1` with a scripted model: the second background_run is told it is
+/// queued, the trace has its place and its wait, and the page draws the wait on its lane.
+#[test]
+fn the_cli_flag_caps_the_session_and_the_trace_shows_the_wait() {
+    let dir = Dir::new();
+    let tool_use = |id: &str, name: &str, command: String| json!({"type": "tool_use", "id": id, "name": name, "input": {"command": command}});
+    // The bash call returns once both tasks' ends are in the trace.
+    let both_ended = "touch go.0; until [ \"$(grep -c '\"task_finished\"' trace.jsonl)\" -ge 2 ]; \
+                      do sleep 0.02; done";
+    let script = json!([
+        {"content": [
+            tool_use("t1", "background_run", held(0)),
+            tool_use("t2", "background_run", "echo two".into()),
+            tool_use("t3", "bash", both_ended.into()),
+        ], "stop_reason": "tool_use"},
+        {"content": [{"type": "text", "text": "done"}], "stop_reason": "end_turn"},
+    ]);
+    std::fs::write(dir.0.join("script.json"), script.to_string()).unwrap();
+    let bgagent = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bgagent"));
+        cmd.current_dir(&dir.0).env("NO_COLOR", "1");
+        for name in ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "MODEL_ID"]
+        {
+            cmd.env_remove(name);
+        }
+        cmd
+    };
+    let o = bgagent()
+        .args(["-p", "go", "--script", "script.json", "--trace", "trace.jsonl"])
+        .args(["--max-running", "1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(dir.0.join("trace.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let result = events
+        .iter()
+        .find(|e| e["event"] == "tool_result" && e["tool_use_id"] == "t2")
+        .expect("t2's result");
+    let output = result["output"].as_str().unwrap();
+    let task = result["task_id"].as_str().expect("the trace knows the task").to_string();
+    assert_eq!(output, format!("Background task {task} queued (1st in line, 1 running): echo two"));
+    let of = |kind: &str| events.iter().find(|e| e["event"] == kind && e["task_id"] == task);
+    assert_eq!(of("task_queued").unwrap()["place"], 1);
+    assert!(of("task_started").unwrap()["waited"].as_f64().is_some());
+    let o = bgagent().args(["view", "trace.jsonl", "-o", "page.html"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_to_string(dir.0.join("page.html")).unwrap();
+    let lane = &page[page.find(&format!("data-task-id='{task}'")).unwrap()..];
+    let lane = &lane[..lane.find("</g>").unwrap()];
+    assert!(lane.contains("class='wait'") && lane.contains("for a slot (1st in line)"), "{lane}");
+
+    // A cap of nothing is refused, as a usage error.
+    let o = bgagent().args(["-p", "go", "--script", "script.json", "--max-running", "0"]).output();
+    assert_eq!(o.unwrap().status.code(), Some(2));
 }

@@ -39,6 +39,7 @@ __all__ = [
     "cli_main",
     "lesson_system",
     "new_task_id",
+    "queued_line",
     "read_text",
     "render_html",
     "render_svg",
@@ -74,6 +75,13 @@ class BackgroundManager:
         max_running: int | None = ...,
     ) -> Self: ...
     def start_as(
+        self,
+        task_id: str,
+        command: str,
+        workdir: str | PathLike[str] | None = None,
+        timeout: float | None = None,
+    ) -> bool: ...
+    def submit_as(
         self,
         task_id: str,
         command: str,

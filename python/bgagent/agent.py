@@ -49,7 +49,7 @@ class Agent:
         echo: bool = True,
         pass_api_key: bool = False,
         trace: str | os.PathLike[str] | None = None,
-        max_running: int | None = _core.DEFAULTS["max_running"],
+        max_running: int | None = int(_core.DEFAULTS["max_running"]),
     ) -> None:
         self.workdir = Path(workdir if workdir is not None else os.getcwd()).resolve()
         self.model = model if model is not None else os.environ.get("MODEL_ID")

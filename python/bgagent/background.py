@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 _StrPath = Union[str, "os.PathLike[str]"]
 
 # Production's cap on running tasks: twice the CPUs this process may use, at least 4.
-_MAX_RUNNING: int = _core.DEFAULTS["max_running"]
+_MAX_RUNNING = int(_core.DEFAULTS["max_running"])
 
 
 class BackgroundManager:
@@ -97,7 +97,7 @@ class BackgroundManager:
             task_id = self._new_id()
             # The lesson writes the entry before the thread starts: so does this.
             self._tasks[task_id] = {"status": "running", "result": None, "command": command}
-            got = self._core.start_as(task_id, command, workdir, timeout)
+            got = self._core.submit_as(task_id, command, workdir, timeout)
             if got is not False:
                 if got is not None:
                     self._tasks[task_id]["status"] = "queued"

@@ -108,10 +108,10 @@ class BackgroundManager(background.BackgroundManager):
         options.setdefault("max_running", None)  # the lesson starts every task at once
         super().__init__(WORKDIR if workdir is None else workdir, **options)
 
-    def run(self, command: str, workdir: Any = None) -> str:
+    def run(self, command: str, workdir: Any = None, *, timeout: float | None = None) -> str:
         if not isinstance(command, str):
             return self._run_not_text(command)
-        return super().run(command, WORKDIR if workdir is None else workdir)
+        return super().run(command, WORKDIR if workdir is None else workdir, timeout=timeout)
 
     def _run_not_text(self, command: Any) -> str:
         """The lesson with a command that is not a string (a number from the model): its thread

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import re
 import subprocess
 import sys
@@ -29,6 +30,8 @@ EXPECTED = {
     "client_timeout": 600.0,
     "max_retries": 2,
     "keep_requests": 100,
+    # Production's cap on running tasks: twice the CPUs this process may use, at least 4.
+    "max_running": max(4, 2 * len(os.sched_getaffinity(0))),
 }
 
 MANAGER = ["timeout", "output_limit", "preview_limit", "grace", "log_limit"]
@@ -49,6 +52,18 @@ def test_the_core_states_the_defaults() -> None:
     assert _core.DEFAULTS == EXPECTED
     for key, value in EXPECTED.items():
         assert type(_core.DEFAULTS[key]) is type(value), key
+
+
+def test_the_cap_on_running_tasks_is_the_core_default() -> None:
+    # The machine's own value: the core's signature and the stubs state it as `...`, the
+    # Python signatures as the number, read from DEFAULTS.
+    for obj in (bgagent.BackgroundManager, bgagent.Agent):
+        default = inspect.signature(obj).parameters["max_running"].default
+        assert default == _core.DEFAULTS["max_running"], obj.__name__
+    assert inspect.signature(_core.BackgroundManager).parameters["max_running"].default is ...
+    with bgagent.BackgroundManager() as bg:
+        assert bg.max_running == _core.DEFAULTS["max_running"]
+    assert _core.BackgroundManager().max_running == _core.DEFAULTS["max_running"]
 
 
 def stub_defaults(name: str) -> dict[str, Any]:

@@ -207,7 +207,7 @@ def test_shutdown_of_2000_running_tasks_returns_when_all_are_gone():
     if reason := _room_for(2000):
         pytest.skip(reason)
     marker = new_marker()
-    bg = bgagent.BackgroundManager(grace=1.0)
+    bg = bgagent.BackgroundManager(grace=1.0, max_running=None)
     ids = [bg.start(f"sh -c 'sleep 600; :' {marker}") for _ in range(2000)]
     wait_until(lambda: all(bg.info(i)["pid"] for i in ids), "all 2000 run", timeout=120)
     bg.shutdown()
@@ -224,7 +224,7 @@ def test_5000_sleeping_tasks_all_complete_with_few_threads_and_little_memory():
         def status(key):
             with open("/proc/self/status") as f:
                 return next(int(l.split()[1]) for l in f if l.startswith(key))
-        bg = bgagent.BackgroundManager()
+        bg = bgagent.BackgroundManager(max_running=None)
         for _ in range(5000):
             bg.start("sleep 5")
         threads, notes = status("Threads:"), []
@@ -284,7 +284,7 @@ def test_an_owner_killed_right_after_starting_tasks_leaves_none():
     marker = new_marker()
     proc = owner(f"""
         import os, signal, bgagent
-        bg = bgagent.BackgroundManager()
+        bg = bgagent.BackgroundManager(max_running=None)
         for i in range(20):
             bg.start("sh -c 'sleep 600; :' {marker}" + str(i))
         os.kill(os.getpid(), signal.SIGKILL)
@@ -331,7 +331,7 @@ def test_many_queued_starts_under_a_low_open_file_limit_all_run():
         pytest.skip(f"the hard open-file limit ({hard}) leaves no room above 256")
     code = """
         import bgagent
-        bg = bgagent.BackgroundManager()
+        bg = bgagent.BackgroundManager(max_running=None)
         ids = [bg.start("sleep 1") for _ in range(600)]
         notes = []
         while len(notes) < 600:

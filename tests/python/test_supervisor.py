@@ -334,7 +334,7 @@ def test_a_first_task_that_kills_the_supervisor_at_once_does_not_end_supervision
     marker = new_marker()
     proc = owner(f"""
         import os, signal, time, bgagent
-        bg = bgagent.BackgroundManager()
+        bg = bgagent.BackgroundManager(max_running=None)
         bg.wait(bg.start("kill -9 $PPID"), timeout=60)
         # Started by a new supervisor (a shell started in the instant before a supervisor dies,
         # and not yet reported, is out of reach: see the README).

@@ -179,10 +179,24 @@ impl PyBackgroundManager {
     }
 
     /// Starts `command` as task `task_id` (in `workdir` if given, with its own `timeout` in
-    /// seconds if given): None if it started, `(place in line, tasks running)` if it waits
-    /// for a slot, False if that id is taken.
+    /// seconds if given), or puts it in line; false if that id is taken.
     #[pyo3(signature = (task_id, command, workdir=None, timeout=None))]
-    fn start_as<'py>(
+    fn start_as(
+        &self,
+        py: Python<'_>,
+        task_id: &str,
+        command: &str,
+        workdir: Option<PathBuf>,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
+        let got = self.submit_as(py, task_id, command, workdir, timeout)?;
+        Ok(!got.is_instance_of::<pyo3::types::PyBool>())
+    }
+
+    /// `start_as`, telling where the task waits: None if it started, `(place in line, tasks
+    /// running)` if it waits for a slot, False if that id is taken.
+    #[pyo3(signature = (task_id, command, workdir=None, timeout=None))]
+    fn submit_as<'py>(
         &self,
         py: Python<'py>,
         task_id: &str,
