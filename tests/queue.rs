@@ -381,3 +381,24 @@ fn the_cli_flag_caps_the_session_and_the_trace_shows_the_wait() {
     let o = bgagent().args(["-p", "go", "--script", "script.json", "--max-running", "0"]).output();
     assert_eq!(o.unwrap().status.code(), Some(2));
 }
+
+/// A slot is freed when the task's process group is gone, not when its shell exits: what the
+/// first task left running in its group is gone before the next task starts.
+#[test]
+fn a_slot_is_held_until_the_group_is_gone() {
+    let dir = Dir::new();
+    let m = manager(&dir.0, Some(1));
+    let mark = common::marker();
+    let (head, tail) = mark.split_at(6);
+    // The shell exits at once; its group keeps a sleeper (its output elsewhere: no pipe holds
+    // the task open).
+    let first = m.start(&format!("sh -c 'sleep 600; :' {mark} >/dev/null 2>&1 & echo left"));
+    // The marker is split so that this task's own command line does not hold it.
+    let second = m.start(&format!(
+        "if pgrep -f \"{head}\"\"{tail}\" >/dev/null; then echo leftover; else echo gone; fi"
+    ));
+    assert_eq!(m.wait(Until::Ended(&second), LONG), Ok(None));
+    assert_eq!(m.task(&first).unwrap().result(), Some("left"));
+    assert_eq!(m.task(&second).unwrap().result(), Some("gone"));
+    assert!(common::processes_with(&mark).is_empty());
+}
