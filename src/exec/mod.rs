@@ -6,12 +6,15 @@
 
 mod local;
 mod memory;
+mod output;
 
 pub use local::{supervisor, LocalExecutor, LocalSettings};
 pub use memory::{MemoryExecutor, Scripted};
+pub use output::{Chunk, OutputLog};
 
 use crate::runtime::Cancel;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What to run.
@@ -62,17 +65,22 @@ pub enum Ended {
 pub struct OutputStats {
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
-    /// Bytes of output stored: after redaction (`[redacted]` counted), the line that says
-    /// the log was cut not counted.
+    /// Bytes of output stored, after redaction (`[redacted]` counted): the offset the log
+    /// reached, older bytes it no longer keeps included.
     pub log_bytes: u64,
+    /// The log no longer keeps its oldest bytes (it keeps the newest).
     pub log_cut: bool,
-    /// The log file, if one was created.
+    /// How many of its oldest bytes the log no longer keeps (not in the serialised form yet:
+    /// `log_cut` says whether there are any).
+    #[serde(skip)]
+    pub log_dropped: u64,
+    /// The log file (its newest part; the part before it is `{path}.1`), if one was created.
     #[serde(serialize_with = "lossy_path")]
     pub log_path: Option<PathBuf>,
     /// The log itself when it stayed in memory (see [`TaskSpec::hold_output`]); `None` when
-    /// it is in the file or empty.
+    /// it is in the file or empty. Shared with the run's [`OutputLog`].
     #[serde(skip)]
-    pub log_held: Option<Box<[u8]>>,
+    pub log_held: Option<Arc<[u8]>>,
     /// A problem with the log (the command itself still ran).
     pub log_error: Option<String>,
 }
@@ -108,6 +116,13 @@ pub enum ExecEvent<'a> {
 /// Receives a run's events. Called from the executor's own threads, one event at a time.
 pub trait EventSink: Send {
     fn event(&mut self, event: ExecEvent<'_>);
+
+    /// Receives the reading side of the run's log, once, before `Started`, when the run
+    /// keeps a log ([`TaskSpec::keep_log`]): its output can be read by offset while it runs,
+    /// and its byte counts and file are known before it ends.
+    fn log(&mut self, log: OutputLog) {
+        let _ = log;
+    }
 }
 
 /// Runs commands. `launch` returns at once; the events follow on the executor's threads.
