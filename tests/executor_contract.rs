@@ -462,7 +462,7 @@ fn contract_log_rotation<E: Executor>(executor: &E) {
     let stats = log.stats();
     assert!(stats.log_cut && stats.log_dropped > 0, "{stats:?}");
     let kept = total - stats.log_dropped;
-    assert!(kept >= LOG_LIMIT / 2 && kept <= LOG_LIMIT, "kept {kept}");
+    assert!((LOG_LIMIT / 2..=LOG_LIMIT).contains(&kept), "kept {kept}");
     // Two readers, in reads of different sizes, get the same newest output.
     for max_bytes in [1000, 1 << 20] {
         let chunks = read_all(&log, 0, max_bytes);

@@ -10,11 +10,10 @@ mod output;
 
 pub use local::{supervisor, LocalExecutor, LocalSettings};
 pub use memory::{MemoryExecutor, Scripted};
-pub use output::{Chunk, OutputLog};
+pub use output::{Chunk, OutputLog, OutputStats};
 
 use crate::runtime::Cancel;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// What to run.
@@ -56,41 +55,6 @@ pub enum Ended {
     Cancelled,
     /// The process that ran it died (a task can kill bgagent's supervisor), so it was ended.
     Lost,
-}
-
-/// What a run's output amounted to: byte counts, and where the full text went (a file, or
-/// memory). The executor fills the `log_*` fields; whoever reads the output (a task's
-/// capture) counts the bytes of each stream.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct OutputStats {
-    pub stdout_bytes: u64,
-    pub stderr_bytes: u64,
-    /// Bytes of output stored, after redaction (`[redacted]` counted): the offset the log
-    /// reached, older bytes it no longer keeps included.
-    pub log_bytes: u64,
-    /// The log no longer keeps its oldest bytes (it keeps the newest).
-    pub log_cut: bool,
-    /// How many of its oldest bytes the log no longer keeps (not in the serialised form yet:
-    /// `log_cut` says whether there are any).
-    #[serde(skip)]
-    pub log_dropped: u64,
-    /// The log file (its newest part; the part before it is `{path}.1`), if one was created.
-    #[serde(serialize_with = "lossy_path")]
-    pub log_path: Option<PathBuf>,
-    /// The log itself when it stayed in memory (see [`TaskSpec::hold_output`]); `None` when
-    /// it is in the file or empty. Shared with the run's [`OutputLog`].
-    #[serde(skip)]
-    pub log_held: Option<Arc<[u8]>>,
-    /// A problem with the log (the command itself still ran).
-    pub log_error: Option<String>,
-}
-
-/// A path as text, whatever its bytes (one that is not UTF-8 gets U+FFFD).
-fn lossy_path<S: serde::Serializer>(path: &Option<PathBuf>, to: S) -> Result<S::Ok, S::Error> {
-    match path {
-        Some(p) => to.serialize_some(&p.to_string_lossy()),
-        None => to.serialize_none(),
-    }
 }
 
 /// The last event of a run that started.
