@@ -7,6 +7,8 @@
 //! offset, so any number of readers follow the same log without taking output from each other.
 //! A read gives whole UTF-8 characters only: the start of a character whose end has not been
 //! written yet waits for the next read, and becomes U+FFFD only once the run has ended.
+//! [`OutputStats`], what the log amounted to, is here too: the reader gives it while the run
+//! goes on.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -33,8 +35,9 @@ pub struct OutputStats {
     /// The log file (its newest part; the part before it is `{path}.1`), if one was created.
     #[serde(serialize_with = "lossy_path")]
     pub log_path: Option<PathBuf>,
-    /// The log itself when it stayed in memory (see [`TaskSpec::hold_output`](super::TaskSpec::hold_output)); `None` when
-    /// it is in the file or empty. Shared with the run's [`OutputLog`].
+    /// The log itself when it stayed in memory (see
+    /// [`TaskSpec::hold_output`](super::TaskSpec::hold_output)); `None` when it is in the file
+    /// or empty. Shared with the run's [`OutputLog`].
     #[serde(skip)]
     pub log_held: Option<Arc<[u8]>>,
     /// A problem with the log (the command itself still ran).
