@@ -132,7 +132,7 @@ fn output_and_preview_are_cut_by_characters() {
 }
 
 #[test]
-fn large_output_keeps_an_exact_head_and_a_capped_log() {
+fn large_output_keeps_an_exact_head_and_the_newest_output_in_its_log() {
     let dir = temp_dir("logs");
     let m =
         manager(Options { log_dir: Some(dir.clone()), log_limit: 100_000, ..Options::default() });
@@ -142,11 +142,15 @@ fn large_output_keeps_an_exact_head_and_a_capped_log() {
     let full: String = (1..=100_000).map(|i| format!("{i}\n")).collect();
     assert_eq!(Some(t.result.as_str()), Some(&full[..50_000]));
     assert_eq!(t.output.stdout_bytes, full.len() as u64);
-    assert_eq!(t.output.log_bytes, 100_000);
-    assert!(t.output.log_cut);
-    let log = std::fs::read_to_string(t.output.log_path.unwrap()).unwrap();
-    assert!(log.starts_with(&full[..100_000]));
-    assert!(log[100_000..].contains("log cut at 100000 bytes"));
+    // The log counts every byte, and keeps the newest (between half the limit and all of it)
+    // in two files: `{id}.log.1`, then `{id}.log`.
+    assert_eq!(t.output.log_bytes, full.len() as u64);
+    let dropped = t.output.log_dropped as usize;
+    assert!(t.output.log_cut && (50_000..=100_000).contains(&(full.len() - dropped)));
+    let path = t.output.log_path.unwrap();
+    let older = std::fs::read_to_string(path.with_extension("log.1")).unwrap();
+    let newer = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(older + &newer, full[dropped..]);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

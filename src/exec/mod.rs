@@ -6,9 +6,11 @@
 
 mod local;
 mod memory;
+mod output;
 
 pub use local::{supervisor, LocalExecutor, LocalSettings};
 pub use memory::{MemoryExecutor, Scripted};
+pub use output::{Chunk, OutputLog, OutputStats};
 
 use crate::runtime::Cancel;
 use std::path::{Path, PathBuf};
@@ -55,36 +57,6 @@ pub enum Ended {
     Lost,
 }
 
-/// What a run's output amounted to: byte counts, and where the full text went (a file, or
-/// memory). The executor fills the `log_*` fields; whoever reads the output (a task's
-/// capture) counts the bytes of each stream.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct OutputStats {
-    pub stdout_bytes: u64,
-    pub stderr_bytes: u64,
-    /// Bytes of output stored: after redaction (`[redacted]` counted), the line that says
-    /// the log was cut not counted.
-    pub log_bytes: u64,
-    pub log_cut: bool,
-    /// The log file, if one was created.
-    #[serde(serialize_with = "lossy_path")]
-    pub log_path: Option<PathBuf>,
-    /// The log itself when it stayed in memory (see [`TaskSpec::hold_output`]); `None` when
-    /// it is in the file or empty.
-    #[serde(skip)]
-    pub log_held: Option<Box<[u8]>>,
-    /// A problem with the log (the command itself still ran).
-    pub log_error: Option<String>,
-}
-
-/// A path as text, whatever its bytes (one that is not UTF-8 gets U+FFFD).
-fn lossy_path<S: serde::Serializer>(path: &Option<PathBuf>, to: S) -> Result<S::Ok, S::Error> {
-    match path {
-        Some(p) => to.serialize_some(&p.to_string_lossy()),
-        None => to.serialize_none(),
-    }
-}
-
 /// The last event of a run that started.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exit {
@@ -108,6 +80,13 @@ pub enum ExecEvent<'a> {
 /// Receives a run's events. Called from the executor's own threads, one event at a time.
 pub trait EventSink: Send {
     fn event(&mut self, event: ExecEvent<'_>);
+
+    /// Receives the reading side of the run's log, once, before `Started`, when the run
+    /// keeps a log ([`TaskSpec::keep_log`]): its output can be read by offset while it runs,
+    /// and its byte counts and file are known before it ends.
+    fn log(&mut self, log: OutputLog) {
+        let _ = log;
+    }
 }
 
 /// Runs commands. `launch` returns at once; the events follow on the executor's threads.

@@ -1,9 +1,19 @@
-//! A task's full output, written as it arrives, up to a byte cap.
+//! A task's full output, written as it arrives; past a byte cap the oldest part goes.
 //!
 //! A short output stays in memory: the file is created only once the output passes what the
 //! task keeps in memory (`hold`), or at the end when the run did not end by itself (its
 //! result then shows a message, not the output). Most commands print little, and a file per
 //! task cost a disk block each and, past thousands of tasks, a directory of files.
+//!
+//! The log keeps the newest output (a server that runs for days stays readable) in two
+//! segments of half the cap each: `{id}.log`, the newest, and `{id}.log.1`, the one before.
+//! When `{id}.log` is full it is renamed to `{id}.log.1`, which drops the older one, and a new
+//! `{id}.log` starts: nothing is ever copied, and this works on any filesystem. The disk holds
+//! at most the cap, and at least half of it once the output passed it.
+//!
+//! What is stored is readable while the run goes on, through the [`OutputLog`] the writer
+//! updates: it reads memory and the segments' open files, so a rename never loses a reader's
+//! bytes.
 //!
 //! The file is private to its user (0600): it holds everything the command printed. In
 //! production the API credentials are redacted from it as from the task's result: each
@@ -12,28 +22,33 @@
 //! that could be the start of a key until the next chunk or the end decides it. What stays in
 //! memory is redacted the same way.
 
-use crate::exec::{OutputStats, Stream};
+use crate::exec::{OutputLog, OutputStats, Stream};
 use crate::secrets::{RedactStream, Redactor};
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub struct LogFile {
     /// `None` keeps no log (foreground commands).
     path: Option<PathBuf>,
-    file: Option<File>,
-    /// Most bytes of output stored, counted after redaction (what the log holds).
-    cap: u64,
+    /// Where the newest segment goes when the next one starts: `{path}.1`.
+    older: PathBuf,
+    /// The newest segment, once there is a file.
+    file: Option<Arc<File>>,
+    /// Bytes in the newest segment.
+    segment_len: u64,
+    /// Most bytes in one segment: half the cap.
+    segment: u64,
     /// Bytes of output kept in memory before the file is created.
     hold: usize,
-    /// The output stored so far, while there is no file.
-    held: Vec<u8>,
-    /// Bytes of output stored so far: redacted output, `[redacted]` markers included, the
-    /// line that says the log was cut not included. At most `cap`.
-    written: u64,
-    cut: bool,
-    error: Option<String>,
+    /// Bytes memory holds now.
+    held: usize,
+    /// Nothing more is stored (a file could not be made or written).
+    stopped: bool,
+    /// What readers see; the counts and the error live there.
+    out: OutputLog,
     stdout: RedactStream,
     stderr: RedactStream,
     /// Decided bytes, reused from chunk to chunk.
@@ -42,27 +57,41 @@ pub struct LogFile {
 
 impl LogFile {
     /// With `hide_secrets`, the API credentials' current values are redacted from the log.
-    /// Up to `hold` bytes (and no more than `cap`) stay in memory until [`LogFile::close`].
+    /// Up to `hold` bytes (and no more than a segment, half of `cap`) stay in memory until
+    /// [`LogFile::close`].
     pub fn new(path: Option<PathBuf>, cap: u64, hold: usize, hide_secrets: bool) -> Self {
         let redactor = Redactor::when(hide_secrets);
+        // A cap below 2 still keeps one byte per segment.
+        let segment = (cap / 2).max(1);
+        let older = path.as_ref().map_or_else(PathBuf::new, |p| {
+            let mut name = p.clone().into_os_string();
+            name.push(".1");
+            name.into()
+        });
         LogFile {
             path,
+            older,
             file: None,
-            cap,
-            hold: usize::try_from(cap).map_or(hold, |cap| hold.min(cap)),
-            held: Vec::new(),
-            written: 0,
-            cut: false,
-            error: None,
+            segment_len: 0,
+            segment,
+            hold: usize::try_from(segment).map_or(hold, |segment| hold.min(segment)),
+            held: 0,
+            stopped: false,
+            out: OutputLog::new(),
             stdout: redactor.stream(),
             stderr: redactor.stream(),
             decided: Vec::new(),
         }
     }
 
+    /// The reading side, if this keeps a log.
+    pub fn reader(&self) -> Option<OutputLog> {
+        self.path.as_ref().map(|_| self.out.clone())
+    }
+
     /// Takes a chunk of `stream`'s output: what the redactor has decided goes to the log.
     pub fn write(&mut self, stream: Stream, bytes: &[u8]) {
-        if self.path.is_none() || self.cut || self.error.is_some() {
+        if self.path.is_none() || self.stopped {
             return;
         }
         let mut decided = std::mem::take(&mut self.decided);
@@ -77,66 +106,111 @@ impl LogFile {
 
     // Writes are small and go to the page cache, so plain blocking writes are fine here.
     fn store(&mut self, bytes: &[u8]) {
-        if self.path.is_none() || self.cut || self.error.is_some() || bytes.is_empty() {
+        if self.path.is_none() || self.stopped || bytes.is_empty() {
             return;
         }
         if self.file.is_none() {
-            if self.held.len() + bytes.len() <= self.hold {
-                self.held.extend_from_slice(bytes);
-                self.written += bytes.len() as u64;
+            if self.held + bytes.len() <= self.hold {
+                self.out.hold(bytes);
+                self.held += bytes.len();
                 return;
             }
             if !self.spill() {
                 return;
             }
         }
-        let Some(path) = &self.path else { return };
-        let room = self.cap - self.written;
-        let take = (bytes.len() as u64).min(room) as usize;
-        let file = self.file.as_mut().expect("file created above");
-        // Count only what reached the file (a full disk takes part of a write, or none).
-        let (done, mut result) = write_counted(file, &bytes[..take]);
-        self.written += done as u64;
-        // The bytes stored are already redacted, so cutting them cannot leave part of a key.
-        if take < bytes.len() {
-            self.cut = true;
-            let marker = format!(
-                "\n[bgagent: log cut at {} bytes; the rest of the output was not stored]\n",
-                self.cap
-            );
-            result = result.and_then(|()| file.write_all(marker.as_bytes()));
+        self.append(bytes);
+    }
+
+    /// Appends to the segments, starting a new one whenever the newest is full.
+    fn append(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.segment_len >= self.segment && !self.rotate() {
+                return;
+            }
+            let Some(file) = &self.file else { return };
+            let take = (bytes.len() as u64).min(self.segment - self.segment_len) as usize;
+            // Count only what reached the file (a full disk takes part of a write, or none).
+            let (done, result) = write_counted(file, &bytes[..take]);
+            self.segment_len += done as u64;
+            self.out.appended(&bytes[..done]);
+            if let Err(e) = result {
+                return self.fail(format!("cannot write {}: {e}", self.shown()));
+            }
+            bytes = &bytes[take..];
         }
-        if let Err(e) = result {
-            self.error = Some(format!("cannot write {}: {e}", path.display()));
+    }
+
+    /// The newest segment becomes the older one (the one before is dropped: the bytes stored
+    /// are already redacted, so dropping them cannot leave part of a key), and a new one
+    /// starts. False (with the error noted) if that failed.
+    fn rotate(&mut self) -> bool {
+        let Some(path) = &self.path else { return false };
+        if let Err(e) = std::fs::rename(path, &self.older) {
+            let why = format!("cannot rename {} to {}: {e}", path.display(), self.older.display());
+            self.fail(why);
+            return false;
         }
+        match create_private(path) {
+            Ok(file) => {
+                let file = Arc::new(file);
+                self.out.rotated(&self.older, path, Arc::clone(&file));
+                self.file = Some(file);
+                self.segment_len = 0;
+                true
+            }
+            Err(e) => {
+                self.out.renamed(&self.older);
+                let why = format!("cannot create {}: {e}", path.display());
+                self.fail(why);
+                false
+            }
+        }
+    }
+
+    fn fail(&mut self, why: String) {
+        self.stopped = true;
+        self.file = None;
+        self.out.failed(why);
+    }
+
+    fn shown(&self) -> String {
+        self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
     }
 
     /// Creates the file and moves what memory held into it; false (with the error noted, and
     /// the held output kept) if that failed.
     fn spill(&mut self) -> bool {
         let Some(path) = &self.path else { return false };
-        let mut file = match create_private(path) {
-            Ok(f) => f,
+        // A `.1` left by an earlier log of this name is no part of this one.
+        let _ = std::fs::remove_file(&self.older);
+        let file = match create_private(path) {
+            Ok(f) => Arc::new(f),
             Err(e) => {
-                self.error = Some(format!("cannot create {}: {e}", path.display()));
+                let why = format!("cannot create {}: {e}", path.display());
+                self.fail(why);
                 return false;
             }
         };
-        let (done, result) = write_counted(&mut file, &self.held);
-        if let Err(e) = result {
-            // What did not reach the file is not stored.
-            self.written -= (self.held.len() - done) as u64;
-            self.error = Some(format!("cannot write {}: {e}", path.display()));
-        }
-        self.held = Vec::new();
+        let held = self.out.held_copy();
+        let (done, result) = write_counted(&file, &held);
+        // What did not reach the file is not stored.
+        self.out.spilled(path, Arc::clone(&file), done as u64);
+        self.held = 0;
+        self.segment_len = done as u64;
         self.file = Some(file);
-        self.error.is_none()
+        if let Err(e) = result {
+            let why = format!("cannot write {}: {e}", path.display());
+            self.fail(why);
+            return false;
+        }
+        true
     }
 
     /// Stores what the redactors still held (the output ended: it was not a key), and closes
-    /// the log. `in_memory`: the output may stay in memory (the run ended by itself, so its
-    /// result shows it); otherwise it goes to the file. The path is reported only if the file
-    /// was created.
+    /// the log: its readers see the end. `in_memory`: the output may stay in memory (the run
+    /// ended by itself, so its result shows it); otherwise it goes to the file. The path is
+    /// reported only if the file was created.
     pub fn close(mut self, in_memory: bool) -> OutputStats {
         let mut held = Vec::new();
         self.stdout.finish(&mut held);
@@ -144,23 +218,16 @@ impl LogFile {
         held.clear();
         self.stderr.finish(&mut held);
         self.store(&held);
-        if !in_memory && self.file.is_none() && !self.held.is_empty() {
+        if !in_memory && !self.stopped && self.file.is_none() && self.held > 0 {
             self.spill();
         }
-        let created = self.file.take().is_some();
-        OutputStats {
-            log_path: self.path.filter(|_| created),
-            log_bytes: self.written,
-            log_cut: self.cut,
-            log_error: self.error,
-            log_held: (!self.held.is_empty()).then(|| self.held.into_boxed_slice()),
-            ..OutputStats::default()
-        }
+        self.file = None;
+        self.out.end()
     }
 }
 
 /// Writes `bytes` to `file`; how many reached it, and the error that stopped it if any.
-fn write_counted(file: &mut File, bytes: &[u8]) -> (usize, std::io::Result<()>) {
+fn write_counted(mut file: &File, bytes: &[u8]) -> (usize, std::io::Result<()>) {
     let mut done = 0;
     while done < bytes.len() {
         match file.write(&bytes[done..]) {
@@ -173,10 +240,17 @@ fn write_counted(file: &mut File, bytes: &[u8]) -> (usize, std::io::Result<()>) 
     (done, Ok(()))
 }
 
-/// Creates (or truncates) `path` readable and writable by its owner only, whatever the umask
+/// Creates (or truncates) `path`, open to read too (the log's readers use it), readable and
+/// writable by its owner only, whatever the umask
 /// and whatever mode a file already there had.
 fn create_private(path: &std::path::Path) -> std::io::Result<File> {
-    let file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     file.set_permissions(Permissions::from_mode(0o600))?;
     Ok(file)
 }
@@ -196,17 +270,29 @@ mod tests {
         (dir, log)
     }
 
+    /// The two segments, older first, as one.
+    fn kept(dir: &tempfile::TempDir) -> Vec<u8> {
+        let older = std::fs::read(dir.path().join("t.log.1")).unwrap_or_default();
+        [older, std::fs::read(dir.path().join("t.log")).unwrap()].concat()
+    }
+
     #[test]
-    fn log_is_capped_with_a_marker() {
-        // Held in memory first: the cap counts what was held too.
-        for hold in [0, 8] {
+    fn the_log_keeps_the_newest_output_in_two_segments() {
+        // Held in memory first: the segments count what was held too.
+        for hold in [0, 4] {
             let (dir, mut log) = log_with(10, hold, Redactor::default());
-            log.write(Stream::Stdout, b"12345678");
+            let reader = log.reader().unwrap();
+            log.write(Stream::Stdout, b"1234");
+            log.write(Stream::Stdout, b"5678");
             log.write(Stream::Stderr, b"abcdef");
+            // Offsets are the stream's: what was dropped reads as dropped.
+            let chunk = reader.read(0, 100);
+            assert_eq!((chunk.text.as_str(), chunk.dropped_before), ("678abcdef", 5), "{hold}");
+            assert_eq!((chunk.next, chunk.ended), (14, false));
             let summary = log.close(true);
-            let text = std::fs::read_to_string(dir.path().join("t.log")).unwrap();
-            assert!(text.starts_with("12345678ab\n[bgagent: log cut at 10 bytes"), "{hold}");
-            assert_eq!((summary.log_bytes, summary.log_cut), (10, true));
+            assert_eq!(std::fs::read(dir.path().join("t.log.1")).unwrap(), b"678ab");
+            assert_eq!(kept(&dir), b"678abcdef");
+            assert_eq!((summary.log_bytes, summary.log_cut, summary.log_dropped), (14, true, 5));
             assert_eq!(summary.log_path, Some(dir.path().join("t.log")));
             assert_eq!(summary.log_held, None);
         }
@@ -307,7 +393,7 @@ mod tests {
                 log.write(Stream::Stdout, b"sk-ant");
                 let summary = log.close(true);
                 let text = match summary.log_held {
-                    Some(held) => String::from_utf8(held.into_vec()).unwrap(),
+                    Some(held) => String::from_utf8(held.to_vec()).unwrap(),
                     None => std::fs::read_to_string(dir.path().join("t.log")).unwrap(),
                 };
                 assert!(!text.contains("api03"), "split at {at}: {text}");
@@ -322,12 +408,24 @@ mod tests {
     }
 
     #[test]
-    fn the_cap_counts_redacted_bytes() {
-        let (dir, mut log) = log_with(12, 0, Redactor::new([KEY]));
+    fn segments_count_redacted_bytes() {
+        let (dir, mut log) = log_with(24, 0, Redactor::new([KEY]));
         log.write(Stream::Stdout, format!("ab{KEY}cdefgh").as_bytes());
+        log.write(Stream::Stdout, b"0123456789");
         let summary = log.close(true);
-        let text = std::fs::read_to_string(dir.path().join("t.log")).unwrap();
-        assert!(text.starts_with("ab[redacted]\n[bgagent: log cut at 12 bytes"), "{text}");
-        assert_eq!((summary.log_bytes, summary.log_cut), (12, true));
+        // "ab[redacted]" "cdefgh012345" "6789": 28 bytes in segments of 12.
+        assert_eq!(std::fs::read(dir.path().join("t.log.1")).unwrap(), b"cdefgh012345");
+        assert_eq!(std::fs::read(dir.path().join("t.log")).unwrap(), b"6789");
+        assert_eq!((summary.log_bytes, summary.log_dropped), (28, 12));
+    }
+
+    /// A `.1` segment left by an earlier log of the same name is no part of a new one.
+    #[test]
+    fn an_old_segment_goes_when_the_file_is_made() {
+        let (dir, mut log) = log_with(100, 0, Redactor::default());
+        std::fs::write(dir.path().join("t.log.1"), "old").unwrap();
+        log.write(Stream::Stdout, b"new");
+        log.close(true);
+        assert_eq!(kept(&dir), b"new");
     }
 }

@@ -1,5 +1,6 @@
 //! The local executor: every command runs as `sh -c command`, leader of its own process group.
-//! Its output is read as it comes (and written to the task's log file, capped); the timeout,
+//! Its output is read as it comes (and written to the task's log file, which keeps the newest
+//! part, readable while the run goes on); the timeout,
 //! a cancel and the end of the shell all end with the whole group signalled, so no process
 //! outlives its task.
 
@@ -8,7 +9,7 @@ mod log;
 mod procs;
 pub mod supervisor;
 
-use super::{Ended, EventSink, ExecEvent, Executor, Exit, Stream, TaskSpec};
+use super::{Ended, EventSink, ExecEvent, Executor, Exit, OutputLog, Stream, TaskSpec};
 use crate::runtime::{runtime, Cancel};
 use group::Running;
 use log::LogFile;
@@ -40,7 +41,8 @@ pub struct LocalSettings {
     pub pipe_grace: Duration,
     /// Where log files go; `None` means a fresh temporary directory, removed with the executor.
     pub log_dir: Option<PathBuf>,
-    /// Bytes of output kept in each log file.
+    /// Bytes of output each task's log keeps on disk (its newest; at least half of this once
+    /// the output passed it).
     pub log_limit: u64,
 }
 
@@ -216,8 +218,8 @@ impl Run {
     /// Starts the command through the supervisor and runs it to its end.
     async fn supervised(mut self, supervisor: supervisor::Supervisor) {
         let started = group::spawn_supervised(&supervisor, &self.spec).await;
-        if let Some(running) = report_start(started, &self.spec, &mut self.events) {
-            let log = self.log();
+        let log = self.log();
+        if let Some(running) = report_start(started, &self.spec, log.reader(), &mut self.events) {
             supervise(running, self.spec.timeout, self.cancel, self.stop, log, self.events).await;
         }
     }
@@ -225,18 +227,20 @@ impl Run {
     /// Starts the command here (it blocks), then watches it on the runtime.
     fn here(mut self) {
         let started = group::spawn_here(&self.spec);
-        if let Some(running) = report_start(started, &self.spec, &mut self.events) {
-            let log = self.log();
+        let log = self.log();
+        if let Some(running) = report_start(started, &self.spec, log.reader(), &mut self.events) {
             let timeout = self.spec.timeout;
             runtime().spawn(supervise(running, timeout, self.cancel, self.stop, log, self.events));
         }
     }
 }
 
-/// Reports how a start went; the running command if it did start.
+/// Reports how a start went (a run that started hands out its log's reader first); the
+/// running command if it did start.
 fn report_start(
     started: io::Result<Running>,
     spec: &TaskSpec,
+    log: Option<OutputLog>,
     events: &mut Box<dyn EventSink>,
 ) -> Option<Running> {
     match started {
@@ -250,6 +254,9 @@ fn report_start(
             None
         }
         Ok(running) => {
+            if let Some(log) = log {
+                events.log(log);
+            }
             events.event(ExecEvent::Started { pid: running.pgid as u32 });
             Some(running)
         }
