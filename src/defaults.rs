@@ -12,7 +12,7 @@ pub const OUTPUT_LIMIT: usize = 50_000;
 pub const PREVIEW_LIMIT: usize = 500;
 /// Between SIGTERM and SIGKILL when a task is stopped.
 pub const GRACE: Duration = Duration::from_secs(2);
-/// Bytes of output kept in each task's log file.
+/// Bytes of output kept in each task's log file: the newest, once a task has printed more.
 pub const LOG_LIMIT: u64 = 64 * 1024 * 1024;
 /// Production's longest wait, at the end of a turn and in wait_background, for running tasks.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
