@@ -252,7 +252,10 @@ def loop_turns_with_injection(m: Any, w: Path) -> Any:
         return answer
 
     def end_after_tasks() -> Any:
-        wait_all(m)  # the task ends after the drain: its result stays queued
+        # The last task waits for this file, so it ends after the drain before this call
+        # (however loaded the machine): its result stays queued for the next prompt.
+        (w / "release").touch()
+        wait_all(m)
         return ("end_turn", [say("bye")])
 
     m.TOOL_HANDLERS["background_run"] = background_run_finished
@@ -269,7 +272,16 @@ def loop_turns_with_injection(m: Any, w: Path) -> Any:
                     use("t5", "background_run"),
                 ],
             ),
-            ("tool_use", [use("t6", "background_run", command="printf 'two\\n'; exit 2")]),
+            (
+                "tool_use",
+                [
+                    use(
+                        "t6",
+                        "background_run",
+                        command="until [ -e release ]; do sleep 0.01; done; printf 'two\\n'; exit 2",
+                    )
+                ],
+            ),
             end_after_tasks,
             ("end_turn", [say("seen")]),
         ]
