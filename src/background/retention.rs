@@ -5,10 +5,9 @@
 //! waits, or whose notification is still queued, is never let go: nothing is lost that no one
 //! has seen. The lesson keeps everything (both limits `None`).
 
-use super::lesson;
-use super::production;
-use super::record::TaskRecord;
-use super::shared::State;
+use super::record::{TaskRecord, TaskState};
+use super::{lesson, production};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 /// A manager's limits on what it keeps.
@@ -23,13 +22,42 @@ pub(crate) struct Retention {
     pub removes_logs: bool,
 }
 
-impl State {
+/// The task table retention works on: records by id, and ids by start number.
+pub(super) type Tasks = HashMap<String, TaskRecord>;
+pub(super) type Order = BTreeMap<u64, String>;
+
+/// What retention keeps track of, beside the task table (under the same lock).
+#[derive(Default)]
+pub(super) struct Kept {
+    /// Finished tasks kept.
+    finished: usize,
+    /// Tasks finished so far: the next one's finish number.
+    finish_numbers: u64,
+    /// Finished tasks kept whose notification was taken, by finish number: what retention
+    /// may let go, oldest first.
+    delivered: BTreeMap<u64, String>,
+    /// Finished tasks kept whose log file the manager may remove, by finish number, and the
+    /// bytes those files hold.
+    logs: BTreeMap<u64, String>,
+    log_total: u64,
+    /// Ids let go since a reader last took them; `None` until one asks (so a manager no one
+    /// asks keeps no list).
+    let_go: Option<Vec<String>>,
+}
+
+impl Kept {
     /// A task has just finished (its record says so). `delivered`: it has no notification to
     /// wait for. Returns the log files to remove.
-    pub(super) fn ended(&mut self, id: &str, delivered: bool, keep: &Retention) -> Vec<PathBuf> {
+    pub(super) fn ended(
+        &mut self,
+        (tasks, order): (&mut Tasks, &mut Order),
+        id: &str,
+        delivered: bool,
+        keep: &Retention,
+    ) -> Vec<PathBuf> {
         let no = self.finish_numbers;
         self.finish_numbers += 1;
-        let Some(task) = self.tasks.get_mut(id) else { return Vec::new() };
+        let Some(task) = tasks.get_mut(id) else { return Vec::new() };
         task.end_no = Some(no);
         task.delivered = delivered;
         self.finished += 1;
@@ -44,12 +72,12 @@ impl State {
                 }
             }
         }
-        self.retain(keep)
+        self.retain((tasks, order), keep)
     }
 
     /// A task's notification was taken: retention may let it go now.
-    pub(super) fn delivered(&mut self, id: &str) {
-        if let Some(task) = self.tasks.get_mut(id) {
+    pub(super) fn delivered(&mut self, tasks: &mut Tasks, id: &str) {
+        if let Some(task) = tasks.get_mut(id) {
             task.delivered = true;
             if let Some(no) = task.end_no {
                 self.delivered.insert(no, id.to_string());
@@ -58,18 +86,22 @@ impl State {
     }
 
     /// Lets go what is past the limits, oldest first; returns the log files to remove.
-    pub(super) fn retain(&mut self, keep: &Retention) -> Vec<PathBuf> {
+    pub(super) fn retain(
+        &mut self,
+        (tasks, order): (&mut Tasks, &mut Order),
+        keep: &Retention,
+    ) -> Vec<PathBuf> {
         let mut doomed = Vec::new();
         if let Some(limit) = keep.keep_finished {
             while self.finished > limit {
                 let Some((_, id)) = self.delivered.pop_first() else { break };
-                doomed.extend(self.let_go(&id));
+                doomed.extend(self.let_go((tasks, order), &id));
             }
         }
         if let Some(budget) = keep.log_budget {
             while self.log_total > budget {
                 let Some((_, id)) = self.logs.pop_first() else { break };
-                let Some(task) = self.tasks.get_mut(&id) else { continue };
+                let Some(task) = tasks.get_mut(&id) else { continue };
                 if let Some(path) = remove_log(task, &mut self.log_total) {
                     task.log_removed = true;
                     doomed.push(path);
@@ -81,8 +113,12 @@ impl State {
 
     /// `forget`: lets one finished, delivered task go now. `Err` carries the text to show the
     /// user; `Ok` the log file to remove, if any.
-    pub(super) fn forget(&mut self, id: &str) -> Result<Option<PathBuf>, String> {
-        let Some(task) = self.tasks.get(id) else { return Err(lesson::unknown_task(id)) };
+    pub(super) fn forget(
+        &mut self,
+        (tasks, order): (&mut Tasks, &mut Order),
+        id: &str,
+    ) -> Result<Option<PathBuf>, String> {
+        let Some(task) = tasks.get(id) else { return Err(lesson::unknown_task(id)) };
         if task.is_running() {
             return Err(production::cannot_forget(id, task.status().as_str()));
         }
@@ -92,13 +128,18 @@ impl State {
         if let Some(no) = task.end_no {
             self.delivered.remove(&no);
         }
-        Ok(self.let_go(id))
+        Ok(self.let_go((tasks, order), id))
+    }
+
+    /// The ids let go since the last call (the first call starts the list).
+    pub(super) fn take_let_go(&mut self) -> Vec<String> {
+        std::mem::take(self.let_go.get_or_insert_with(Vec::new))
     }
 
     /// Drops a finished task's record; returns its log file if the manager removes it.
-    fn let_go(&mut self, id: &str) -> Option<PathBuf> {
-        let mut task = self.tasks.remove(id)?;
-        self.order.remove(&task.start_no);
+    fn let_go(&mut self, (tasks, order): (&mut Tasks, &mut Order), id: &str) -> Option<PathBuf> {
+        let mut task = tasks.remove(id)?;
+        order.remove(&task.start_no);
         self.finished -= 1;
         if let Some(list) = &mut self.let_go {
             list.push(id.to_string());
@@ -111,7 +152,7 @@ impl State {
 
 /// Takes a finished task's log file out of its record, and its size out of `total`.
 fn remove_log(task: &mut TaskRecord, total: &mut u64) -> Option<PathBuf> {
-    let crate::background::record::TaskState::Finished(f) = &mut task.state else { return None };
+    let TaskState::Finished(f) = &mut task.state else { return None };
     *total -= f.output.log_bytes.min(*total);
     f.output.log_path.take()
 }

@@ -5,7 +5,7 @@
 use super::capture::{Capture, RunEnd};
 use super::events::{Hub, TaskEventKind, PROGRESS_EVERY};
 use super::record::{Finished, Notification, OutputStats, Status, TaskRecord};
-use super::retention::{remove_files, Retention};
+use super::retention::{remove_files, Kept, Retention};
 use super::{lesson, production};
 use crate::exec::{Ended, EventSink, ExecEvent, Executor, TaskSpec};
 use crate::runtime::{forked_from, Cancel};
@@ -41,23 +41,27 @@ pub(super) struct State {
     pub(super) slots: usize,
     /// Tasks waiting for a slot, first in line first, with what starts them.
     pub(super) waiting: VecDeque<TaskSpec>,
-    /// Finished tasks kept.
-    pub(super) finished: usize,
-    /// Tasks finished so far: the next one's finish number.
-    pub(super) finish_numbers: u64,
-    /// Finished tasks kept whose notification was taken, by finish number: what retention
-    /// may let go, oldest first.
-    pub(super) delivered: BTreeMap<u64, String>,
-    /// Finished tasks kept whose log file the manager may remove, by finish number, and the
-    /// bytes those files hold.
-    pub(super) logs: BTreeMap<u64, String>,
-    pub(super) log_total: u64,
-    /// Ids let go since a reader last took them; `None` until one asks (so a manager no one
-    /// asks keeps no list).
-    pub(super) let_go: Option<Vec<String>>,
+    /// What is kept of finished tasks ([`Retention`]).
+    pub(super) kept: Kept,
 }
 
 impl State {
+    /// A task has just finished: retention counts it, and may let older ones go. Returns the
+    /// log files to remove.
+    pub(super) fn ended(&mut self, id: &str, delivered: bool, keep: &Retention) -> Vec<PathBuf> {
+        self.kept.ended((&mut self.tasks, &mut self.order), id, delivered, keep)
+    }
+
+    /// A task's notification was taken.
+    pub(super) fn delivered(&mut self, id: &str) {
+        self.kept.delivered(&mut self.tasks, id);
+    }
+
+    /// Lets go what is past the limits; returns the log files to remove.
+    pub(super) fn retain(&mut self, keep: &Retention) -> Vec<PathBuf> {
+        self.kept.retain((&mut self.tasks, &mut self.order), keep)
+    }
+
     /// Nothing queued yet, but a task still runs: what the waits wait out.
     pub(super) fn nothing_yet(&self) -> bool {
         self.queue.is_empty() && self.running > 0
@@ -345,15 +349,16 @@ impl Inner {
     /// Lets a finished task whose notification was taken go now, with its log file if the
     /// manager removes them. `Err` carries the text to show the user.
     pub(crate) fn forget(&self, task_id: &str) -> std::result::Result<(), String> {
-        let doomed = self.lock().forget(task_id)?;
+        let mut state = self.lock();
+        let state = &mut *state;
+        let doomed = state.kept.forget((&mut state.tasks, &mut state.order), task_id)?;
         remove_files(doomed.into_iter().collect());
         Ok(())
     }
 
     /// The ids let go since the last call (the first call starts the list).
     pub(crate) fn take_let_go(&self) -> Vec<String> {
-        let mut state = self.lock();
-        std::mem::take(state.let_go.get_or_insert_with(Vec::new))
+        self.lock().kept.take_let_go()
     }
 
     /// Where a waiting task is in line and how many tasks run; `None` if it does not wait.
