@@ -14,6 +14,12 @@ pub const PREVIEW_LIMIT: usize = 500;
 pub const GRACE: Duration = Duration::from_secs(2);
 /// Bytes of output kept in each task's log file: the newest, once a task has printed more.
 pub const LOG_LIMIT: u64 = 64 * 1024 * 1024;
+/// Production keeps at most this many finished tasks: past it, the oldest whose notification
+/// was taken are let go (the lesson keeps every one).
+pub const KEEP_FINISHED: usize = 1000;
+/// Production keeps at most this many bytes of finished tasks' log files in its own log
+/// directory, removing the oldest first (the lesson keeps every one).
+pub const LOG_BUDGET: u64 = 1024 * 1024 * 1024;
 /// Production's longest wait, at the end of a turn and in wait_background, for running tasks.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
 /// The `max_tokens` of each model call of the loop.

@@ -128,6 +128,9 @@ impl SessionConfig {
             timeout: self.task_timeout,
             hide_secrets: self.hide_secrets(),
             max_running: if self.mirror { None } else { self.max_running },
+            // The lesson keeps every finished task and its log.
+            keep_finished: if self.mirror { None } else { Options::default().keep_finished },
+            log_budget: if self.mirror { None } else { Options::default().log_budget },
             ..Options::default()
         }
     }

@@ -46,3 +46,4 @@ class TaskInfo(TypedDict):
     log_bytes: int
     log_cut: bool
     log_error: str | None
+    log_removed: bool

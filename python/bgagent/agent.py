@@ -59,8 +59,11 @@ class Agent:
         if manager is None:
             # The mirror starts every task at once, as the lesson; production caps them.
             cap = None if mirror else max_running
+            # The mirror keeps every finished task and its log, as the lesson; production
+            # keeps the core's defaults.
+            keep: dict[str, Any] = {"keep_finished": None, "log_budget": None} if mirror else {}
             manager = BackgroundManager(
-                self.workdir, pass_api_key=self.pass_api_key, max_running=cap
+                self.workdir, pass_api_key=self.pass_api_key, max_running=cap, **keep
             )
         if not isinstance(manager, BackgroundManager):
             raise TypeError(

@@ -18,6 +18,9 @@ _StrPath = Union[str, "os.PathLike[str]"]
 
 # Production's cap on running tasks: twice the CPUs this process may use, at least 4.
 _MAX_RUNNING = int(_core.DEFAULTS["max_running"])
+# What production keeps of finished tasks (the lesson keeps everything: None).
+_KEEP_FINISHED = int(_core.DEFAULTS["keep_finished"])
+_LOG_BUDGET = int(_core.DEFAULTS["log_budget"])
 
 
 class BackgroundManager:
@@ -28,7 +31,11 @@ class BackgroundManager:
     notification carries the first `preview_limit`. Stopping a task sends SIGTERM to the group,
     then SIGKILL after `grace` seconds. At most `max_running` tasks run at once (None: no
     limit); the others wait in line, first come first started, with status `queued`, and
-    their timeout counts from their start. Tasks do not get ANTHROPIC_API_KEY/AUTH_TOKEN unless
+    their timeout counts from their start. Past `keep_finished` finished tasks, the oldest
+    whose notification was taken are let go (from `tasks` too), with their log files when the
+    log directory is the manager's own; past `log_budget` bytes of finished tasks' log files
+    there, the oldest files are removed (`info()` says `log_removed`). None keeps all.
+    Tasks do not get ANTHROPIC_API_KEY/AUTH_TOKEN unless
     `pass_api_key=True`. With `trace=FILE`, every task event is written there as trace lines
     (`bgagent view FILE` draws them). Subclass it freely: the state lives in a core object
     (`_core`).
@@ -47,6 +54,8 @@ class BackgroundManager:
         pass_api_key: bool = False,
         trace: _StrPath | None = None,
         max_running: int | None = _MAX_RUNNING,
+        keep_finished: int | None = _KEEP_FINISHED,
+        log_budget: int | None = _LOG_BUDGET,
     ) -> None:
         self._core = _core.BackgroundManager(
             workdir,
@@ -58,6 +67,8 @@ class BackgroundManager:
             log_limit=log_limit,
             pass_api_key=pass_api_key,
             max_running=max_running,
+            keep_finished=keep_finished,
+            log_budget=log_budget,
         )
         self._tasks: dict[str, Any] = {}
         # `trace`: the task events as trace lines (the README's schema) in that file.
@@ -93,6 +104,9 @@ class BackgroundManager:
         """Starts a task: its id, and `(place in line, tasks running)` if it waits."""
         if not isinstance(command, str):
             raise TypeError(f"command must be a str, not {type(command).__name__}")
+        # The entries of tasks let go leave `tasks` here too, so it stays bounded by
+        # `keep_finished` even when no one reads it.
+        self._core.prune(self._tasks)
         while True:
             task_id = self._new_id()
             # The lesson writes the entry before the thread starts: so does this.
@@ -142,6 +156,17 @@ class BackgroundManager:
                 return queued
         return _core.check_text(tasks, task_id)
 
+    def forget(self, task_id: str) -> None:
+        """Lets a finished task go now: its record, its entry in `tasks`, and its log file if
+        the log directory is the manager's own. KeyError for an unknown task; ValueError for
+        one that runs or waits, or whose notification is still queued (drain it first)."""
+        refused = self._core.forget(task_id)
+        if refused is not None:
+            if refused.startswith("Error: Unknown task"):
+                raise KeyError(refused)
+            raise ValueError(refused)
+        self._core.prune(self._tasks)
+
     def drain_notifications(self) -> list[Notification]:
         """Every queued notification, in completion order; the queue is left empty."""
         return self._core.drain()
@@ -150,6 +175,17 @@ class BackgroundManager:
         """Waits while the queue is empty and a task runs (at most `timeout` seconds), then
         drains. `[]` means a timeout or that nothing runs."""
         return self._core.wait_for_notifications(timeout)
+
+    def wait_for_finished(self, timeout: float | None = None) -> bool:
+        """Waits while the queue is empty and a task runs (at most `timeout` seconds), and
+        leaves the queue as it is: True once a notification is queued or nothing runs, False
+        if the time ran out. A plain wait for a loop of your own that must not take the
+        notifications an Agent (or your own drain) is to read."""
+        return self._core.wait("finished", timeout)
+
+    async def wait_for_finished_async(self, timeout: float | None = None) -> bool:
+        """`wait_for_finished` for asyncio: holds no thread, and cancelling stops it."""
+        return await ticking(self._core.wait_async("finished", timeout))
 
     def notifications(self, timeout: float | None = None) -> Notifications:
         """Each notification as it arrives, for `for` and `async for` alike; the iteration ends

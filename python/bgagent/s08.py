@@ -106,6 +106,8 @@ class BackgroundManager(background.BackgroundManager):
     def __init__(self, workdir: Any = None, **options: Any) -> None:
         options.setdefault("pass_api_key", True)  # the lesson passes the environment on
         options.setdefault("max_running", None)  # the lesson starts every task at once
+        options.setdefault("keep_finished", None)  # and keeps every finished task
+        options.setdefault("log_budget", None)  # and every log
         super().__init__(WORKDIR if workdir is None else workdir, **options)
 
     def run(self, command: str, workdir: Any = None, *, timeout: float | None = None) -> str:

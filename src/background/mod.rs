@@ -15,6 +15,7 @@ pub mod lesson;
 pub mod production;
 mod record;
 mod registry;
+mod retention;
 mod shared;
 mod watcher;
 
@@ -24,6 +25,7 @@ pub use events::{Subscription, TaskEvent, TaskEventKind, MAX_PENDING_PROGRESS, P
 pub use lesson::started_line;
 pub use record::{Finished, Notification, OutputStats, Status, TaskRecord, TaskState};
 pub use registry::shutdown_all;
+use retention::Retention;
 pub use shared::{
     conclude, Records, Snapshot, StartAt, Submitted, TimedOut, Until, LOG_IN_MEMORY, LOST,
 };
@@ -39,7 +41,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// How a manager is built. `Options::default()` gives the lesson's values, but for
-/// production's cap on running tasks ([`crate::defaults::max_running`]).
+/// production's cap on running tasks ([`crate::defaults::max_running`]) and its limits on
+/// what is kept of finished tasks ([`crate::defaults::KEEP_FINISHED`],
+/// [`crate::defaults::LOG_BUDGET`]).
 #[derive(Clone)]
 pub struct Options {
     /// Where commands run; `None` means the current directory.
@@ -64,6 +68,16 @@ pub struct Options {
     /// At most this many tasks run at once; the others wait in line (status `queued`), first
     /// come first started. `None`: no limit (the lesson's).
     pub max_running: Option<usize>,
+    /// At most this many finished tasks are kept: past it, the oldest whose notification was
+    /// taken are let go (their record, and their log file if `log_dir` is `None`, the
+    /// manager's own directory). `None`: all (the lesson's).
+    pub keep_finished: Option<usize>,
+    /// At most this many bytes of finished tasks' log files are kept in the manager's own
+    /// log directory: past it, the oldest are removed (the record says `log_removed`).
+    /// Running tasks' logs are never removed, so the directory holds at most
+    /// `log_budget + running × log_limit`. A `log_dir` the user names is never touched.
+    /// `None`: no limit (the lesson's).
+    pub log_budget: Option<u64>,
 }
 
 impl Default for Options {
@@ -80,6 +94,8 @@ impl Default for Options {
             executor: None,
             hide_secrets: false,
             max_running: Some(crate::defaults::max_running()),
+            keep_finished: Some(crate::defaults::KEEP_FINISHED),
+            log_budget: Some(crate::defaults::LOG_BUDGET),
         }
     }
 }
@@ -116,6 +132,12 @@ impl BackgroundManager {
             return Err(Error::InvalidArgument("timeout must be positive".into()));
         }
         let owns_executor = options.executor.is_none();
+        let retention = Retention {
+            keep_finished: options.keep_finished,
+            log_budget: options.log_budget,
+            // Only the files in its own temporary directory are the manager's to remove.
+            removes_logs: owns_executor && options.log_dir.is_none(),
+        };
         let executor = match options.executor {
             Some(executor) => executor,
             None => {
@@ -148,6 +170,7 @@ impl BackgroundManager {
             executor,
             hide_secrets: options.hide_secrets,
             max_running: options.max_running,
+            retention,
             owns_executor,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -262,11 +285,25 @@ impl BackgroundManager {
                 let task = task.map(|t| (t.status().as_str(), t.command.as_str(), result(t)));
                 lesson::check_one(id, task.as_ref().map(|(s, c, r)| (*s, *c, r.as_deref())))
             }
-            None => lesson::check_all(state.order.iter().map(|id| {
+            None => lesson::check_all(state.order.values().map(|id| {
                 let t = &state.tasks[id];
                 (id.as_str(), t.status().as_str(), t.command.as_str())
             })),
         }
+    }
+
+    /// Lets a finished task go now: its record, and its log file if the log directory is the
+    /// manager's own. `Err` carries the text to show the user: an unknown task, one that runs
+    /// or waits for a slot, or one whose notification is still queued (drain it first).
+    pub fn forget(&self, task_id: &str) -> std::result::Result<(), String> {
+        self.inner.forget(task_id)
+    }
+
+    /// The ids of the tasks let go (by `keep_finished` or [`Self::forget`]) since the last
+    /// call, for a caller that mirrors the task table (Python's `tasks` dict). The list is
+    /// kept only once someone asks: the first call starts it.
+    pub fn take_let_go(&self) -> Vec<String> {
+        self.inner.take_let_go()
     }
 
     /// Everything queued, in completion order; the queue is left empty.

@@ -1,6 +1,7 @@
 //! Production's words, beside the lesson's ([`super::lesson`]): what is said about a task that
-//! waits for a slot under the manager's cap. The lesson has no cap, so it never says these;
-//! every face (the Rust manager, the Python package, the model's tools) says them from here.
+//! waits for a slot under the manager's cap, and about one that cannot be forgotten yet. The
+//! lesson has no cap and keeps every task, so it never says these; every face (the Rust
+//! manager, the Python package, the model's tools) says them from here.
 
 use crate::text::prefix;
 
@@ -25,6 +26,18 @@ pub fn waiting_result(place: usize, running: usize) -> String {
 /// What `start_now` answers for a task that does not wait for a slot.
 pub fn not_queued(id: &str, status: &str) -> String {
     format!("Error: Task {id} is not queued ({status})")
+}
+
+/// What `forget` answers for a task that runs or waits for a slot.
+pub fn cannot_forget(id: &str, status: &str) -> String {
+    format!("Error: Task {id} is {status}: only a finished task can be forgotten (kill it first)")
+}
+
+/// What `forget` answers for a finished task whose notification is still queued.
+pub fn not_delivered(id: &str) -> String {
+    format!(
+        "Error: Task {id} has a notification not yet delivered: drain it before forgetting the task"
+    )
 }
 
 /// 1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st.
@@ -52,6 +65,11 @@ mod tests {
         );
         assert_eq!(waiting_result(1, 2), "(queued: 1st in line, 2 running)");
         assert_eq!(not_queued("ab", "running"), "Error: Task ab is not queued (running)");
+        assert_eq!(
+            cannot_forget("ab", "queued"),
+            "Error: Task ab is queued: only a finished task can be forgotten (kill it first)"
+        );
+        assert!(not_delivered("ab").starts_with("Error: Task ab has a notification not yet"));
         let got: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 101, 111].map(ordinal).into();
         assert_eq!(
             got,

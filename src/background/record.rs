@@ -119,11 +119,26 @@ pub struct TaskRecord {
     /// Its timeout (the manager's, or its own).
     pub timeout: Duration,
     pub state: TaskState,
+    /// Its log file was removed to keep finished tasks' logs within the manager's
+    /// `log_budget` (its `log_path` is `None` since).
+    pub log_removed: bool,
+    /// Its start number (the manager's `order` key).
+    pub(crate) start_no: u64,
+    /// Its finish number, once it has finished.
+    pub(crate) end_no: Option<u64>,
+    /// Its notification was taken (drained), or it had none: retention may let it go.
+    pub(crate) delivered: bool,
 }
 
 impl TaskRecord {
     /// A task that starts now (`waiting: false`) or waits for a slot.
-    pub(crate) fn new(id: String, command: String, timeout: Duration, waiting: bool) -> Self {
+    pub(crate) fn new(
+        id: String,
+        command: String,
+        timeout: Duration,
+        waiting: bool,
+        start_no: u64,
+    ) -> Self {
         let now = Instant::now();
         let kill = Cancel::new();
         TaskRecord {
@@ -134,6 +149,10 @@ impl TaskRecord {
             waited_for_slot: waiting,
             timeout,
             state: if waiting { TaskState::Waiting { kill } } else { TaskState::Starting { kill } },
+            log_removed: false,
+            start_no,
+            end_no: None,
+            delivered: false,
         }
     }
 
@@ -247,6 +266,7 @@ impl Serialize for TaskRecord {
             pid: Option<u32>,
             #[serde(flatten)]
             output: &'a OutputStats,
+            log_removed: bool,
         }
         let none = OutputStats::default();
         Info {
@@ -259,6 +279,7 @@ impl Serialize for TaskRecord {
             waited: self.waited().as_secs_f64(),
             pid: self.pid(),
             output: self.finished().map_or(&none, |f| &f.output),
+            log_removed: self.log_removed,
         }
         .serialize(serializer)
     }

@@ -5,12 +5,13 @@
 use super::capture::{Capture, RunEnd};
 use super::events::{Hub, TaskEventKind, PROGRESS_EVERY};
 use super::record::{Finished, Notification, OutputStats, Status, TaskRecord};
+use super::retention::{remove_files, Kept, Retention};
 use super::{lesson, production};
 use crate::exec::{Ended, EventSink, ExecEvent, Executor, TaskSpec};
 use crate::runtime::{forked_from, Cancel};
 use crate::secrets::Redactor;
 use crate::text::prefix;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -27,8 +28,10 @@ pub struct TimedOut;
 
 #[derive(Default)]
 pub(super) struct State {
-    /// Task ids in start order.
-    pub(super) order: Vec<String>,
+    /// Task ids by start number, in start order (those let go are gone from it).
+    pub(super) order: BTreeMap<u64, String>,
+    /// Tasks started so far: the next one's start number.
+    pub(super) started: u64,
     pub(super) tasks: HashMap<String, TaskRecord>,
     pub(super) queue: VecDeque<Notification>,
     /// Tasks not yet ended: waiting for a slot, or holding one.
@@ -38,9 +41,27 @@ pub(super) struct State {
     pub(super) slots: usize,
     /// Tasks waiting for a slot, first in line first, with what starts them.
     pub(super) waiting: VecDeque<TaskSpec>,
+    /// What is kept of finished tasks ([`Retention`]).
+    pub(super) kept: Kept,
 }
 
 impl State {
+    /// A task has just finished: retention counts it, and may let older ones go. Returns the
+    /// log files to remove.
+    pub(super) fn ended(&mut self, id: &str, delivered: bool, keep: &Retention) -> Vec<PathBuf> {
+        self.kept.ended((&mut self.tasks, &mut self.order), id, delivered, keep)
+    }
+
+    /// A task's notification was taken.
+    pub(super) fn delivered(&mut self, id: &str) {
+        self.kept.delivered(&mut self.tasks, id);
+    }
+
+    /// Lets go what is past the limits; returns the log files to remove.
+    pub(super) fn retain(&mut self, keep: &Retention) -> Vec<PathBuf> {
+        self.kept.retain((&mut self.tasks, &mut self.order), keep)
+    }
+
     /// Nothing queued yet, but a task still runs: what the waits wait out.
     pub(super) fn nothing_yet(&self) -> bool {
         self.queue.is_empty() && self.running > 0
@@ -62,6 +83,8 @@ pub(crate) struct Inner {
     pub(super) hide_secrets: bool,
     /// At most this many tasks hold a slot (run) at once; `None`: no limit.
     pub(super) max_running: Option<usize>,
+    /// What is kept of finished tasks.
+    pub(super) retention: Retention,
     /// The executor was built here, so it is closed here.
     pub(super) owns_executor: bool,
     pub(super) state: Mutex<State>,
@@ -142,7 +165,10 @@ pub struct Snapshot {
     pub tasks: Vec<TaskRecord>,
     /// Tasks started so far (the next one's start number).
     pub started: usize,
+    /// Tasks not yet ended: those in `waiting` and those that hold a slot.
     pub running: usize,
+    /// Tasks waiting in line for a slot (under the cap).
+    pub waiting: usize,
     /// Notifications waiting in the queue.
     pub queued: usize,
 }
@@ -211,20 +237,21 @@ impl Inner {
         let tasks = match which {
             Records::None => Vec::new(),
             Records::One(id) => state.tasks.get(id).cloned().into_iter().collect(),
-            Records::All => state.order.iter().map(|id| state.tasks[id].clone()).collect(),
+            Records::All => state.order.values().map(|id| state.tasks[id].clone()).collect(),
             Records::Since { from, open, waiting } => {
                 let ended = open.iter().filter_map(|id| state.tasks.get(id.as_str()));
                 let ended = ended.filter(|t| !t.is_running());
                 let moved = waiting.iter().filter_map(|id| state.tasks.get(id.as_str()));
                 let moved = moved.filter(|t| !t.is_waiting());
-                let new = state.order.iter().skip(from).map(|id| &state.tasks[id]);
+                let new = state.order.range(from as u64..).map(|(_, id)| &state.tasks[id]);
                 ended.chain(moved).chain(new).cloned().collect()
             }
         };
         Snapshot {
             tasks,
-            started: state.order.len(),
+            started: state.started as usize,
             running: state.running,
+            waiting: state.waiting.len(),
             queued: state.queue.len(),
         }
     }
@@ -289,6 +316,8 @@ impl Inner {
         });
         state.queue.push_back(note);
         state.running -= 1;
+        // Nothing ran, so no log: nothing to remove, whatever the retention lets go.
+        remove_files(state.ended(id, false, &self.retention));
         self.hub.publish(id, TaskEventKind::Finished { status: Status::Killed, exit_code: None });
     }
 
@@ -315,6 +344,21 @@ impl Inner {
         drop(state);
         self.launch(spec, cancel);
         Ok(())
+    }
+
+    /// Lets a finished task whose notification was taken go now, with its log file if the
+    /// manager removes them. `Err` carries the text to show the user.
+    pub(crate) fn forget(&self, task_id: &str) -> std::result::Result<(), String> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let doomed = state.kept.forget((&mut state.tasks, &mut state.order), task_id)?;
+        remove_files(doomed.into_iter().collect());
+        Ok(())
+    }
+
+    /// The ids let go since the last call (the first call starts the list).
+    pub(crate) fn take_let_go(&self) -> Vec<String> {
+        self.lock().kept.take_let_go()
     }
 
     /// Where a waiting task is in line and how many tasks run; `None` if it does not wait.
@@ -367,8 +411,10 @@ impl Inner {
             hide_secrets: self.hide_secrets,
         };
         let wait = self.max_running.is_some_and(|cap| state.slots >= cap);
-        let record = TaskRecord::new(id.clone(), command.to_string(), timeout, wait);
-        state.order.push(id.clone());
+        let no = state.started;
+        state.started += 1;
+        let record = TaskRecord::new(id.clone(), command.to_string(), timeout, wait, no);
+        state.order.insert(no, id.clone());
         state.tasks.insert(id.clone(), record);
         state.running += 1;
         if wait {
@@ -404,15 +450,21 @@ impl Inner {
     pub(super) fn drain(&self, state: &mut State) -> Vec<Notification> {
         let notes: Vec<Notification> = state.queue.drain(..).collect();
         for n in &notes {
+            state.delivered(&n.task_id);
             self.hub.publish(&n.task_id, TaskEventKind::Drained);
         }
+        // Few files at a time (as many tasks as finished since the last drain), so they go
+        // under the lock.
+        remove_files(state.retain(&self.retention));
         notes
     }
 
     /// The oldest queued notification, told to subscribers as drained.
     pub(super) fn take_one(&self, state: &mut State) -> Option<Notification> {
         let note = state.queue.pop_front()?;
+        state.delivered(&note.task_id);
         self.hub.publish(&note.task_id, TaskEventKind::Drained);
+        remove_files(state.retain(&self.retention));
         Some(note)
     }
 
@@ -457,9 +509,11 @@ impl Inner {
         state.running -= 1;
         // The executor reports the end once the group is gone: its slot is free now.
         state.slots -= 1;
+        let doomed = state.ended(id, false, &self.retention);
         self.hub.publish(id, TaskEventKind::Finished { status, exit_code });
         let ready = self.fill_slots(&mut state);
         drop(state);
+        remove_files(doomed);
         self.woken();
         for (spec, cancel) in ready {
             self.launch(spec, cancel);
@@ -505,9 +559,15 @@ fn seconds(d: Duration) -> String {
 /// the real one), so nothing here waits for them forever; new tasks run as usual.
 fn leave_to_parent(state: &mut State, parent: u32) {
     let message = format!("started by process {parent}, which forked this one; it runs there");
+    let mut left = Vec::new();
     for task in state.tasks.values_mut().filter(|t| t.is_running()) {
         task.finish(conclude(RunEnd::Failed(message.clone()), Duration::ZERO));
         state.running -= 1;
+        left.push(task.id.clone());
+    }
+    // They have no notification here: counted as delivered, under no limit (no log either).
+    for id in left {
+        state.ended(&id, true, &Retention::default());
     }
     // Those waiting for a slot ended above too; the parent starts them.
     state.waiting.clear();

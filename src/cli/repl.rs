@@ -1,13 +1,16 @@
 //! The lesson's REPL: `s08 >> ` prompt, one turn per line, `q`/`exit`/empty line/Ctrl-D to
 //! quit. On a terminal it has line editing, history, a notice when a background task ends
-//! while you type, and Ctrl-C cancels the turn (twice at the prompt quits).
+//! while you type, and Ctrl-C cancels the turn (twice at the prompt quits). In production the
+//! prompt says how many tasks run and wait (`s08 [2 running, 3 queued] >> `) while any do;
+//! `--mirror` keeps the lesson's prompt.
 
 use super::console::{say, Sink};
 use super::failure::Failure;
 use super::interrupt::INTERRUPTED;
 use super::session::Session;
-use crate::background::{Records, TaskEventKind, Watcher};
+use crate::background::{production, BackgroundManager, Records, TaskEventKind, Watcher};
 use crate::error::Error;
+use crate::text::prefix;
 use rustyline::error::ReadlineError;
 use rustyline::ExternalPrinter;
 use serde_json::{json, Value};
@@ -44,7 +47,7 @@ fn handle(session: &Session, messages: &mut Vec<Value>, line: &str) -> Flow {
     if let Some(command) = line.strip_prefix('/') {
         let (name, arg) = command.split_once(' ').unwrap_or((command, ""));
         let text = match name {
-            "tasks" => session.manager.check(None),
+            "tasks" => tasks_text(&session.manager),
             "kill" if !arg.trim().is_empty() => session.manager.kill(arg.trim()),
             "kill" => "usage: /kill ID".to_string(),
             "clear" => {
@@ -69,13 +72,62 @@ fn handle(session: &Session, messages: &mut Vec<Value>, line: &str) -> Flow {
     Flow::Continue
 }
 
+/// The prompt: the lesson's, or in production, while tasks run or wait, how many of each.
+fn prompt(session: &Session) -> String {
+    let counts = session.manager.snapshot(Records::None);
+    if session.config.mirror || counts.running == 0 {
+        return session.style.prompt();
+    }
+    let running = counts.running - counts.waiting;
+    let text = match counts.waiting {
+        0 => format!("s08 [{running} running] >> "),
+        waiting => format!("s08 [{running} running, {waiting} queued] >> "),
+    };
+    session.style.paint("36", &text)
+}
+
+/// `/tasks`: the lesson's line per task (`{id}: [{status}] {command[:60]}`), with how long a
+/// running task has run and where a queued one is in line.
+fn tasks_text(manager: &BackgroundManager) -> String {
+    let tasks = manager.snapshot(Records::All).tasks;
+    if tasks.is_empty() {
+        return "No background tasks.".to_string();
+    }
+    let lines: Vec<String> = tasks
+        .iter()
+        .map(|t| {
+            let line = format!("{}: [{}] {}", t.id, t.status(), prefix(&t.command, 60));
+            if t.is_waiting() {
+                match manager.place(&t.id) {
+                    Some((place, _)) => format!("{line}  ({} in line)", production::ordinal(place)),
+                    None => line,
+                }
+            } else if t.is_running() {
+                format!("{line}  ({})", elapsed(t.elapsed().as_secs()))
+            } else {
+                line
+            }
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// `42s`, `3m05s`, `2h07m`.
+fn elapsed(seconds: u64) -> String {
+    match seconds {
+        0..=59 => format!("{seconds}s"),
+        60..=3599 => format!("{}m{:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h{:02}m", seconds / 3600, seconds / 60 % 60),
+    }
+}
+
 /// Piped input: the same REPL without line editing, one request per line.
 fn piped(session: &Session) -> Result<(), Failure> {
     let mut messages = Vec::new();
     let mut stdin = std::io::stdin().lock();
     let mut raw = Vec::new();
     loop {
-        say(&session.style.prompt());
+        say(&prompt(session));
         raw.clear();
         match stdin.read_until(b'\n', &mut raw) {
             Ok(0) => return Ok(()),
@@ -131,15 +183,15 @@ fn terminal(session: &Session, auto_resume: bool) -> Result<(), Failure> {
     let at_prompt = Arc::new(AtomicBool::new(false));
     let turn_above_prompt = Arc::new(AtomicBool::new(false));
     let (send, inputs) = mpsc::channel();
-    let (go, go_ahead) = mpsc::channel::<()>();
+    // Each `go` carries the prompt to show: it says how many tasks run at that moment.
+    let (go, go_ahead) = mpsc::channel::<String>();
 
     // The reader: one prompt per `go`.
     let reader = {
         let (send, at_prompt, turn_above) =
             (send.clone(), at_prompt.clone(), turn_above_prompt.clone());
-        let prompt = session.style.prompt();
         std::thread::spawn(move || {
-            while go_ahead.recv().is_ok() {
+            while let Ok(prompt) = go_ahead.recv() {
                 let read = loop {
                     at_prompt.store(true, Ordering::SeqCst);
                     let read = editor.readline(&prompt);
@@ -186,7 +238,7 @@ fn terminal(session: &Session, auto_resume: bool) -> Result<(), Failure> {
 
     let mut messages = Vec::new();
     let mut ctrl_c_once = false;
-    let _ = go.send(());
+    let _ = go.send(prompt(session));
     let result = loop {
         let Ok(input) = inputs.recv() else { break Ok(()) };
         match input {
@@ -215,19 +267,19 @@ fn terminal(session: &Session, auto_resume: bool) -> Result<(), Failure> {
                 if let Flow::Quit = handle(session, &mut messages, &line) {
                     break Ok(());
                 }
-                let _ = go.send(());
+                let _ = go.send(prompt(session));
             }
             Input::Read(Err(ReadlineError::Interrupted)) if !ctrl_c_once => {
                 ctrl_c_once = true;
                 say("(Ctrl-C again or Ctrl-D to quit)\n");
-                let _ = go.send(());
+                let _ = go.send(prompt(session));
             }
             Input::Read(Err(ReadlineError::Interrupted | ReadlineError::Eof)) => break Ok(()),
             Input::Read(Err(ReadlineError::Io(e)))
                 if e.kind() == std::io::ErrorKind::InvalidData =>
             {
                 say("(that line was not UTF-8 text; type it again)\n");
-                let _ = go.send(());
+                let _ = go.send(prompt(session));
             }
             Input::Read(Err(e)) => break Err(Failure(1, format!("cannot read the terminal: {e}"))),
         }
@@ -235,4 +287,15 @@ fn terminal(session: &Session, auto_resume: bool) -> Result<(), Failure> {
     drop(go); // the reader ends at its next turn
     drop(reader);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::elapsed;
+
+    #[test]
+    fn elapsed_times_read_at_a_glance() {
+        let got: Vec<String> = [0, 59, 60, 185, 3599, 3600, 7620].map(elapsed).into();
+        assert_eq!(got, ["0s", "59s", "1m00s", "3m05s", "59m59s", "1h00m", "2h07m"]);
+    }
 }

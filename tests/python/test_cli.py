@@ -113,6 +113,85 @@ def test_repl_on_a_terminal_announces_and_auto_resumes(tmp_path):
     assert (tmp_path / "bgagent" / "history").read_text().splitlines()[-2:] == ["go", "q"]
 
 
+def test_the_prompt_counts_running_and_queued_tasks_and_tasks_shows_time_and_place(tmp_path):
+    import re
+
+    waits = [f"until [ -e go{k} ]; do sleep 0.01; done; echo task{k}" for k in (1, 2)]
+    script = tmp_path / "script.json"
+    script.write_text(
+        json.dumps([
+            {"content": [{"type": "tool_use", "id": f"t{k}", "name": "background_run",
+                          "input": {"command": command}} for k, command in enumerate(waits)],
+             "stop_reason": "tool_use"},
+            {"content": [{"type": "text", "text": "Started."}], "stop_reason": "end_turn"},
+        ])
+    )  # fmt: skip
+    main, child = pty.openpty()
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "NO_COLOR": "1"}
+    args = [str(SCRIPT), "--script", str(script), "--max-running", "1", "--max-wait", "0"]
+    proc = subprocess.Popen(args, stdin=child, stdout=child, stderr=child, cwd=tmp_path, env=env)
+    os.close(child)
+    terminal = Terminal(main)
+    try:
+        terminal.expect("s08 >> ")  # nothing runs yet: the lesson's prompt
+        os.write(main, b"go\r")
+        terminal.expect("Started.")
+        terminal.expect("s08 [1 running, 1 queued] >> ")
+        os.write(main, b"/tasks\r")
+        listed = terminal.expect("s08 [1 running, 1 queued] >> ")
+        running = re.search(r"\w{8}: \[running\] until \[ -e go1 \]\S* .*\((\d+)s\)", listed)
+        assert running, listed
+        assert re.search(r"\w{8}: \[queued\] until \[ -e go2 \].*\(1st in line\)", listed)
+        (tmp_path / "go1").touch()
+        terminal.expect("completed")  # announced above the prompt; the second task starts
+        os.write(main, b"/help\r")
+        terminal.expect("this list")
+        terminal.expect("s08 [1 running] >> ")
+        (tmp_path / "go2").touch()
+        terminal.expect("completed")
+        os.write(main, b"/help\r")
+        terminal.expect("this list")
+        terminal.expect("s08 >> ")  # nothing runs: the lesson's prompt again
+        os.write(main, b"q\r")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        os.close(main)
+
+
+def test_the_mirror_keeps_the_lessons_prompt_while_tasks_run(tmp_path):
+    script = tmp_path / "script.json"
+    command = "until [ -e go ]; do sleep 0.01; done"
+    script.write_text(
+        json.dumps([
+            {"content": [{"type": "tool_use", "id": "a", "name": "background_run",
+                          "input": {"command": command}}], "stop_reason": "tool_use"},
+            {"content": [{"type": "text", "text": "Started."}], "stop_reason": "end_turn"},
+        ])
+    )  # fmt: skip
+    main, child = pty.openpty()
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "NO_COLOR": "1"}
+    args = [str(SCRIPT), "--script", str(script), "--mirror"]
+    proc = subprocess.Popen(args, stdin=child, stdout=child, stderr=child, cwd=tmp_path, env=env)
+    os.close(child)
+    terminal = Terminal(main)
+    try:
+        terminal.expect("s08 >> ")
+        os.write(main, b"go\r")
+        terminal.expect("Started.")
+        terminal.expect("s08 >> ")
+        os.write(main, b"/tasks\r")
+        listed = terminal.expect("s08 >> ")  # the task runs, and the prompt is the lesson's
+        assert "[running] until [ -e go ]" in listed and "running," not in listed, listed
+        (tmp_path / "go").touch()
+        terminal.expect("completed")
+        os.write(main, b"q\r")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        os.close(main)
+
+
 # Run by a task: waits (at most 30 s) for the test to write the CLI's pid, then reads that
 # process's /proc/PID/environ and /proc/PID/mem; output, stderr and exit status go to files.
 READ_THE_CLI = (

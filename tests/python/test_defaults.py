@@ -32,9 +32,20 @@ EXPECTED = {
     "keep_requests": 100,
     # Production's cap on running tasks: twice the CPUs this process may use, at least 4.
     "max_running": max(4, 2 * len(os.sched_getaffinity(0))),
+    # What production keeps of finished tasks: their number, and their logs' bytes.
+    "keep_finished": 1000,
+    "log_budget": 1024 * 1024 * 1024,
 }
 
-MANAGER = ["timeout", "output_limit", "preview_limit", "grace", "log_limit"]
+MANAGER = [
+    "timeout",
+    "output_limit",
+    "preview_limit",
+    "grace",
+    "log_limit",
+    "keep_finished",
+    "log_budget",
+]
 LOOP = ["max_wait", "max_tokens"]
 # (what Python calls, its name in the stubs, {parameter: key in DEFAULTS})
 SIGNATURES: list[tuple[Any, str | None, dict[str, str]]] = [
@@ -93,7 +104,7 @@ def test_every_signature_states_the_core_defaults() -> None:
             if stub:
                 assert stated[param] == _core.DEFAULTS[key], f"_core.pyi: {stub}({param}=...)"
             checked += 1
-    assert checked == 18
+    assert checked == 22
 
 
 def test_the_command_line_states_the_core_defaults(tmp_path: Path) -> None:

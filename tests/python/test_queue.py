@@ -50,7 +50,9 @@ def test_at_most_the_cap_run_and_the_line_is_first_come_first_started(capped, tm
             wait_until(mark.exists, f"task {k + 2} runs")
     seen = lifecycle(events)
     started = [e["task_id"] for e in seen if e["event"] == "started"]
-    assert started == ids, "first come, first started"
+    # The first two start at once, each on its own runtime thread: either may report first.
+    assert sorted(started[:2]) == sorted(ids[:2]), seen
+    assert started[2:] == ids[2:], "first come, first started"
     running = 0
     for e in seen:
         running += {"started": 1, "finished": -1}.get(e["event"], 0)

@@ -125,6 +125,23 @@ impl PyBackgroundManager {
         self.manager.as_ref().expect("a manager is there until it is dropped")
     }
 
+    /// Takes the tasks let go out of `tasks` and out of what `refresh` follows.
+    fn prune_seen(&self, seen: &mut Seen, tasks: &Bound<'_, PyDict>) -> PyResult<()> {
+        let gone = self.manager().take_let_go();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let set: HashSet<&str> = gone.iter().map(String::as_str).collect();
+        seen.open.retain(|id| !set.contains(id.as_str()));
+        seen.waiting.retain(|id| !set.contains(id.as_str()));
+        for id in &gone {
+            if tasks.contains(id)? {
+                tasks.del_item(id)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The core's wait, in slices between which Ctrl-C is looked for.
     fn wait_for(
         &self,
@@ -146,10 +163,13 @@ impl PyBackgroundManager {
                         output_limit=defaults::OUTPUT_LIMIT, preview_limit=defaults::PREVIEW_LIMIT,
                         grace=defaults::GRACE.as_secs_f64(), log_dir=None,
                         log_limit=defaults::LOG_LIMIT, pass_api_key=false,
-                        max_running=Some(defaults::max_running())),
+                        max_running=Some(defaults::max_running()),
+                        keep_finished=Some(defaults::KEEP_FINISHED),
+                        log_budget=Some(defaults::LOG_BUDGET)),
            text_signature = "(workdir=None, *, timeout=300.0, output_limit=50000, \
                              preview_limit=500, grace=2.0, log_dir=None, log_limit=67108864, \
-                             pass_api_key=False, max_running=...)")]
+                             pass_api_key=False, max_running=..., keep_finished=1000, \
+                             log_budget=1073741824)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         workdir: Option<PathBuf>,
@@ -161,6 +181,8 @@ impl PyBackgroundManager {
         log_limit: u64,
         pass_api_key: bool,
         max_running: Option<usize>,
+        keep_finished: Option<usize>,
+        log_budget: Option<u64>,
     ) -> PyResult<Self> {
         let options = Options {
             workdir,
@@ -173,8 +195,12 @@ impl PyBackgroundManager {
             executor: None,
             hide_secrets: !pass_api_key,
             max_running,
+            keep_finished,
+            log_budget,
         };
         let manager = BackgroundManager::new(options).map_err(to_py_err)?;
+        // Starts the list of tasks let go, which `prune` and `refresh` take from.
+        manager.take_let_go();
         Ok(PyBackgroundManager { manager: Some(manager), seen: Mutex::default() })
     }
 
@@ -349,6 +375,7 @@ impl PyBackgroundManager {
     /// Other entries (planted by the caller) are left as they are.
     fn refresh(&self, tasks: &Bound<'_, PyDict>) -> PyResult<()> {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        self.prune_seen(&mut seen, tasks)?;
         let since = Records::Since { from: seen.from, open: &seen.open, waiting: &seen.waiting };
         let snapshot = self.manager().snapshot(since);
         let changed = snapshot.tasks;
@@ -376,6 +403,20 @@ impl PyBackgroundManager {
         }
         seen.from = snapshot.started;
         Ok(())
+    }
+
+    /// Takes out of `tasks` the entries of the tasks the core let go since the last call
+    /// (`keep_finished`, `forget`); the others are left as they are.
+    fn prune(&self, tasks: &Bound<'_, PyDict>) -> PyResult<()> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        self.prune_seen(&mut seen, tasks)
+    }
+
+    /// Lets a finished task whose notification was taken go now (its record, and its log
+    /// file if the log directory is the manager's own): None, or the error text (an unknown
+    /// task, one that runs or waits, or one whose notification is still queued).
+    fn forget(&self, py: Python<'_>, task_id: &str) -> Option<String> {
+        py.detach(|| self.manager().forget(task_id)).err()
     }
 
     /// Every task event from now on (queued, started, progress, finished, drained).

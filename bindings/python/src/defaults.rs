@@ -17,6 +17,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     d.set_item("log_limit", defaults::LOG_LIMIT)?;
     // Production's cap on running tasks: twice the CPUs this process may use, at least 4.
     d.set_item("max_running", defaults::max_running())?;
+    // What production keeps of finished tasks: their number, and their logs' bytes.
+    d.set_item("keep_finished", defaults::KEEP_FINISHED)?;
+    d.set_item("log_budget", defaults::LOG_BUDGET)?;
     // The loop's (Agent, run_loop)
     d.set_item("max_wait", defaults::MAX_WAIT.as_secs_f64())?;
     d.set_item("max_tokens", defaults::MAX_TOKENS)?;
