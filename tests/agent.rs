@@ -412,8 +412,7 @@ fn production_reads_a_task_while_it_runs_and_reports_its_end() {
     // job1's report: exit code, duration, log file, the head and the tail.
     let report = events.injected.iter().find(|t| t.contains("[bg:job1]")).unwrap();
     let job1_log = setup.manager.log_dir().unwrap().join("job1.log");
-    let head = format!("[bg:job1] completed (exit 1, ");
-    assert!(report.contains(&head), "{report}");
+    assert!(report.contains("[bg:job1] completed (exit 1, "), "{report}");
     assert!(report.contains(&format!(", log {}): first\n1\n2\n", job1_log.display())), "{report}");
     assert!(report.ends_with("2999\n3000\n</background-results>"), "{report}");
     // The task started through bash: reported at the end of the turn.

@@ -45,9 +45,12 @@ impl Tool for CheckBackground {
         let running = self.task_id.as_deref().and_then(|id| ctx.manager.task(id));
         if let Some(task) = running.filter(|t| ctx.extended && t.is_running() && !t.is_waiting()) {
             let (lines, _) = ctx.manager.tail(&task.id, TAIL_LINES).unwrap_or_default();
+            // No output yet: `(running)`, as the lesson says.
             let lines = lines.trim_end();
-            let shown = if lines.is_empty() { "(running, no output yet)" } else { lines };
-            return Ok(lesson::check_one(&task.id, Some(("running", &task.command, Some(shown)))));
+            if !lines.is_empty() {
+                let shown = Some(("running", task.command.as_str(), Some(lines)));
+                return Ok(lesson::check_one(&task.id, shown));
+            }
         }
         Ok(ctx.manager.check(self.task_id.as_deref()))
     }
