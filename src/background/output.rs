@@ -227,7 +227,12 @@ pub fn report(note: &Notification, task: Option<&TaskRecord>) -> String {
     }
     let mut text =
         format!("[bg:{}] {} ({}): {}", note.task_id, note.status, facts.join(", "), note.result);
-    if let Some(live) = &task.live {
+    // The tail, where the head did not show the end: the preview cut the result, or the
+    // result is a message (killed, timed out) and the output is only in the log.
+    let full = task.result().unwrap_or_default();
+    let cut = note.result.len() < full.len();
+    let message = note.status != super::record::Status::Completed;
+    if let Some(live) = task.live.as_ref().filter(|_| cut || message) {
         let (tail, _) = last_lines(&live.log, TAIL_LINES);
         let tail = tail.trim_end();
         let tail = &tail[tail.len() - prefix_from_end(tail, TAIL_CHARS)..];
