@@ -228,7 +228,9 @@ class BackgroundManager:
         self, task_id: str, after: int = 0, max_bytes: int = 65536, timeout: float | None = 0
     ) -> OutputRead:
         """`read` for asyncio: holds no thread, and cancelling stops it."""
-        return await ticking(_core.read_output_async(self._core, task_id, after, max_bytes, timeout))
+        return await ticking(
+            _core.read_output_async(self._core, task_id, after, max_bytes, timeout)
+        )
 
     def follow(self, task_id: str) -> Iterator[str]:
         """Each complete line of the task's output as it comes (without its newline), then the
