@@ -221,6 +221,16 @@ pub fn background_results(notes: &[Notification], with_exit_codes: bool) -> Stri
     format!("<background-results>\n{}\n</background-results>", lines.join("\n"))
 }
 
+/// Production's `<background-results>`: per finished task its status, exit code, duration
+/// and log file, the head of its output and, where the head stops short, its tail.
+pub fn production_results(notes: &[Notification], manager: &BackgroundManager) -> String {
+    let lines: Vec<String> = notes
+        .iter()
+        .map(|n| crate::background::report(n, manager.task(&n.task_id).as_ref()))
+        .collect();
+    format!("<background-results>\n{}\n</background-results>", lines.join("\n"))
+}
+
 impl Loop<'_> {
     /// Runs until the model ends its turn. On a model error or Ctrl-C the conversation stays
     /// valid: nothing of the failed call is added, and every tool_use gets its tool_result.
@@ -263,7 +273,11 @@ impl Loop<'_> {
 
     fn inject(&mut self, messages: &mut dyn Conversation, notes: &[Notification]) -> Result<()> {
         self.events.drained(notes);
-        let text = background_results(notes, self.config.policy.exit_codes_in_results);
+        let text = if self.config.policy.exit_codes_in_results {
+            production_results(notes, self.manager)
+        } else {
+            background_results(notes, false)
+        };
         self.events.injected(&text);
         messages.push_user(Value::String(text))
     }

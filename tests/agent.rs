@@ -131,12 +131,13 @@ fn production_waits_for_running_tasks_at_end_turn() {
     let mut messages = vec![json!({"role": "user", "content": "go"})];
     run_loop(&setup, &http(&server), false, &mut messages, None).0.unwrap();
     let id = setup.manager.snapshot(bgagent::background::Records::All).tasks[0].id.clone();
-    assert_eq!(
-        messages[4]["content"],
-        format!("<background-results>\n[bg:{id}] completed (exit 2): late\n</background-results>")
-    );
+    // Production's line: exit code and duration (no log file: the output stayed in memory).
+    let injected = messages[4]["content"].as_str().unwrap();
+    let (head, rest) = injected.split_once("s): ").unwrap();
+    assert!(head.starts_with(&format!("<background-results>\n[bg:{id}] completed (exit 2, ")));
+    assert_eq!(rest, "late\n</background-results>");
     assert_eq!(messages.len(), 6);
-    assert_eq!(server.requests()[0].body["tools"].as_array().unwrap().len(), 8);
+    assert_eq!(server.requests()[0].body["tools"].as_array().unwrap().len(), 9);
 }
 
 #[test]
@@ -359,4 +360,61 @@ fn a_traced_session_records_the_turn() {
     assert_eq!(named("user_input").unwrap()["text"], "hi");
     assert_eq!(named("turn_end").unwrap()["outcome"], "done");
     assert_eq!(messages.len(), 2);
+}
+
+#[test]
+fn production_reads_a_task_while_it_runs_and_reports_its_end() {
+    use bgagent::background::StartAt;
+    let setup = Workspace::new();
+    // A task of known id (ids are drawn at random): a line, then the rest once released.
+    let command = "printf 'first\\n'; while [ ! -e go ]; do sleep 0.01; done; seq 1 3000; exit 1";
+    let at = StartAt { id: Some("job1"), ..StartAt::default() };
+    setup.manager.start_with(command, at).unwrap();
+    let first = setup.manager.read("job1", 0, 100, Duration::from_secs(60)).unwrap();
+    assert_eq!(first.text, "first\n");
+    let server = MessagesServer::start(vec![
+        msg(json!([tool_use("t1", "check_background", json!({"task_id": "job1"}))]), "tool_use"),
+        msg(json!([tool_use("t2", "read_background", json!({"task_id": "job1"}))]), "tool_use"),
+        msg(json!([tool_use("t3", "bash", json!({"command": "touch go"}))]), "tool_use"),
+        after_a_task_ends(
+            &setup,
+            msg(
+                json!([tool_use("t4", "read_background", json!({"task_id": "job1", "after": 6}))]),
+                "tool_use",
+            ),
+        ),
+        msg(
+            json!([tool_use(
+                "t5",
+                "bash",
+                json!({"command": "echo in the back", "run_in_background": true})
+            )]),
+            "tool_use",
+        ),
+        msg(json!([text("started")]), "end_turn"),
+        msg(json!([text("done")]), "end_turn"),
+    ]);
+    let mut messages = vec![json!({"role": "user", "content": "watch it"})];
+    let (result, events) = run_loop(&setup, &http(&server), false, &mut messages, None);
+    result.unwrap();
+    let tools = &events.tools;
+    assert_eq!(tools[0].1, format!("[running] {}\nfirst", &command[..60]));
+    assert_eq!(tools[1].1, "first\n[next offset: 6; the task still runs]");
+    let seq: String = (1..=3000).map(|n| format!("{n}\n")).collect();
+    let end = 6 + seq.len();
+    let want = format!("{seq}[next offset: {end}; the task has ended: completed (exit 1)]");
+    assert_eq!(tools[3].1, want);
+    let (line, rest) = tools[4].1.split_once('\n').unwrap();
+    assert!(line.starts_with("Background task ") && line.ends_with(" started: echo in the back"));
+    let id = &line["Background task ".len()..line.len() - " started: echo in the back".len()];
+    let log = setup.manager.log_dir().unwrap().join(format!("{id}.log"));
+    assert!(rest.starts_with(&format!("Log file: {}\n", log.display())), "{rest}");
+    // job1's report: exit code, duration, log file, the head and the tail.
+    let report = events.injected.iter().find(|t| t.contains("[bg:job1]")).unwrap();
+    let job1_log = setup.manager.log_dir().unwrap().join("job1.log");
+    assert!(report.contains("[bg:job1] completed (exit 1, "), "{report}");
+    assert!(report.contains(&format!(", log {}): first\n1\n2\n", job1_log.display())), "{report}");
+    assert!(report.ends_with("2999\n3000\n</background-results>"), "{report}");
+    // The task started through bash: reported at the end of the turn.
+    assert!(events.injected.iter().any(|t| t.contains(&format!("[bg:{id}] completed (exit 0, "))));
 }

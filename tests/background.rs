@@ -620,7 +620,7 @@ fn a_tasks_state_carries_its_own_data_and_serialises_once() {
     let keys: Vec<&str> = info.as_object().unwrap().keys().map(String::as_str).collect();
     let want =
         "task_id status command result exit_code elapsed waited pid stdout_bytes stderr_bytes \
-                log_bytes log_cut log_path log_error log_removed";
+                log_bytes log_cut log_dropped log_path log_error log_removed";
     assert_eq!(keys, want.split_whitespace().collect::<Vec<_>>());
     assert_eq!(
         (&info["status"], &info["result"], &info["stdout_bytes"]),

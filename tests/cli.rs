@@ -840,3 +840,39 @@ fn a_task_cannot_read_the_key_from_the_cli() {
         assert_eq!(read("mem.out"), "", "{what}");
     }
 }
+
+#[test]
+fn repl_tail_shows_a_tasks_last_lines() {
+    use std::io::BufRead;
+    let dir = Dir::new();
+    let server = MessagesServer::start(vec![
+        msg(json!([tool_use("t1", "background_run", json!({"command": "seq 1 30"}))]), "tool_use"),
+        msg(json!([text("Started it.")]), "end_turn"),
+        msg(json!([text("It counted.")]), "end_turn"),
+    ]);
+    let mut child = bgagent(&dir, Some(&server.url()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"count\n").unwrap();
+    // The task's id, from the tool's answer the REPL prints.
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let id = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("Background task ").map(|rest| rest[..8].to_string()))
+        .unwrap();
+    stdin.write_all(format!("/tail {id} 3\n/tail {id} x\n/tail nope\nq\n").as_bytes()).unwrap();
+    drop(stdin);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().unwrap().success());
+    let rest = rest.join("\n");
+    // What the commands printed, after the turn's last words.
+    let (_, rest) = rest.split_once("It counted.").unwrap();
+    assert!(rest.contains("28\n29\n30\n") && !rest.contains("27"), "{rest}");
+    assert!(rest.contains("usage: /tail ID [N]"), "{rest}");
+    assert!(rest.contains("Error: Unknown task nope"), "{rest}");
+}

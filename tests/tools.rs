@@ -46,7 +46,8 @@ fn tool_schemas_are_the_lessons() {
         names(lesson_tools()),
         ["bash", "read_file", "write_file", "edit_file", "background_run", "check_background"]
     );
-    assert_eq!(names(extended_tools())[6..], ["wait_background", "kill_background"]);
+    let production = ["read_background", "wait_background", "kill_background"];
+    assert_eq!(names(extended_tools())[6..], production);
     let bash = &lesson_tools()[0];
     assert_eq!(
         bash,

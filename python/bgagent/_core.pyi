@@ -6,7 +6,7 @@ from typing import Any, Literal, final, overload
 from typing_extensions import Self
 
 from ._blocks import Block
-from ._types import Notification, TaskInfo
+from ._types import Notification, OutputRead, TaskInfo
 
 __all__ = [
     "DEFAULTS",
@@ -148,6 +148,21 @@ def queued_line(task_id: str, place: int, running: int, command: str) -> str: ..
 def new_task_id() -> str: ...
 def check_text(tasks: dict[Any, Any], task_id: object = None) -> str: ...
 def _shutdown_all() -> None: ...
+def read_output(
+    core: BackgroundManager,
+    task_id: str,
+    after: int = 0,
+    max_bytes: int = 65536,
+    timeout: float | None = 0.0,
+) -> OutputRead: ...
+def read_output_async(
+    core: BackgroundManager,
+    task_id: str,
+    after: int = 0,
+    max_bytes: int = 65536,
+    timeout: float | None = 0.0,
+) -> Awaitable[OutputRead]: ...
+def tail_output(core: BackgroundManager, task_id: str, lines: int = 20) -> str: ...
 
 @final
 class MessageStream:

@@ -45,5 +45,16 @@ class TaskInfo(TypedDict):
     log_path: str | None
     log_bytes: int
     log_cut: bool
+    log_dropped: int
     log_error: str | None
     log_removed: bool
+
+
+class OutputRead(TypedDict):
+    """`BackgroundManager.read(task_id, ...)`: output from an offset (the core's `Read`)."""
+
+    text: str
+    next: int
+    dropped: int
+    running: bool
+    exit_code: int | None

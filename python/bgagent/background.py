@@ -7,11 +7,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Union
 
-from . import _core, _views
+from . import _core, _output, _views
 from ._aio import ticking
-from ._types import Notification, TaskInfo
+from ._types import Notification, OutputRead, TaskInfo
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
     from typing_extensions import Self
 
 _StrPath = Union[str, "os.PathLike[str]"]
@@ -249,6 +251,35 @@ class BackgroundManager:
     def info(self, task_id: str) -> TaskInfo:
         """Everything known about one task: exit code, elapsed time, byte counts, log file."""
         return self._core.info(task_id)
+
+    def read(
+        self, task_id: str, after: int = 0, max_bytes: int = 65536, timeout: float | None = 0
+    ) -> OutputRead:
+        """Up to `max_bytes` of the task's output from byte offset `after`, waiting up to
+        `timeout` seconds (None: no limit) for some while it runs: `{"text", "next" (pass it
+        as `after` next), "dropped" (bytes the log no longer keeps), "running", "exit_code"}`."""
+        return _core.read_output(self._core, task_id, after, max_bytes, timeout)
+
+    async def read_async(
+        self, task_id: str, after: int = 0, max_bytes: int = 65536, timeout: float | None = 0
+    ) -> OutputRead:
+        """`read` for asyncio: holds no thread, and cancelling stops it."""
+        return await ticking(
+            _core.read_output_async(self._core, task_id, after, max_bytes, timeout)
+        )
+
+    def follow(self, task_id: str) -> Iterator[str]:
+        """Each complete line of the task's output as it comes (without its newline), then the
+        last partial line when it ends."""
+        return _output.follow(self._core, task_id)
+
+    def follow_async(self, task_id: str) -> AsyncIterator[str]:
+        """`follow` for `async for`."""
+        return _output.follow_async(self._core, task_id)
+
+    def tail(self, task_id: str, lines: int = 20) -> str:
+        """The last `lines` lines of the task's output, while it runs or after."""
+        return _core.tail_output(self._core, task_id, lines)
 
     @property
     def workdir(self) -> Path:

@@ -12,6 +12,8 @@ mod awaiter;
 mod capture;
 mod events;
 pub mod lesson;
+mod live;
+mod output;
 pub mod production;
 mod record;
 mod registry;
@@ -23,6 +25,8 @@ pub use awaiter::Awaiter;
 pub use capture::{Capture, RunEnd};
 pub use events::{Subscription, TaskEvent, TaskEventKind, MAX_PENDING_PROGRESS, PROGRESS_EVERY};
 pub use lesson::started_line;
+pub use live::LiveOutput;
+pub use output::{last_lines, report, Read};
 pub use record::{Finished, Notification, OutputStats, Status, TaskRecord, TaskState};
 pub use registry::shutdown_all;
 use retention::Retention;
@@ -357,6 +361,23 @@ impl BackgroundManager {
     /// The counts, and the records `which` names, taken together.
     pub fn snapshot(&self, which: Records<'_>) -> Snapshot {
         self.inner.snapshot(which)
+    }
+
+    /// Up to `max_bytes` of a task's output from byte offset `after` (0: its start), waiting
+    /// up to `timeout` for some while it runs; `Err` has the text for an unknown id.
+    pub fn read(
+        &self,
+        task_id: &str,
+        after: u64,
+        max_bytes: usize,
+        timeout: Duration,
+    ) -> std::result::Result<Read, String> {
+        self.inner.read(task_id, after, max_bytes, timeout)
+    }
+
+    /// The last `lines` lines of a task's output and the offset where they end.
+    pub fn tail(&self, task_id: &str, lines: usize) -> std::result::Result<(String, u64), String> {
+        self.inner.tail(task_id, lines)
     }
 
     /// A snapshot of one task's record, `None` for an unknown id.

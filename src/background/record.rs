@@ -1,9 +1,11 @@
 //! What the manager remembers about a task, and the notification it sends when the task ends.
 //! The serialised forms (serde) are what every face hands out: the Python dicts, the trace.
 
+use super::live::LiveOutput;
 pub use crate::exec::OutputStats;
 use crate::runtime::Cancel;
 use serde::{Serialize, Serializer};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -128,6 +130,9 @@ pub struct TaskRecord {
     pub(crate) end_no: Option<u64>,
     /// Its notification was taken (drained), or it had none: retention may let it go.
     pub(crate) delivered: bool,
+    /// Its log and byte counts as they grow, once the executor handed the log over; kept
+    /// after the end so the output can still be read.
+    pub live: Option<Arc<LiveOutput>>,
 }
 
 impl TaskRecord {
@@ -153,6 +158,7 @@ impl TaskRecord {
             start_no,
             end_no: None,
             delivered: false,
+            live: None,
         }
     }
 
@@ -268,7 +274,11 @@ impl Serialize for TaskRecord {
             output: &'a OutputStats,
             log_removed: bool,
         }
-        let none = OutputStats::default();
+        // While it runs, what its log holds so far.
+        let so_far = match (self.finished(), &self.live) {
+            (None, Some(live)) => live.stats(),
+            _ => OutputStats::default(),
+        };
         Info {
             task_id: &self.id,
             status: self.status(),
@@ -278,7 +288,7 @@ impl Serialize for TaskRecord {
             elapsed: self.elapsed().as_secs_f64(),
             waited: self.waited().as_secs_f64(),
             pid: self.pid(),
-            output: self.finished().map_or(&none, |f| &f.output),
+            output: self.finished().map_or(&so_far, |f| &f.output),
             log_removed: self.log_removed,
         }
         .serialize(serializer)

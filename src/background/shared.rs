@@ -4,10 +4,11 @@
 
 use super::capture::{Capture, RunEnd};
 use super::events::{Hub, TaskEventKind, PROGRESS_EVERY};
+use super::live::LiveOutput;
 use super::record::{Finished, Notification, OutputStats, Status, TaskRecord};
 use super::retention::{remove_files, Kept, Retention};
 use super::{lesson, production};
-use crate::exec::{Ended, EventSink, ExecEvent, Executor, TaskSpec};
+use crate::exec::{Ended, EventSink, ExecEvent, Executor, OutputLog, TaskSpec};
 use crate::runtime::{forked_from, Cancel};
 use crate::secrets::Redactor;
 use crate::text::prefix;
@@ -442,6 +443,7 @@ impl Inner {
             capture: None,
             last_progress: Instant::now(),
             done: false,
+            live: None,
         };
         self.executor.launch(spec, cancel, Box::new(sink));
     }
@@ -599,6 +601,8 @@ struct TaskSink {
     capture: Option<Box<Capture>>,
     last_progress: Instant,
     done: bool,
+    /// Shared with the task's record once the executor handed over the log.
+    live: Option<Arc<LiveOutput>>,
 }
 
 impl TaskSink {
@@ -629,12 +633,26 @@ impl EventSink for TaskSink {
         let output = matches!(event, ExecEvent::Output { .. });
         if let Some(end) = self.capture().take(event) {
             self.finish(end);
-        } else if output && self.last_progress.elapsed() >= PROGRESS_EVERY {
-            self.last_progress = Instant::now();
-            let (stdout_bytes, stderr_bytes) = self.capture().bytes();
-            let progress = TaskEventKind::Progress { stdout_bytes, stderr_bytes };
-            self.inner.hub.publish(&self.id, progress);
+        } else if output {
+            let counted = self.capture().bytes();
+            if let Some(live) = &self.live {
+                live.counted(counted);
+            }
+            if self.last_progress.elapsed() >= PROGRESS_EVERY {
+                self.last_progress = Instant::now();
+                let (stdout_bytes, stderr_bytes) = counted;
+                let progress = TaskEventKind::Progress { stdout_bytes, stderr_bytes };
+                self.inner.hub.publish(&self.id, progress);
+            }
         }
+    }
+
+    fn log(&mut self, log: OutputLog) {
+        let live = Arc::new(LiveOutput::new(log));
+        if let Some(task) = self.inner.lock().tasks.get_mut(&self.id) {
+            task.live = Some(Arc::clone(&live));
+        }
+        self.live = Some(live);
     }
 }
 

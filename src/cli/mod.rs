@@ -9,6 +9,7 @@ mod failure;
 mod interrupt;
 mod repl;
 mod session;
+mod tail;
 
 use crate::background::{BackgroundManager, Records, Until};
 use crate::defaults;

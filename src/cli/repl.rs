@@ -21,6 +21,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 const HELP: &str = "/tasks      the background tasks and their status
 /kill ID    stop a background task
+/tail ID [N] the last N lines (20) of a task's output
 /clear      start a new conversation
 /help       this list
 q, exit, an empty line or Ctrl-D quits";
@@ -50,6 +51,7 @@ fn handle(session: &Session, messages: &mut Vec<Value>, line: &str) -> Flow {
             "tasks" => tasks_text(&session.manager),
             "kill" if !arg.trim().is_empty() => session.manager.kill(arg.trim()),
             "kill" => "usage: /kill ID".to_string(),
+            "tail" => super::tail::tail(&session.manager, arg),
             "clear" => {
                 messages.clear();
                 "(new conversation)".to_string()

@@ -28,9 +28,7 @@ pub struct OutputStats {
     pub log_bytes: u64,
     /// The log no longer keeps its oldest bytes (it keeps the newest).
     pub log_cut: bool,
-    /// How many of its oldest bytes the log no longer keeps (not in the serialised form yet:
-    /// `log_cut` says whether there are any).
-    #[serde(skip)]
+    /// How many of its oldest bytes the log no longer keeps.
     pub log_dropped: u64,
     /// The log file (its newest part; the part before it is `{path}.1`), if one was created.
     #[serde(serialize_with = "lossy_path")]

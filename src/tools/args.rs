@@ -103,6 +103,12 @@ impl<'a> Args<'a> {
         self.get(key).map(|v| v.as_f64().ok_or_else(|| self.mistyped(key, "a number"))).transpose()
     }
 
+    pub fn optional_bool(&self, key: &str) -> Result<Option<bool>, String> {
+        self.get(key)
+            .map(|v| v.as_bool().ok_or_else(|| self.mistyped(key, "true or false")))
+            .transpose()
+    }
+
     fn mistyped(&self, key: &str, want: &str) -> String {
         format!("Error: argument '{key}' of {} must be {want}", self.tool)
     }

@@ -4,7 +4,7 @@
 
 use super::args::Args;
 use super::tool::{schema, Guard, Tool, ToolContext};
-use crate::background::{conclude, Capture};
+use crate::background::{conclude, BackgroundManager, Capture, StartAt};
 use crate::exec::{EventSink, ExecEvent, Executor, TaskSpec};
 use crate::runtime::{poll_until, Cancel, Interrupt, Interrupted};
 use crate::secrets::Redactor;
@@ -56,6 +56,8 @@ fn without_harmless_redirections(command: &str) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bash {
     pub command: String,
+    /// Production only: start it as a background task and answer at once.
+    pub run_in_background: bool,
 }
 
 impl Tool for Bash {
@@ -66,14 +68,29 @@ impl Tool for Bash {
         schema(Self::NAME, "Run a shell command (blocking).", properties, &["command"])
     }
 
+    fn production_schema() -> Value {
+        let description = "Run a shell command (blocking). With run_in_background: true it runs \
+                           as a background task instead: the answer gives its task_id and log \
+                           file at once (read_background reads its output).";
+        let properties = json!({"command": {"type": "string"},
+            "run_in_background": {"type": "boolean"}});
+        schema(Self::NAME, description, properties, &["command"])
+    }
+
     fn parse(args: &Args) -> Result<Self, String> {
         args.lesson_require(&["command"])?;
         // The lesson's blocklist test (`d in command`) is the first to touch it.
         args.lesson_command(|t| format!("Error: argument of type '{t}' is not iterable"))?;
-        Ok(Bash { command: args.string("command")? })
+        // The lesson's tool has no such argument: ignored there.
+        let background =
+            if args.lesson { None } else { args.optional_bool("run_in_background")? };
+        Ok(Bash { command: args.string("command")?, run_in_background: background == Some(true) })
     }
 
     fn run(self, ctx: &ToolContext, _: &Redactor) -> Result<String, Interrupted> {
+        if self.run_in_background {
+            return Ok(in_background(ctx, &self.command));
+        }
         let executor = ctx.manager.executor().as_ref();
         let (timeout, guard) = (ctx.bash_timeout, ctx.guard());
         bash(
@@ -86,6 +103,27 @@ impl Tool for Bash {
             ctx.hide_secrets,
         )
     }
+}
+
+/// `bash` with `run_in_background`: a background task, answered with its id and log file.
+fn in_background(ctx: &ToolContext, command: &str) -> String {
+    if is_dangerous(command, ctx.guard()) {
+        return "Error: Dangerous command blocked".into();
+    }
+    let Some(submitted) = ctx.manager.submit(command, StartAt::default()) else {
+        return "Error: the task could not be started".into();
+    };
+    let line = BackgroundManager::submitted_line(&submitted, command);
+    // The local executor's file for the task (written once the output outgrows memory).
+    let log = match ctx.manager.log_dir() {
+        Some(dir) => dir.join(format!("{}.log", submitted.id)).display().to_string(),
+        None => "(none: this executor keeps no file)".into(),
+    };
+    format!(
+        "{line}\nLog file: {log}\nRead its output with read_background (task_id {}); its \
+         result comes when it ends.",
+        submitted.id
+    )
 }
 
 /// Runs `command` in `workdir` to its end (or its timeout, or Ctrl-C) and returns its output.

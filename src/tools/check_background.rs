@@ -1,7 +1,9 @@
 //! `check_background`: one task's status and result, or every task's status.
 
 use super::args::{py_truthy, py_type, Args};
+use super::read_background::TAIL_LINES;
 use super::tool::{schema, Tool, ToolContext};
+use crate::background::lesson;
 use crate::runtime::Interrupted;
 use crate::secrets::Redactor;
 use serde_json::{json, Value};
@@ -39,6 +41,17 @@ impl Tool for CheckBackground {
     }
 
     fn run(self, ctx: &ToolContext, _: &Redactor) -> Result<String, Interrupted> {
+        // Production shows a running task's last lines where the lesson says `(running)`.
+        let running = self.task_id.as_deref().and_then(|id| ctx.manager.task(id));
+        if let Some(task) = running.filter(|t| ctx.extended && t.is_running() && !t.is_waiting()) {
+            let (lines, _) = ctx.manager.tail(&task.id, TAIL_LINES).unwrap_or_default();
+            // No output yet: `(running)`, as the lesson says.
+            let lines = lines.trim_end();
+            if !lines.is_empty() {
+                let shown = Some(("running", task.command.as_str(), Some(lines)));
+                return Ok(lesson::check_one(&task.id, shown));
+            }
+        }
         Ok(ctx.manager.check(self.task_id.as_deref()))
     }
 }

@@ -85,6 +85,7 @@ tools! {
     edit_file::EditFile,
     background_run::BackgroundRun,
     check_background::CheckBackground,
+    read_background::ReadBackground,
     wait_background::WaitBackground,
     kill_background::KillBackground,
 }

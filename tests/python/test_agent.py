@@ -1,5 +1,6 @@
 """The agent loop from Python against a real HTTP server speaking the Messages API."""
 
+import re
 import socket
 import types
 
@@ -32,9 +33,9 @@ def test_a_background_result_reaches_the_next_model_call(agent, server):
     assert agent.run("build it") == "all done"
     third = server.requests[2]
     task_id = agent.manager.check().split(":")[0]
-    assert f"<background-results>\n[bg:{task_id}] completed: built\n</background-results>" in (
-        user_texts(third)
-    )
+    # Production's line: exit code and duration (the output stayed in memory: no log file).
+    pattern = rf"<background-results>\n\[bg:{task_id}\] completed \(exit 0, [0-9.]+s\): built\n"
+    assert any(re.fullmatch(pattern + "</background-results>", t) for t in user_texts(third))
     body = server.requests[0].body
     assert body["model"] == "test-model" and body["max_tokens"] == 8000
     assert (
@@ -57,9 +58,11 @@ def test_production_waits_at_end_turn_and_mirror_does_not(client, server, tmp_pa
     assert production.run("go") == "it failed with 3"
     task_id = bg.check().split(":")[0]
     injected = user_texts(server.requests[2])[-1]
-    assert injected == (
-        f"<background-results>\n[bg:{task_id}] completed (exit 3): (no output)\n</background-results>"
-    )
+    assert re.fullmatch(
+        rf"<background-results>\n\[bg:{task_id}\] completed \(exit 3, [0-9.]+s\): \(no output\)"
+        "\n</background-results>",
+        injected,
+    ), injected
 
     mirror = bgagent.Agent(model="m", client=client, workdir=tmp_path, manager=bg, mirror=True)
     server.add(

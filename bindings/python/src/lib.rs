@@ -10,6 +10,7 @@ mod convert;
 mod defaults;
 mod errors;
 mod message;
+mod output;
 mod pending;
 mod scripted;
 mod stream;
@@ -74,6 +75,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(background::queued_line, m)?)?;
     m.add_function(wrap_pyfunction!(background::new_task_id, m)?)?;
     m.add_function(wrap_pyfunction!(background::check_text, m)?)?;
+    m.add_function(wrap_pyfunction!(output::read_output, m)?)?;
+    m.add_function(wrap_pyfunction!(output::read_output_async, m)?)?;
+    m.add_function(wrap_pyfunction!(output::tail_output, m)?)?;
     m.add_function(wrap_pyfunction!(_shutdown_all, m)?)?;
     m.add_function(wrap_pyfunction!(_set_supervisor, m)?)?;
     m.add_function(wrap_pyfunction!(_supervise, m)?)?;
