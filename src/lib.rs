@@ -6,7 +6,7 @@
 //!   the loop with its model, tools, manager, policy, trace and events;
 //! - [`trace`]: the trace of a run (JSON lines) and its picture (HTML, SVG);
 //! - [`agent`]: the loop (drain, inject, model, tools) and its [`agent::LoopPolicy`];
-//! - [`tools`]: the six tools (and production's two more);
+//! - [`tools`]: the lesson's six tools (and production's three more);
 //! - [`background`]: the BackgroundManager (task table, notification queue, task events);
 //! - [`exec`]: the executor seam through which every command runs;
 //! - [`llm`]: the Messages API types, client and scripted model;

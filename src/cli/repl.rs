@@ -89,7 +89,7 @@ fn prompt(session: &Session) -> String {
 }
 
 /// `/tasks`: the lesson's line per task (`{id}: [{status}] {command[:60]}`), with how long a
-/// running task has run and where a queued one is in line.
+/// running task has run and its last line of output, and where a queued one is in line.
 fn tasks_text(manager: &BackgroundManager) -> String {
     let tasks = manager.snapshot(Records::All).tasks;
     if tasks.is_empty() {
@@ -105,7 +105,13 @@ fn tasks_text(manager: &BackgroundManager) -> String {
                     None => line,
                 }
             } else if t.is_running() {
-                format!("{line}  ({})", elapsed(t.elapsed().as_secs()))
+                let took = elapsed(t.elapsed().as_secs());
+                match manager.tail(&t.id, 1) {
+                    Ok((last, _)) if !last.trim().is_empty() => {
+                        format!("{line}  ({took})  > {}", prefix(last.trim(), 60))
+                    }
+                    _ => format!("{line}  ({took})"),
+                }
             } else {
                 line
             }

@@ -116,7 +116,7 @@ def test_repl_on_a_terminal_announces_and_auto_resumes(tmp_path):
 def test_the_prompt_counts_running_and_queued_tasks_and_tasks_shows_time_and_place(tmp_path):
     import re
 
-    waits = [f"until [ -e go{k} ]; do sleep 0.01; done; echo task{k}" for k in (1, 2)]
+    waits = [f"echo warm{k}; until [ -e go{k} ]; do sleep 0.01; done; echo task{k}" for k in (1, 2)]
     script = tmp_path / "script.json"
     script.write_text(
         json.dumps([
@@ -139,9 +139,17 @@ def test_the_prompt_counts_running_and_queued_tasks_and_tasks_shows_time_and_pla
         terminal.expect("s08 [1 running, 1 queued] >> ")
         os.write(main, b"/tasks\r")
         listed = terminal.expect("s08 [1 running, 1 queued] >> ")
-        running = re.search(r"\w{8}: \[running\] until \[ -e go1 \]\S* .*\((\d+)s\)", listed)
+        running = re.search(
+            r"\w{8}: \[running\] echo warm1; until \[ -e go1 \]\S* .*\((\d+)s\)", listed
+        )
         assert running, listed
-        assert re.search(r"\w{8}: \[queued\] until \[ -e go2 \].*\(1st in line\)", listed)
+        assert re.search(r"\w{8}: \[queued\] echo warm2; until .*\(1st in line\)", listed)
+        # A running task's line ends with its last line of output, once the task has printed it.
+        deadline = time.monotonic() + 30
+        while not re.search(r"\[running\] echo warm1.*\(\d+s\)  > warm1", listed):
+            assert time.monotonic() < deadline, listed
+            os.write(main, b"/tasks\r")
+            listed = terminal.expect("s08 [1 running, 1 queued] >> ")
         (tmp_path / "go1").touch()
         terminal.expect("completed")  # announced above the prompt; the second task starts
         os.write(main, b"/help\r")
