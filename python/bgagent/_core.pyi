@@ -40,6 +40,8 @@ __all__ = [
     "lesson_system",
     "new_task_id",
     "queued_line",
+    "read_output",
+    "read_output_async",
     "read_text",
     "render_html",
     "render_svg",
@@ -50,6 +52,7 @@ __all__ = [
     "run_write",
     "safe_path",
     "started_line",
+    "tail_output",
     "tool_schemas",
 ]
 

@@ -43,7 +43,8 @@ fn manager<'a>(core: &'a Bound<'_, PyBackgroundManager>) -> &'a BackgroundManage
 /// Up to `max_bytes` of a task's output from offset `after`, waiting up to `timeout` seconds
 /// (None: no limit) for some while the task runs.
 #[pyfunction]
-#[pyo3(signature = (core, task_id, after=0, max_bytes=65536, timeout=Some(0.0)))]
+#[pyo3(signature = (core, task_id, after=0, max_bytes=65536, timeout=Some(0.0)),
+       text_signature = "(core, task_id, after=0, max_bytes=65536, timeout=0.0)")]
 pub fn read_output<'py>(
     py: Python<'py>,
     core: &Bound<'py, PyBackgroundManager>,
@@ -67,7 +68,8 @@ pub fn read_output<'py>(
 
 /// `read_output` for asyncio: holds no thread, and cancelling it stops the wait.
 #[pyfunction]
-#[pyo3(signature = (core, task_id, after=0, max_bytes=65536, timeout=Some(0.0)))]
+#[pyo3(signature = (core, task_id, after=0, max_bytes=65536, timeout=Some(0.0)),
+       text_signature = "(core, task_id, after=0, max_bytes=65536, timeout=0.0)")]
 pub fn read_output_async<'py>(
     py: Python<'py>,
     core: &Bound<'py, PyBackgroundManager>,
