@@ -86,8 +86,8 @@ impl Inner {
                     live.log.wait(after, left);
                 }
                 // No log yet (the task waits for a slot or is starting), or the log ended and
-                // the record is about to: the manager's wait, in short slices since the log's
-                // arrival wakes nothing.
+                // the record is about to: the manager's wait, which the log's arrival and the
+                // task's end both wake (in slices, to look at the deadline again).
                 None => {
                     let had_log = look.live.is_some();
                     let slice = left.min(Duration::from_millis(20));

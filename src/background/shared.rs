@@ -653,6 +653,8 @@ impl EventSink for TaskSink {
             task.live = Some(Arc::clone(&live));
         }
         self.live = Some(live);
+        // A read that began before the task had a log waits for this.
+        self.inner.woken();
     }
 }
 
