@@ -17,10 +17,18 @@ fn a_reader_waits_for_output_as_it_comes_and_reads_after_the_end() {
     let id = m.start("echo one; while [ ! -e go ]; do sleep 0.01; done; echo two; exit 3");
     let first = m.read(&id, 0, 65536, LONG).unwrap();
     assert_eq!((first.text.as_str(), first.next, first.running), ("one\n", 4, true));
-    // While it runs, info() counts the bytes so far.
-    let info = serde_json::to_value(m.task(&id).unwrap()).unwrap();
+    // While it runs, info() counts the bytes so far. The stream's count follows the log's a
+    // moment later (the executor stores the bytes, then reports them), so it is polled.
+    let give_up = std::time::Instant::now() + LONG;
+    let info = loop {
+        let info = serde_json::to_value(m.task(&id).unwrap()).unwrap();
+        if info["stdout_bytes"].as_u64() == Some(4) {
+            break info;
+        }
+        assert!(std::time::Instant::now() < give_up, "{info}");
+        std::thread::sleep(Duration::from_millis(5));
+    };
     assert_eq!((info["status"].as_str(), info["log_bytes"].as_u64()), (Some("running"), Some(4)));
-    assert_eq!(info["stdout_bytes"].as_u64(), Some(4));
     // Nothing more yet: a read without a timeout gives nothing and the same offset.
     let none = m.read(&id, 4, 65536, Duration::ZERO).unwrap();
     assert_eq!((none.text.as_str(), none.next, none.running), ("", 4, true));

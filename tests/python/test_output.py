@@ -2,6 +2,7 @@
 async, and an unknown id."""
 
 import asyncio
+import time
 
 import bgagent
 import pytest
@@ -20,8 +21,12 @@ def test_read_waits_for_output_and_reads_after_the_end(bg, tmp_path):
     task_id = bg.start(f"echo one; {RELEASED}; echo two; exit 4")
     first = bg.read(task_id, timeout=60)
     assert first == {"text": "one\n", "next": 4, "dropped": 0, "running": True, "exit_code": None}
-    # While it runs, info() counts what the log holds.
-    info = bg.info(task_id)
+    # While it runs, info() counts what the log holds. The stream's count follows the log's a
+    # moment later (the executor stores the bytes, then reports them), so it is polled.
+    deadline = time.monotonic() + 60
+    while (info := bg.info(task_id))["stdout_bytes"] < 4:
+        assert time.monotonic() < deadline, info
+        time.sleep(0.005)
     assert (info["status"], info["log_bytes"], info["stdout_bytes"]) == ("running", 4, 4)
     assert info["log_dropped"] == 0
     assert bg.read(task_id, after=4)["text"] == ""
