@@ -181,6 +181,7 @@ impl BackgroundManager {
             version: tokio::sync::watch::Sender::new(0),
             hub: Hub::default(),
             owner: AtomicU32::new(std::process::id()),
+            log_waiters: Default::default(),
         });
         registry::register(&inner);
         Ok(BackgroundManager { inner })

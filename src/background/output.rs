@@ -9,6 +9,7 @@ use super::record::{Notification, TaskRecord};
 use super::shared::{Inner, Records, Until};
 use crate::exec::OutputLog;
 use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,6 +92,7 @@ impl Inner {
                 None => {
                     let had_log = look.live.is_some();
                     let slice = left.min(Duration::from_millis(20));
+                    let _counted = LogWaiter::new(&self.log_waiters);
                     drop(self.wait_while(Some(slice), |s| {
                         s.tasks
                             .get(task_id)
@@ -108,6 +110,23 @@ impl Inner {
             Some(live) => last_lines(&live.log, lines),
             None => (String::new(), 0),
         })
+    }
+}
+
+/// Counts a read waiting for its task's log while it lives (dropped too when an async read is
+/// cancelled), so that a log's arrival wakes the manager's waits only when someone waits for it.
+struct LogWaiter<'a>(&'a AtomicUsize);
+
+impl<'a> LogWaiter<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        LogWaiter(count)
+    }
+}
+
+impl Drop for LogWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -139,8 +158,9 @@ impl Awaiter {
                 Some(_) => {
                     self.wait(Until::Ended(task_id)).await;
                 }
-                // No log yet: looked at again shortly (its arrival wakes nothing).
+                // No log yet: its arrival wakes the wait (looked at again shortly anyway).
                 None => {
+                    let _counted = LogWaiter::new(&self.inner.log_waiters);
                     let _ = tokio::time::timeout(
                         Duration::from_millis(20),
                         self.wait(Until::Ended(task_id)),

@@ -95,6 +95,8 @@ pub(crate) struct Inner {
     pub(super) hub: Hub,
     /// The process whose tasks these are (see [`Inner::lock`]).
     pub(super) owner: AtomicU32,
+    /// Reads waiting for a task's log to arrive; a log's arrival wakes the waits only then.
+    pub(super) log_waiters: std::sync::atomic::AtomicUsize,
 }
 
 /// Where and as what [`BackgroundManager::start_with`](super::BackgroundManager::start_with) starts a task.
@@ -653,8 +655,11 @@ impl EventSink for TaskSink {
             task.live = Some(Arc::clone(&live));
         }
         self.live = Some(live);
-        // A read that began before the task had a log waits for this.
-        self.inner.woken();
+        // A read that began before the task had a log waits for this (set under the lock, so
+        // a read counted after this look sees the log before it would wait).
+        if self.inner.log_waiters.load(Ordering::SeqCst) > 0 {
+            self.inner.woken();
+        }
     }
 }
 
