@@ -76,6 +76,17 @@ class Terminal:
         return text.decode(errors="replace")
 
 
+def open_repl(tmp_path, *flags):
+    """`bgagent` on a pseudo-terminal in `tmp_path` (history there too, no colour): the
+    process, the terminal's side of ours, and a Terminal reading it."""
+    main, child = pty.openpty()
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "NO_COLOR": "1"}
+    args = [str(SCRIPT), *flags]
+    proc = subprocess.Popen(args, stdin=child, stdout=child, stderr=child, cwd=tmp_path, env=env)
+    os.close(child)
+    return proc, main, Terminal(main)
+
+
 def test_repl_on_a_terminal_announces_and_auto_resumes(tmp_path):
     # The task ends only once the user is back at the prompt and has typed half a line.
     release = tmp_path / "release"
@@ -89,12 +100,7 @@ def test_repl_on_a_terminal_announces_and_auto_resumes(tmp_path):
             {"content": [{"type": "text", "text": "Saw it."}], "stop_reason": "end_turn"},
         ])
     )  # fmt: skip
-    main, child = pty.openpty()
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "NO_COLOR": "1"}
-    args = [str(SCRIPT), "--script", str(script), "--mirror", "--auto-resume"]
-    proc = subprocess.Popen(args, stdin=child, stdout=child, stderr=child, cwd=tmp_path, env=env)
-    os.close(child)
-    terminal = Terminal(main)
+    proc, main, terminal = open_repl(tmp_path, "--script", str(script), "--mirror", "--auto-resume")
     try:
         terminal.expect("s08 >> ")
         os.write(main, b"go\r")
@@ -126,12 +132,9 @@ def test_the_prompt_counts_running_and_queued_tasks_and_tasks_shows_time_and_pla
             {"content": [{"type": "text", "text": "Started."}], "stop_reason": "end_turn"},
         ])
     )  # fmt: skip
-    main, child = pty.openpty()
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "NO_COLOR": "1"}
-    args = [str(SCRIPT), "--script", str(script), "--max-running", "1", "--max-wait", "0"]
-    proc = subprocess.Popen(args, stdin=child, stdout=child, stderr=child, cwd=tmp_path, env=env)
-    os.close(child)
-    terminal = Terminal(main)
+    proc, main, terminal = open_repl(
+        tmp_path, "--script", str(script), "--max-running", "1", "--max-wait", "0"
+    )
     try:
         terminal.expect("s08 >> ")  # nothing runs yet: the lesson's prompt
         os.write(main, b"go\r")
@@ -177,12 +180,7 @@ def test_the_mirror_keeps_the_lessons_prompt_while_tasks_run(tmp_path):
             {"content": [{"type": "text", "text": "Started."}], "stop_reason": "end_turn"},
         ])
     )  # fmt: skip
-    main, child = pty.openpty()
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "NO_COLOR": "1"}
-    args = [str(SCRIPT), "--script", str(script), "--mirror"]
-    proc = subprocess.Popen(args, stdin=child, stdout=child, stderr=child, cwd=tmp_path, env=env)
-    os.close(child)
-    terminal = Terminal(main)
+    proc, main, terminal = open_repl(tmp_path, "--script", str(script), "--mirror")
     try:
         terminal.expect("s08 >> ")
         os.write(main, b"go\r")
@@ -258,17 +256,10 @@ def test_a_task_cannot_read_the_key_from_the_cli_in_its_python_process():
 def test_two_repls_in_one_directory_both_keep_their_history(tmp_path):
     script = tmp_path / "script.json"
     script.write_text("[]")  # the commands typed here never call the model
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "NO_COLOR": "1"}
-    args = [str(SCRIPT), "--script", str(script)]
     repls = []
     try:
         for _ in range(2):
-            main, child = pty.openpty()
-            proc = subprocess.Popen(
-                args, stdin=child, stdout=child, stderr=child, cwd=tmp_path, env=env
-            )
-            os.close(child)
-            repls.append((proc, main, Terminal(main)))
+            repls.append(open_repl(tmp_path, "--script", str(script)))
             repls[-1][2].expect("s08 >> ")
         (a, a_fd, a_term), (b, b_fd, b_term) = repls
         # Each has read the history as it was at its start: nothing yet.
