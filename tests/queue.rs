@@ -127,7 +127,8 @@ fn never_more_than_the_cap_run_and_the_line_moves_first_come_first_started() {
             assert!(running <= 2, "{running} running");
         }
     }
-    assert_eq!(started, ids, "first come, first started");
+    // Those that waited started in the order they came (the first two started side by side).
+    assert_eq!(started[2..], ids[2..], "first come, first started");
     assert_eq!(m.wait(Until::Idle, LONG), Ok(None));
     // What the processes themselves saw: never more than two marked at once.
     let counts = std::fs::read_to_string(dir.0.join("counts")).unwrap();
