@@ -138,6 +138,18 @@ impl State {
         self.complete = self.end - incomplete_tail(&self.tail) as u64;
     }
 
+    /// The newest segment was renamed to `older`, replacing (and dropping the bytes of) the
+    /// one before it.
+    fn retire_newest(&mut self, older: &Path) {
+        if self.segments.len() > 1 {
+            self.segments.remove(0);
+        }
+        if let Some(previous) = self.segments.last_mut() {
+            previous.path = older.into();
+            self.kept_from = previous.start;
+        }
+    }
+
     fn held(&self) -> &[u8] {
         self.held_at_end.as_deref().unwrap_or(&self.held)
     }
@@ -318,13 +330,7 @@ impl OutputLog {
     /// dropped), and a new empty one started at `path`.
     pub(crate) fn rotated(&self, older: &Path, path: &Path, file: Arc<File>) {
         self.update(|state| {
-            if state.segments.len() > 1 {
-                state.segments.remove(0);
-            }
-            if let Some(previous) = state.segments.last_mut() {
-                previous.path = older.into();
-                state.kept_from = previous.start;
-            }
+            state.retire_newest(older);
             let segment = Segment { start: state.end, len: 0, path: path.into(), file: Some(file) };
             state.segments.push(segment);
         });
@@ -333,13 +339,7 @@ impl OutputLog {
     /// The newest segment was renamed to `older`, and no new one could be made.
     pub(crate) fn renamed(&self, older: &Path) {
         self.update(|state| {
-            if state.segments.len() > 1 {
-                state.segments.remove(0);
-            }
-            if let Some(previous) = state.segments.last_mut() {
-                previous.path = older.into();
-                state.kept_from = previous.start;
-            }
+            state.retire_newest(older);
             state.path = Some(older.into());
         });
     }

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use std::time::Duration;
 
 /// The longest wait a timeout of None stands for (the longest `Seconds` allows).
-const FOREVER: Duration = Duration::from_secs(1_000_000_000);
+const FOREVER: Duration = Duration::from_secs(Seconds::MAX as u64);
 
 /// An unknown id: the KeyError `info()` raises too.
 fn unknown(message: String) -> PyErr {
