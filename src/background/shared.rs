@@ -298,30 +298,45 @@ impl Inner {
     /// notification. The caller wakes the waits once the lock is let go.
     fn never_started(&self, state: &mut State, id: &str) {
         state.waiting.retain(|spec| spec.id != id);
-        let Some(task) = state.tasks.get_mut(id) else {
-            return;
-        };
         let result = production::NEVER_STARTED.to_string();
-        let note = Notification {
-            task_id: id.to_string(),
-            status: Status::Killed,
-            command: prefix(&task.command, 80).to_string(),
-            result: prefix(&result, self.preview_limit).to_string(),
-            exit_code: None,
-        };
-        task.finish(Finished {
+        let preview = prefix(&result, self.preview_limit).to_string();
+        let done = Finished {
             status: Status::Killed,
             result,
             exit_code: None,
             ended: Instant::now(),
             pid: None,
             output: OutputStats::default(),
-        });
+        };
+        // Nothing ran, so no log: nothing to remove, whatever the retention lets go.
+        remove_files(self.queue_end(state, id, done, preview).unwrap_or_default());
+    }
+
+    /// Records how a task ended and queues its one notification (`preview`: the result as the
+    /// notification carries it), under the lock; returns the log files the retention let go,
+    /// or `None` for a task the table does not know.
+    fn queue_end(
+        &self,
+        state: &mut State,
+        id: &str,
+        done: Finished,
+        preview: String,
+    ) -> Option<Vec<PathBuf>> {
+        let task = state.tasks.get_mut(id)?;
+        let (status, exit_code) = (done.status, done.exit_code);
+        let note = Notification {
+            task_id: id.to_string(),
+            status,
+            command: prefix(&task.command, 80).to_string(),
+            result: preview,
+            exit_code,
+        };
+        task.finish(done);
         state.queue.push_back(note);
         state.running -= 1;
-        // Nothing ran, so no log: nothing to remove, whatever the retention lets go.
-        remove_files(state.ended(id, false, &self.retention));
-        self.hub.publish(id, TaskEventKind::Finished { status: Status::Killed, exit_code: None });
+        let doomed = state.ended(id, false, &self.retention);
+        self.hub.publish(id, TaskEventKind::Finished { status, exit_code });
+        Some(doomed)
     }
 
     /// Tells every wait that the table changed.
@@ -496,25 +511,13 @@ impl Inner {
         if let std::borrow::Cow::Owned(text) = redactor.redact(&done.result) {
             done.result = text;
         }
+        let preview = redactor.cut(&done.result, self.preview_limit).into_owned();
         let mut state = self.lock();
-        let Some(task) = state.tasks.get_mut(id) else {
+        let Some(doomed) = self.queue_end(&mut state, id, done, preview) else {
             return;
         };
-        let (status, exit_code) = (done.status, done.exit_code);
-        let note = Notification {
-            task_id: id.to_string(),
-            status,
-            command: prefix(&task.command, 80).to_string(),
-            result: redactor.cut(&done.result, self.preview_limit).into_owned(),
-            exit_code,
-        };
-        task.finish(done);
-        state.queue.push_back(note);
-        state.running -= 1;
         // The executor reports the end once the group is gone: its slot is free now.
         state.slots -= 1;
-        let doomed = state.ended(id, false, &self.retention);
-        self.hub.publish(id, TaskEventKind::Finished { status, exit_code });
         let ready = self.fill_slots(&mut state);
         drop(state);
         remove_files(doomed);
