@@ -223,11 +223,8 @@ pub fn background_results(notes: &[Notification], with_exit_codes: bool) -> Stri
 
 /// Production's `<background-results>`: per finished task its status, exit code, duration
 /// and log file, the head of its output and, where the head stops short, its tail.
-pub fn production_results(notes: &[Notification], manager: &BackgroundManager) -> String {
-    let lines: Vec<String> = notes
-        .iter()
-        .map(|n| crate::background::report(n, manager.task(&n.task_id).as_ref()))
-        .collect();
+pub fn production_results(notes: &[Notification]) -> String {
+    let lines: Vec<String> = notes.iter().map(crate::background::production::report).collect();
     format!("<background-results>\n{}\n</background-results>", lines.join("\n"))
 }
 
@@ -274,7 +271,7 @@ impl Loop<'_> {
     fn inject(&mut self, messages: &mut dyn Conversation, notes: &[Notification]) -> Result<()> {
         self.events.drained(notes);
         let text = if self.config.policy.exit_codes_in_results {
-            production_results(notes, self.manager)
+            production_results(notes)
         } else {
             background_results(notes, false)
         };

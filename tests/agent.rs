@@ -208,6 +208,7 @@ fn result_lines_show_exit_codes_only_in_production() {
         command: "x".into(),
         result: "out".into(),
         exit_code: code,
+        details: Default::default(),
     };
     let notes = [note(Some(1)), note(Some(0)), note(None)];
     assert_eq!(

@@ -103,7 +103,13 @@ fn check_lists_tasks_in_start_order() {
 fn result_is_stdout_then_stderr_stripped_and_notification_is_complete() {
     let m = manager(Options::default());
     let id = m.start("printf '\\n  out  '; printf 'err\\n\\n' >&2; exit 7");
-    let notes = m.wait_for_notifications(LONG);
+    let mut notes = m.wait_for_notifications(LONG);
+    assert_eq!(notes.len(), 1);
+    // Production's details: the whole output is in the result, so no tail; the log (none:
+    // so small an output stays in memory).
+    let details = std::mem::take(&mut notes[0].details);
+    assert_eq!(details.tail, "");
+    assert_eq!(details.log_path, m.task(&id).unwrap().finished().unwrap().output.log_path);
     assert_eq!(
         notes,
         vec![Notification {
@@ -112,6 +118,7 @@ fn result_is_stdout_then_stderr_stripped_and_notification_is_complete() {
             command: "printf '\\n  out  '; printf 'err\\n\\n' >&2; exit 7".into(),
             result: "out  err".into(),
             exit_code: Some(7),
+            details: Default::default(),
         }]
     );
     let empty = m.start("true");

@@ -78,6 +78,7 @@ class BackgroundManager:
         max_running: int | None = ...,
         keep_finished: int | None = 1000,
         log_budget: int | None = 1073741824,
+        notification_details: bool = True,
     ) -> Self: ...
     def start_as(
         self,

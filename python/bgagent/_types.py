@@ -6,18 +6,26 @@ agree)."""
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 
 class Notification(TypedDict):
     """One finished task, as queued for the model: the lesson's four keys and the exit code
-    (the core's `Notification`)."""
+    (the core's `Notification`), and production's details unless the manager was made with
+    `notification_details=False` (the lesson's module)."""
 
     task_id: str
     status: str
     command: str
     result: str
     exit_code: int | None
+    duration: NotRequired[float]
+    """Seconds from its start to its end (0.0 if it never started)."""
+    log_path: NotRequired[str | None]
+    """Its log file when it ended (None: no file)."""
+    tail: NotRequired[str]
+    """The output's last lines (at most 20 and 2,000 characters) when `result` does not end
+    with them (cut by the preview, or a message such as a timeout's); "" otherwise."""
 
 
 class TaskEntry(TypedDict):

@@ -92,7 +92,7 @@ class Agent:
         self._run_loop(messages, self.client, None)
 
     def _run_loop(self, messages: list[Any], client: Any, stop: _core.StopFlag | None) -> None:
-        overrides, drain = _overridden(self.manager)
+        overrides, drain = _overridden(self.manager, self.mirror)
         _core.run_loop(
             messages,
             client=client,
@@ -245,9 +245,10 @@ def final_text(messages: list[Any]) -> str:
     return ""
 
 
-def _overridden(manager: BackgroundManager) -> tuple[dict[str, Any] | None, Any]:
+def _overridden(manager: BackgroundManager, mirror: bool) -> tuple[dict[str, Any] | None, Any]:
     """The methods (by name: run, check, kill) and the drain that must be a subclass's own,
-    because it overrides them; the core answers the rest of the tools itself."""
+    because it overrides them; the core answers the rest of the tools itself. A `run` that
+    takes `timeout` gets the model's, in production (the lesson's tool has none)."""
     if not isinstance(manager, BackgroundManager):
         return None, None  # run_loop says what it takes
     kind = type(manager)
@@ -257,13 +258,33 @@ def _overridden(manager: BackgroundManager) -> tuple[dict[str, Any] | None, Any]
 
     tools: dict[str, Any] = {}
     if own("run"):
-        tools["run"] = lambda **kw: manager.run(kw["command"])
+        with_timeout = not mirror and _takes(manager.run, "timeout")
+
+        def run(**kw: Any) -> str:
+            if with_timeout and kw.get("timeout") is not None:
+                return manager.run(kw["command"], timeout=kw["timeout"])
+            return manager.run(kw["command"])
+
+        tools["run"] = run
     if own("check"):
         tools["check"] = lambda **kw: manager.check(kw.get("task_id"))
     if own("kill"):
         tools["kill"] = lambda **kw: manager.kill(kw["task_id"])
     drain = manager.drain_notifications if own("drain_notifications") else None
     return tools or None, drain
+
+
+def _takes(method: Any, name: str) -> bool:
+    """`method` accepts a keyword argument `name` (by name, or through `**kwargs`)."""
+    import inspect  # slow to import: only when a subclass overrides `run`
+
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        (p.name == name and p.kind != p.POSITIONAL_ONLY) or p.kind == p.VAR_KEYWORD for p in params
+    )
 
 
 def _settle(done: asyncio.Future[None], outcome: BaseException | None) -> None:

@@ -37,6 +37,9 @@ class BackgroundManager:
     whose notification was taken are let go (from `tasks` too), with their log files when the
     log directory is the manager's own; past `log_budget` bytes of finished tasks' log files
     there, the oldest files are removed (`info()` says `log_removed`). None keeps all.
+    A notification carries the lesson's keys, the exit code and, unless
+    `notification_details=False` (the lesson's form), `duration` (seconds), `log_path` and
+    `tail` (the output's last lines when `result` does not end with them, else "").
     Tasks do not get ANTHROPIC_API_KEY/AUTH_TOKEN unless
     `pass_api_key=True`. With `trace=FILE`, every task event is written there as trace lines
     (`bgagent view FILE` draws them). Subclass it freely: the state lives in a core object
@@ -58,6 +61,7 @@ class BackgroundManager:
         max_running: int | None = _MAX_RUNNING,
         keep_finished: int | None = _KEEP_FINISHED,
         log_budget: int | None = _LOG_BUDGET,
+        notification_details: bool = True,
     ) -> None:
         self._core = _core.BackgroundManager(
             workdir,
@@ -71,6 +75,7 @@ class BackgroundManager:
             max_running=max_running,
             keep_finished=keep_finished,
             log_budget=log_budget,
+            notification_details=notification_details,
         )
         self._tasks: dict[str, Any] = {}
         # `trace`: the task events as trace lines (the README's schema) in that file.

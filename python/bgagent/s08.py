@@ -108,6 +108,7 @@ class BackgroundManager(background.BackgroundManager):
         options.setdefault("max_running", None)  # the lesson starts every task at once
         options.setdefault("keep_finished", None)  # and keeps every finished task
         options.setdefault("log_budget", None)  # and every log
+        options.setdefault("notification_details", False)  # its notifications have four keys
         super().__init__(WORKDIR if workdir is None else workdir, **options)
 
     def run(self, command: str, workdir: Any = None, *, timeout: float | None = None) -> str:

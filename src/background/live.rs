@@ -33,3 +33,57 @@ impl LiveOutput {
         }
     }
 }
+
+/// Lines of the output's end production's notification carries, at most.
+const TAIL_LINES: usize = 20;
+/// Characters of it, at most.
+const TAIL_CHARS: usize = 2000;
+
+impl LiveOutput {
+    /// The output's end (its last lines, at most `TAIL_LINES` of them and `TAIL_CHARS`
+    /// characters), or "" when `shown` already ends with it. Reads only the log's last few
+    /// KiB, so the manager may call it under its lock.
+    pub(crate) fn tail_beyond(&self, shown: &str) -> String {
+        let stats = self.log.stats();
+        // Enough bytes for TAIL_CHARS characters of any width, and one cut character.
+        let window = 4 * TAIL_CHARS as u64 + 4;
+        let from = stats.log_bytes.saturating_sub(window).max(stats.log_dropped);
+        let text = self.log.read_span(from, stats.log_bytes);
+        let text = text.trim_end();
+        let lines_from =
+            text.match_indices('\n').rev().nth(TAIL_LINES - 1).map_or(0, |(i, _)| i + 1);
+        let text = &text[lines_from..];
+        let chars_from = text.char_indices().rev().nth(TAIL_CHARS - 1).map_or(0, |(i, _)| i);
+        let tail = &text[chars_from..];
+        if tail.is_empty() || shown.trim_end().ends_with(tail) {
+            return String::new();
+        }
+        tail.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(bytes: &[u8]) -> LiveOutput {
+        let log = OutputLog::new();
+        log.hold(bytes);
+        LiveOutput::new(log)
+    }
+
+    #[test]
+    fn the_tail_is_the_last_lines_cut_to_whole_characters() {
+        let lines: String = (1..=30).map(|n| format!("{n}\n")).collect();
+        assert_eq!(
+            live(lines.as_bytes()).tail_beyond("1\n2\n"),
+            (11..=30).map(|n| n.to_string()).collect::<Vec<_>>().join("\n")
+        );
+        // One long line of two-byte characters: the last 2,000 of them, none split.
+        let wide = "é".repeat(10_000);
+        assert_eq!(live(wide.as_bytes()).tail_beyond(""), "é".repeat(TAIL_CHARS));
+        // A result that already ends with the output's end: no tail.
+        assert_eq!(live(b"a\nb\n").tail_beyond("a\nb"), "");
+        assert_eq!(live(b"").tail_beyond(""), "");
+    }
+}

@@ -26,8 +26,8 @@ pub use capture::{Capture, RunEnd};
 pub use events::{Subscription, TaskEvent, TaskEventKind, MAX_PENDING_PROGRESS, PROGRESS_EVERY};
 pub use lesson::started_line;
 pub use live::LiveOutput;
-pub use output::{last_lines, report, Read};
-pub use record::{Finished, Notification, OutputStats, Status, TaskRecord, TaskState};
+pub use output::Read;
+pub use record::{Details, Finished, Notification, OutputStats, Status, TaskRecord, TaskState};
 pub use registry::shutdown_all;
 use retention::Retention;
 pub use shared::{

@@ -1,13 +1,11 @@
 //! Reading a task's output through the manager, while it runs and after: [`Read`] by
-//! offset (waiting for more, bounded), the last lines ([`last_lines`]), and production's
-//! report of a finished task (exit code, duration, log, head and tail of its output).
+//! offset (waiting for more, bounded), and the last lines.
 
 use super::awaiter::Awaiter;
 use super::lesson;
 use super::live::LiveOutput;
-use super::record::{Notification, TaskRecord};
+use super::record::TaskRecord;
 use super::shared::{Inner, Records, Until};
-use crate::exec::OutputLog;
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -107,7 +105,7 @@ impl Inner {
     pub(crate) fn tail(&self, task_id: &str, lines: usize) -> Result<(String, u64), String> {
         let look = self.look(task_id)?;
         Ok(match &look.live {
-            Some(live) => last_lines(&live.log, lines),
+            Some(live) => live.log.last_lines(lines),
             None => (String::new(), 0),
         })
     }
@@ -170,104 +168,4 @@ impl Awaiter {
             }
         }
     }
-}
-
-/// Reads `[from, to)` of `log` as text (fewer bytes if the log moved on meanwhile).
-fn read_range(log: &OutputLog, from: u64, to: u64) -> String {
-    let mut text = String::new();
-    let mut at = from;
-    while at < to {
-        let chunk = log.read(at, (to - at) as usize);
-        if chunk.next <= at {
-            break;
-        }
-        text.push_str(&chunk.text);
-        at = chunk.next;
-    }
-    text
-}
-
-/// The last `lines` lines of `log` (a last line without its newline counts), and the
-/// offset where they end. Reads backwards in growing windows, so a long log costs only its
-/// end; a window that starts within a line leaves that partial line out.
-pub fn last_lines(log: &OutputLog, lines: usize) -> (String, u64) {
-    let stats = log.stats();
-    let (end, kept) = (stats.log_bytes, stats.log_dropped);
-    if lines == 0 {
-        return (String::new(), end);
-    }
-    let mut window: u64 = 8192;
-    loop {
-        let start = end.saturating_sub(window).max(kept);
-        let text = read_range(log, start, end);
-        let body = text.strip_suffix('\n').unwrap_or(&text);
-        let whole = start == kept;
-        // Where each of the last lines starts: after the newline before it.
-        let starts: Vec<usize> = body.match_indices('\n').map(|(i, _)| i + 1).collect();
-        if starts.len() >= lines {
-            return (text[starts[starts.len() - lines]..].to_string(), end);
-        }
-        if whole || window >= 1 << 24 {
-            // All there is, or a window of 16 MiB without enough lines: what it holds, from
-            // the first whole line (unless the log's first kept byte starts one).
-            let from = if whole { 0 } else { starts.first().copied().unwrap_or(0) };
-            return (text[from..].to_string(), end);
-        }
-        window *= 8;
-    }
-}
-
-/// Lines of the output's end a production report shows, at most.
-const TAIL_LINES: usize = 20;
-/// Characters of the output's tail a production report shows, at most.
-const TAIL_CHARS: usize = 2000;
-
-/// Production's line for a finished task in `<background-results>`: its status, exit code,
-/// duration and log, then the head of its output (the notification's preview) and, if the
-/// preview did not reach it, the tail (where a test run puts its summary).
-pub fn report(note: &Notification, task: Option<&TaskRecord>) -> String {
-    let Some(task) = task else {
-        // A task no longer known (forgotten): what the notification says.
-        return match note.exit_code {
-            Some(code) => {
-                format!("[bg:{}] {} (exit {code}): {}", note.task_id, note.status, note.result)
-            }
-            None => format!("[bg:{}] {}: {}", note.task_id, note.status, note.result),
-        };
-    };
-    let mut facts = vec![match note.exit_code {
-        Some(code) => format!("exit {code}"),
-        None => "no exit code".to_string(),
-    }];
-    facts.push(format!("{:.1}s", task.elapsed().as_secs_f64()));
-    let path = task.finished().and_then(|f| f.output.log_path.clone());
-    let path = path.or_else(|| task.live.as_ref().and_then(|l| l.log.stats().log_path));
-    if let Some(path) = path {
-        facts.push(format!("log {}", path.display()));
-    }
-    let mut text =
-        format!("[bg:{}] {} ({}): {}", note.task_id, note.status, facts.join(", "), note.result);
-    // The tail, where the head did not show the end: the preview cut the result, or the
-    // result is a message (killed, timed out) and the output is only in the log.
-    let full = task.result().unwrap_or_default();
-    let cut = note.result.len() < full.len();
-    let message = note.status != super::record::Status::Completed;
-    if let Some(live) = task.live.as_ref().filter(|_| cut || message) {
-        let (tail, _) = last_lines(&live.log, TAIL_LINES);
-        let tail = tail.trim_end();
-        let tail = &tail[tail.len() - prefix_from_end(tail, TAIL_CHARS)..];
-        if !tail.is_empty() && !note.result.trim_end().ends_with(tail) {
-            text.push_str("\n[... the output's end:]\n");
-            text.push_str(tail);
-        }
-    }
-    text
-}
-
-/// How many bytes the last `chars` characters of `text` take.
-fn prefix_from_end(text: &str, chars: usize) -> usize {
-    text.char_indices()
-        .rev()
-        .nth(chars.saturating_sub(1))
-        .map_or(text.len(), |(i, _)| text.len() - i)
 }

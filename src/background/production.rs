@@ -3,6 +3,7 @@
 //! lesson has no cap and keeps every task, so it never says these; every face (the Rust
 //! manager, the Python package, the model's tools) says them from here.
 
+use super::record::Notification;
 use crate::text::prefix;
 
 /// The result of a task taken out of the queue (`kill`, `shutdown`) before it got a slot.
@@ -38,6 +39,28 @@ pub fn not_delivered(id: &str) -> String {
     format!(
         "Error: Task {id} has a notification not yet delivered: drain it before forgetting the task"
     )
+}
+
+/// Production's line for a finished task in `<background-results>`: its status, exit code,
+/// duration and log, then the head of its output (the notification's preview) and, if the
+/// preview did not reach it, the tail (where a test run puts its summary).
+pub fn report(note: &Notification) -> String {
+    let details = &note.details;
+    let mut facts = vec![match note.exit_code {
+        Some(code) => format!("exit {code}"),
+        None => "no exit code".to_string(),
+    }];
+    facts.push(format!("{:.1}s", details.duration.as_secs_f64()));
+    if let Some(path) = &details.log_path {
+        facts.push(format!("log {}", path.display()));
+    }
+    let mut text =
+        format!("[bg:{}] {} ({}): {}", note.task_id, note.status, facts.join(", "), note.result);
+    if !details.tail.is_empty() {
+        text.push_str("\n[... the output's end:]\n");
+        text.push_str(&details.tail);
+    }
+    text
 }
 
 /// 1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st.

@@ -69,6 +69,29 @@ pub struct Notification {
     pub result: String,
     /// The shell's exit code; `None` when a signal ended it or it never started.
     pub exit_code: Option<i32>,
+    /// What production tells beyond the lesson's keys; not in the lesson's forms (serde
+    /// leaves it out: see [`Details`]).
+    #[serde(skip)]
+    pub details: Details,
+}
+
+/// What production's notification adds to the lesson's: how long the task ran, where its
+/// output is, and the output's end where the result does not show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Details {
+    /// From its start to its end, in seconds (zero if it never started).
+    #[serde(serialize_with = "seconds")]
+    pub duration: Duration,
+    /// Its log file, as it was when the task ended (`None`: no file, or only in memory).
+    pub log_path: Option<std::path::PathBuf>,
+    /// The output's last lines (at most 20, at most 2,000 characters) when the result does
+    /// not end with them: the preview cut it, or the result is a message (killed, timed out)
+    /// and the output is only in the log. Empty otherwise.
+    pub tail: String,
+}
+
+fn seconds<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(d.as_secs_f64())
 }
 
 /// How a task ended: everything that is known only once it has.

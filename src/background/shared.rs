@@ -5,7 +5,7 @@
 use super::capture::{Capture, RunEnd};
 use super::events::{Hub, TaskEventKind, PROGRESS_EVERY};
 use super::live::LiveOutput;
-use super::record::{Finished, Notification, OutputStats, Status, TaskRecord};
+use super::record::{Details, Finished, Notification, OutputStats, Status, TaskRecord};
 use super::retention::{remove_files, Kept, Retention};
 use super::{lesson, production};
 use crate::exec::{Ended, EventSink, ExecEvent, Executor, OutputLog, TaskSpec};
@@ -324,14 +324,24 @@ impl Inner {
     ) -> Option<Vec<PathBuf>> {
         let task = state.tasks.get_mut(id)?;
         let (status, exit_code) = (done.status, done.exit_code);
+        // The tail, where the head does not show the end: the preview cut the result, or the
+        // result is a message (killed, timed out) and the output is only in the log.
+        let head_is_all = preview.len() == done.result.len() && status == Status::Completed;
+        let live = task.live.as_ref();
+        let tail = live.filter(|_| !head_is_all).map(|l| l.tail_beyond(&preview));
+        let log_path =
+            (done.output.log_path.clone()).or_else(|| live.and_then(|l| l.log.stats().log_path));
+        task.finish(done);
+        let details =
+            Details { duration: task.elapsed(), log_path, tail: tail.unwrap_or_default() };
         let note = Notification {
             task_id: id.to_string(),
             status,
             command: prefix(&task.command, 80).to_string(),
             result: preview,
             exit_code,
+            details,
         };
-        task.finish(done);
         state.queue.push_back(note);
         state.running -= 1;
         let doomed = state.ended(id, false, &self.retention);

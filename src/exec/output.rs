@@ -277,6 +277,51 @@ impl OutputLog {
         }
     }
 
+    /// Reads `[from, to)` as text (fewer bytes if the log moved on meanwhile).
+    pub fn read_span(&self, from: u64, to: u64) -> String {
+        let mut text = String::new();
+        let mut at = from;
+        while at < to {
+            let chunk = self.read(at, (to - at) as usize);
+            if chunk.next <= at {
+                break;
+            }
+            text.push_str(&chunk.text);
+            at = chunk.next;
+        }
+        text
+    }
+
+    /// The last `lines` lines (a last line without its newline counts), and the
+    /// offset where they end. Reads backwards in growing windows, so a long log costs only its
+    /// end; a window that starts within a line leaves that partial line out.
+    pub fn last_lines(&self, lines: usize) -> (String, u64) {
+        let stats = self.stats();
+        let (end, kept) = (stats.log_bytes, stats.log_dropped);
+        if lines == 0 {
+            return (String::new(), end);
+        }
+        let mut window: u64 = 8192;
+        loop {
+            let start = end.saturating_sub(window).max(kept);
+            let text = self.read_span(start, end);
+            let body = text.strip_suffix('\n').unwrap_or(&text);
+            let whole = start == kept;
+            // Where each of the last lines starts: after the newline before it.
+            let starts: Vec<usize> = body.match_indices('\n').map(|(i, _)| i + 1).collect();
+            if starts.len() >= lines {
+                return (text[starts[starts.len() - lines]..].to_string(), end);
+            }
+            if whole || window >= 1 << 24 {
+                // All there is, or a window of 16 MiB without enough lines: what it holds, from
+                // the first whole line (unless the log's first kept byte starts one).
+                let from = if whole { 0 } else { starts.first().copied().unwrap_or(0) };
+                return (text[from..].to_string(), end);
+            }
+            window *= 8;
+        }
+    }
+
     /// Whether the run has ended (nothing more will be stored).
     pub fn has_ended(&self) -> bool {
         self.shared.lock().ended

@@ -309,6 +309,38 @@ def test_the_official_sdk_as_client(server, tmp_path):
     assert server.requests[-1].body["messages"][-2]["content"][0]["text"] == "sdk says hi"
 
 
+def test_a_run_override_gets_the_models_timeout_when_it_takes_one(server, client, tmp_path):
+    class WithTimeout(bgagent.BackgroundManager):
+        def run(self, command, workdir=None, *, timeout=None):
+            self.got = timeout
+            return super().run(command, workdir, timeout=timeout)
+
+    class CommandOnly(bgagent.BackgroundManager):
+        def run(self, command, workdir=None):
+            self.got = "command only"
+            return super().run(command, workdir)
+
+    for kind, want in [(WithTimeout, 0.5), (CommandOnly, "command only")]:
+        bg = kind(tmp_path, timeout=60, grace=0.3)
+        # max_wait=0: the turn ends without waiting for the task.
+        agent = bgagent.Agent(
+            model="m", client=client, workdir=tmp_path, manager=bg, echo=False, max_wait=0
+        )
+        call = {"command": "sleep 30", "timeout": 0.5}
+        server.add(
+            message([tool_use("background_run", call)], "tool_use"),
+            message([text("started")]),
+        )
+        assert agent.run("go") == "started"
+        assert bg.got == want
+        [task_id] = bg.tasks
+        if kind is WithTimeout:  # the task's own timeout stopped it
+            assert bg.wait(task_id, timeout=60) == "[timeout] sleep 30\nError: Timeout (0.5s)"
+        else:
+            assert bg.kill(task_id) == "[killed] sleep 30\nError: Killed"
+        bg.shutdown()
+
+
 def test_an_agent_calls_the_methods_a_manager_subclass_overrides(server, client, tmp_path):
     class Audited(bgagent.BackgroundManager):
         def __init__(self) -> None:

@@ -67,6 +67,9 @@ def test_the_typed_dicts_exist_at_runtime():
         "command",
         "result",
         "exit_code",
+        "duration",
+        "log_path",
+        "tail",
     }
     assert set(bgagent.TaskEntry.__annotations__) == {"status", "result", "command"}
     assert "log_path" in bgagent.TaskInfo.__annotations__

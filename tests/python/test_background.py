@@ -53,6 +53,10 @@ def test_notifications_are_dicts_in_completion_order(tmp_path):
         assert bg.wait(slow, timeout=30).startswith("[completed]")
         got = bg.wait_for_notifications(timeout=30)
         assert bg.drain_notifications() == []
+    # Production's details (their own test is in test_output.py): the order is the point here.
+    for note in got:
+        assert note.pop("duration") >= 0.0 and note.pop("tail") == ""
+        assert note.pop("log_path") is None  # outputs this small stay in memory
     assert got == [
         {
             "task_id": fast,

@@ -153,6 +153,13 @@ def test_the_prompt_counts_running_and_queued_tasks_and_tasks_shows_time_and_pla
             assert time.monotonic() < deadline, listed
             os.write(main, b"/tasks\r")
             listed = terminal.expect("s08 [1 running, 1 queued] >> ")
+        # /tail of the running task: its output so far, under the line typed.
+        task_id = re.search(r"(\w{8}): \[running\] echo warm1", listed).group(1)
+        os.write(main, f"/tail {task_id} 5\r".encode())
+        tailed = terminal.expect("s08 [1 running, 1 queued] >> ")
+        assert "warm1\r\n" in tailed.split(f"/tail {task_id} 5")[-1], tailed
+        os.write(main, b"/tail nope\r")
+        assert "Error: Unknown task nope" in terminal.expect("s08 [1 running, 1 queued] >> ")
         (tmp_path / "go1").touch()
         terminal.expect("completed")  # announced above the prompt; the second task starts
         os.write(main, b"/help\r")

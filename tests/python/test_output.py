@@ -80,3 +80,45 @@ def test_ctrl_c_interrupts_a_read(bg, sigint_raises):
         bg.read(task_id, timeout=None)
     sender.join()
     assert bg.has_running_tasks()
+
+
+def test_notifications_carry_the_duration_the_log_and_the_tail(bg, tmp_path):
+    # The preview (500 characters) cuts 3000 lines: the tail has the end a test run's summary
+    # would be at. A task whose result is its whole output has no tail.
+    long = bg.start("seq 1 3000; echo summary: 3000 passed")
+    short = bg.start("echo hi")
+    killed = bg.start(f"echo before the kill; {RELEASED}")
+    assert bg.read(killed, timeout=60)["text"] == "before the kill\n"
+    bg.kill(killed)
+    notes = {}
+    deadline = time.monotonic() + 60
+    while len(notes) < 3:
+        assert time.monotonic() < deadline, notes
+        notes.update((n["task_id"], n) for n in bg.wait_for_notifications(timeout=60))
+    tail = notes[long]["tail"].split("\n")
+    assert tail[-1] == "summary: 3000 passed" and tail[0] == "2982" and len(tail) == 20
+    assert len(notes[long]["result"]) == 500
+    assert notes[long]["log_path"] == str(bg.log_dir / f"{long}.log")
+    assert notes[short]["tail"] == "" and notes[short]["result"] == "hi"
+    # A killed task's result is a message; its output is in the tail.
+    assert notes[killed]["result"] == "Error: Killed"
+    assert notes[killed]["tail"] == "before the kill"
+    for task_id, note in notes.items():
+        # A small output that ended stays in memory: no file (info() says the same).
+        assert note["log_path"] == bg.info(task_id)["log_path"]
+        assert isinstance(note["duration"], float) and note["duration"] >= 0
+        assert note["duration"] <= bg.info(task_id)["elapsed"]
+
+
+def test_the_lessons_module_keeps_the_lessons_notification(tmp_path):
+    with bgagent.BackgroundManager(tmp_path, notification_details=False) as bg:
+        bg.start("seq 1 3000")
+        [note] = bg.wait_for_notifications(timeout=60)
+        assert note.keys() == {"task_id", "status", "command", "result", "exit_code"}
+
+        async def main():
+            bg.start("echo next")
+            return await bg.wait_for_notifications_async(timeout=60)
+
+        [note] = asyncio.run(main())
+        assert note.keys() == {"task_id", "status", "command", "result", "exit_code"}

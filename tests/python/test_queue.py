@@ -2,6 +2,7 @@
 while they run, held open by a file each until the test lets them go."""
 
 import re
+import time
 
 import bgagent
 import pytest
@@ -34,6 +35,7 @@ def lifecycle(events):
 
 def test_at_most_the_cap_run_and_the_line_is_first_come_first_started(capped, tmp_path):
     events = capped._core.subscribe()
+    since = time.monotonic()
     ids = [capped.start(held(k)) for k in range(5)]
     wait_until(lambda: (tmp_path / "run.0").exists() and (tmp_path / "run.1").exists(), "two run")
     assert [capped.tasks[i]["status"] for i in ids] == ["running"] * 2 + ["queued"] * 3
@@ -49,6 +51,9 @@ def test_at_most_the_cap_run_and_the_line_is_first_come_first_started(capped, tm
             mark = tmp_path / f"run.{k + 2}"
             wait_until(mark.exists, f"task {k + 2} runs")
     seen = lifecycle(events)
+    # Each event carries its time, on time.monotonic()'s clock, in order.
+    times = [e["time"] for e in seen]
+    assert since <= times[0] and times == sorted(times) and times[-1] <= time.monotonic()
     started = [e["task_id"] for e in seen if e["event"] == "started"]
     # The first two start at once, each on its own runtime thread: either may report first.
     assert sorted(started[:2]) == sorted(ids[:2]), seen
@@ -94,6 +99,9 @@ def test_kill_and_shutdown_take_queued_tasks_out_of_the_line(tmp_path):
             "command": held(1)[:80],
             "result": "Error: Killed (never started)",
             "exit_code": None,
+            "duration": 0.0,
+            "log_path": None,
+            "tail": "",
         }
     ]
     assert bg.check(second).endswith("(queued: 1st in line, 1 running)")

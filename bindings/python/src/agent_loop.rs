@@ -14,7 +14,7 @@ use super::pending::Pending;
 use super::scripted::PyScriptedClient;
 use super::trace::PyTracer;
 use bgagent::agent::{Drain, LoopEvents};
-use bgagent::background::Notification;
+use bgagent::background::{Details, Notification};
 use bgagent::defaults;
 use bgagent::error::{Error, Result};
 use bgagent::llm::{CallContext, Model, ModelError, Request, Response};
@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 fn is_interrupt(py: Python<'_>, e: &PyErr) -> bool {
     e.is_instance_of::<PyKeyboardInterrupt>(py)
@@ -236,6 +237,17 @@ fn notification_from(note: &Bound<'_, PyAny>) -> PyResult<Notification> {
         command: note.get_item("command")?.extract()?,
         result: note.get_item("result")?.extract()?,
         exit_code: note.get_item("exit_code").ok().and_then(|c| c.extract().ok()),
+        // Production's details, when the dict carries them (the manager's own dicts do).
+        details: Details {
+            duration: note
+                .get_item("duration")
+                .ok()
+                .and_then(|d| d.extract::<f64>().ok())
+                .and_then(|d| Duration::try_from_secs_f64(d).ok())
+                .unwrap_or_default(),
+            log_path: note.get_item("log_path").ok().and_then(|p| p.extract().ok()),
+            tail: note.get_item("tail").ok().and_then(|t| t.extract().ok()).unwrap_or_default(),
+        },
     })
 }
 

@@ -4,8 +4,8 @@ use super::aio::awaitable;
 use super::bad_seconds;
 use super::wait_interruptibly;
 use bgagent::background::{
-    lesson, production, BackgroundManager, Notification, Options, Records, StartAt, Subscription,
-    TimedOut, Until,
+    lesson, production, BackgroundManager, Details, Notification, Options, Records, StartAt,
+    Subscription, TimedOut, Until,
 };
 use bgagent::defaults;
 use bgagent::error::Error;
@@ -29,14 +29,35 @@ fn to_py<'py>(py: Python<'py>, value: &impl Serialize) -> PyResult<Bound<'py, Py
     Ok(pythonize::pythonize(py, value)?)
 }
 
+/// A notification as Python gets it: the lesson's keys and the exit code, and production's
+/// `duration`, `log_path` and `tail` unless the manager keeps the lesson's form.
+#[derive(Serialize)]
+struct Note {
+    #[serde(flatten)]
+    note: Notification,
+    #[serde(flatten)]
+    details: Option<Details>,
+}
+
+impl Note {
+    fn shaped(mut note: Notification, details: bool) -> Note {
+        let details = details.then(|| std::mem::take(&mut note.details));
+        Note { note, details }
+    }
+
+    fn all(notes: Vec<Notification>, details: bool) -> Vec<Note> {
+        notes.into_iter().map(|n| Note::shaped(n, details)).collect()
+    }
+}
+
 /// What a wait hands to Python, built once the GIL is held (also from a future).
 enum Woke {
     /// `Until::Next`: the notification taken, or None (nothing queued, nothing running).
-    Note(Option<Notification>),
+    Note(Option<Note>),
     /// The other conditions: whether it held before the timeout.
     Held(bool),
     /// `wait_for_notifications`: what was drained.
-    Notes(Vec<Notification>),
+    Notes(Vec<Note>),
 }
 
 impl<'py> IntoPyObject<'py> for Woke {
@@ -94,9 +115,10 @@ fn woke(
     until: Until<'_>,
     got: Result<Option<Notification>, TimedOut>,
     limit: Option<Duration>,
+    details: bool,
 ) -> PyResult<Woke> {
     match (until, got) {
-        (Until::Next, Ok(note)) => Ok(Woke::Note(note)),
+        (Until::Next, Ok(note)) => Ok(Woke::Note(note.map(|n| Note::shaped(n, details)))),
         (Until::Next, Err(TimedOut)) => Err(no_notification(limit)),
         (_, got) => Ok(Woke::Held(got.is_ok())),
     }
@@ -109,6 +131,8 @@ pub struct PyBackgroundManager {
     /// None only while it is dropped.
     manager: Option<BackgroundManager>,
     seen: Mutex<Seen>,
+    /// Notifications carry production's details (see [`Note`]).
+    details: bool,
 }
 
 /// What the last `refresh` saw: how many tasks had started, which of them still ran, and
@@ -165,11 +189,11 @@ impl PyBackgroundManager {
                         log_limit=defaults::LOG_LIMIT, pass_api_key=false,
                         max_running=Some(defaults::max_running()),
                         keep_finished=Some(defaults::KEEP_FINISHED),
-                        log_budget=Some(defaults::LOG_BUDGET)),
+                        log_budget=Some(defaults::LOG_BUDGET), notification_details=true),
            text_signature = "(workdir=None, *, timeout=300.0, output_limit=50000, \
                              preview_limit=500, grace=2.0, log_dir=None, log_limit=67108864, \
                              pass_api_key=False, max_running=..., keep_finished=1000, \
-                             log_budget=1073741824)")]
+                             log_budget=1073741824, notification_details=True)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         workdir: Option<PathBuf>,
@@ -183,7 +207,9 @@ impl PyBackgroundManager {
         max_running: Option<usize>,
         keep_finished: Option<usize>,
         log_budget: Option<u64>,
+        notification_details: bool,
     ) -> PyResult<Self> {
+        let details = notification_details;
         let options = Options {
             workdir,
             timeout: Seconds::positive("timeout", timeout).map_err(bad_seconds)?.duration(),
@@ -201,7 +227,7 @@ impl PyBackgroundManager {
         let manager = BackgroundManager::new(options).map_err(to_py_err)?;
         // Starts the list of tasks let go, which `prune` and `refresh` take from.
         manager.take_let_go();
-        Ok(PyBackgroundManager { manager: Some(manager), seen: Mutex::default() })
+        Ok(PyBackgroundManager { manager: Some(manager), seen: Mutex::default(), details })
     }
 
     /// Starts `command` as task `task_id` (in `workdir` if given, with its own `timeout` in
@@ -261,7 +287,7 @@ impl PyBackgroundManager {
 
     /// Every queued notification, in completion order; the queue is left empty.
     fn drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.manager().drain())
+        to_py(py, &Note::all(self.manager().drain(), self.details))
     }
 
     /// Waits (at most `timeout` seconds) until `until` holds: "ended" (the task `task_id`),
@@ -278,7 +304,7 @@ impl PyBackgroundManager {
     ) -> PyResult<Bound<'py, PyAny>> {
         let (limit, until) = (limit(timeout)?, self::until(until, task_id)?);
         let got = self.wait_for(py, until, timeout)?;
-        woke(until, got, limit)?.into_pyobject(py)
+        woke(until, got, limit, self.details)?.into_pyobject(py)
     }
 
     /// `wait` for asyncio: holds no thread, and cancelling it stops the wait at once.
@@ -293,10 +319,11 @@ impl PyBackgroundManager {
         let limit = limit(timeout)?;
         self::until(until, task_id.as_deref())?; // refused here, not in the future
         let (until, awaiter) = (until.to_string(), self.manager().awaiter());
+        let details = self.details;
         awaitable(py, async move {
             let until = self::until(&until, task_id.as_deref())?;
             let got = within(limit, awaiter.wait(until)).await.ok_or(TimedOut);
-            woke(until, got, limit)
+            woke(until, got, limit, details)
         })
     }
 
@@ -320,10 +347,10 @@ impl PyBackgroundManager {
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let limit = limit(timeout)?;
-        let awaiter = self.manager().awaiter();
+        let (awaiter, details) = (self.manager().awaiter(), self.details);
         awaitable(py, async move {
             within(limit, awaiter.wait(Until::Finished)).await;
-            Ok(Woke::Notes(awaiter.drain()))
+            Ok(Woke::Notes(Note::all(awaiter.drain(), details)))
         })
     }
 
@@ -443,14 +470,25 @@ impl PyBackgroundManager {
     }
 }
 
+/// `at` in seconds on CLOCK_MONOTONIC, the clock of Python's `time.monotonic()` (and of
+/// `Instant` on Linux, which has no public way to read it as a number).
+fn monotonic(at: std::time::Instant) -> f64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid timespec to write into; CLOCK_MONOTONIC is always there on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let now = now.tv_sec as f64 + now.tv_nsec as f64 / 1e9;
+    now - at.elapsed().as_secs_f64()
+}
+
 /// A subscription to a manager's task events.
 #[pyclass(frozen, name = "TaskEvents", module = "bgagent._core")]
 pub struct PyTaskEvents(Subscription);
 
 #[pymethods]
 impl PyTaskEvents {
-    /// The next event as `{"task_id", "event", ...}`, waiting at most `timeout` seconds (None:
-    /// no limit); None if none came or the subscription is closed.
+    /// The next event as `{"task_id", "event", "time", ...}` (`time` on `time.monotonic()`'s
+    /// clock), waiting at most `timeout` seconds (None: no limit); None if none came or the
+    /// subscription is closed.
     #[pyo3(signature = (timeout=None))]
     fn next<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let got = wait_interruptibly(py, timeout, |slice| match self.0.recv(Some(slice)) {
@@ -458,7 +496,10 @@ impl PyTaskEvents {
             None => None,
             event => Some(event),
         })?;
-        to_py(py, &got.flatten())
+        let Some(event) = got.flatten() else { return Ok(py.None().into_bound(py)) };
+        let dict = to_py(py, &event)?;
+        dict.set_item("time", monotonic(event.at))?;
+        Ok(dict)
     }
 
     /// Stops receiving; a waiting `next` returns None.
