@@ -19,11 +19,13 @@ import sys
 from pathlib import Path
 
 # Top to bottom; a module may use only modules after it. `session` assembles a run for every
-# face; `defaults`, `secrets` (the redaction rule) and `text` are leaf helpers.
+# face; `kit` is the background tools for a loop of one's own, which `mcp` serves; `defaults`, `secrets` (the redaction rule) and `text` are leaf helpers.
 LAYERS = [
     "cli",
+    "mcp",
     "session",
     "trace",
+    "kit",
     "agent",
     "tools",
     "background",

@@ -63,11 +63,13 @@ impl LoopPolicy {
         manager: &'a BackgroundManager,
         interrupted: Interrupt<'a>,
     ) -> ToolContext<'a> {
+        let max_wait = self.wait_at_end_turn.unwrap_or(Duration::ZERO);
         ToolContext {
             workdir,
             manager,
             extended: self.extended_tools,
-            max_wait: self.wait_at_end_turn.unwrap_or(Duration::ZERO),
+            max_wait,
+            default_wait: max_wait,
             bash_timeout: BASH_TIMEOUT,
             hide_secrets: self.hide_secrets,
             interrupted,

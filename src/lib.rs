@@ -22,6 +22,7 @@ pub mod cli;
 pub mod defaults;
 pub mod error;
 pub mod exec;
+pub mod kit;
 pub mod llm;
 pub mod runtime;
 mod secrets;

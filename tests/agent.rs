@@ -137,7 +137,7 @@ fn production_waits_for_running_tasks_at_end_turn() {
     assert!(head.starts_with(&format!("<background-results>\n[bg:{id}] completed (exit 2, ")));
     assert_eq!(rest, "late\n</background-results>");
     assert_eq!(messages.len(), 6);
-    assert_eq!(server.requests()[0].body["tools"].as_array().unwrap().len(), 9);
+    assert_eq!(server.requests()[0].body["tools"].as_array().unwrap().len(), 10);
 }
 
 #[test]

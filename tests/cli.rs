@@ -259,7 +259,7 @@ fn repl_over_piped_stdin() {
     );
     assert!(stdout.contains("<background-results>\n[bg:"), "{stdout}");
     assert!(stdout.contains("It printed bg-out.\n"), "{stdout}");
-    assert!(stdout.contains(&format!(": [completed] {command}\n")), "/tasks: {stdout}");
+    assert!(stdout.contains(&format!(": [completed] {command}  (exit 0, ")), "/tasks: {stdout}");
     assert!(err(&o).contains("bgagent: 500 api_error: server trouble"), "{}", err(&o));
     assert!(stdout.contains("Back again.\n"), "the REPL goes on after an API error: {stdout}");
     assert!(stdout.contains("/kill ID") && stdout.contains("(new conversation)"), "{stdout}");

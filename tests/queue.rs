@@ -266,6 +266,7 @@ fn the_models_background_run_takes_a_timeout_and_says_queued_in_production_only(
         manager: &m,
         extended,
         max_wait: Duration::from_secs(30),
+        default_wait: Duration::from_secs(30),
         bash_timeout: BASH_TIMEOUT,
         hide_secrets: extended,
         interrupted: &no_interrupt,

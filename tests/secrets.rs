@@ -138,6 +138,7 @@ fn tool(dir: &Path, manager: &BackgroundManager, name: &str, input: Value) -> St
         manager,
         extended: true,
         max_wait: Duration::from_secs(30),
+        default_wait: Duration::from_secs(30),
         bash_timeout: BASH_TIMEOUT,
         hide_secrets: true,
         interrupted: &never,

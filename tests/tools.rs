@@ -22,6 +22,7 @@ impl Tools for Workspace {
             manager: &self.manager,
             extended: true,
             max_wait: Duration::from_secs(30),
+            default_wait: Duration::from_secs(30),
             bash_timeout: BASH_TIMEOUT,
             hide_secrets: true,
             interrupted,
@@ -46,7 +47,7 @@ fn tool_schemas_are_the_lessons() {
         names(lesson_tools()),
         ["bash", "read_file", "write_file", "edit_file", "background_run", "check_background"]
     );
-    let production = ["read_background", "wait_background", "kill_background"];
+    let production = ["read_background", "wait_background", "kill_background", "list_background"];
     assert_eq!(names(extended_tools())[6..], production);
     let bash = &lesson_tools()[0];
     assert_eq!(

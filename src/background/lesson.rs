@@ -31,14 +31,20 @@ pub fn not_running(id: &str, status: &str) -> String {
     format!("Error: Task {id} is not running ({status})")
 }
 
+/// What `check` says when there is no task.
+pub const NO_TASKS: &str = "No background tasks.";
+
+/// One task's line in `check`'s list.
+pub fn check_line(id: &str, status: &str, command: &str) -> String {
+    format!("{id}: [{status}] {}", prefix(command, 60))
+}
+
 /// Every task as `check` lists them, given `(id, status, command)` in start order.
 pub fn check_all<'a>(tasks: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) -> String {
-    let lines: Vec<String> = tasks
-        .into_iter()
-        .map(|(id, status, command)| format!("{id}: [{status}] {}", prefix(command, 60)))
-        .collect();
+    let lines: Vec<String> =
+        tasks.into_iter().map(|(id, status, command)| check_line(id, status, command)).collect();
     if lines.is_empty() {
-        "No background tasks.".to_string()
+        NO_TASKS.to_string()
     } else {
         lines.join("\n")
     }

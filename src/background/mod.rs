@@ -27,7 +27,9 @@ pub use events::{Subscription, TaskEvent, TaskEventKind, MAX_PENDING_PROGRESS, P
 pub use lesson::started_line;
 pub use live::LiveOutput;
 pub use output::Read;
-pub use record::{Details, Finished, Notification, OutputStats, Status, TaskRecord, TaskState};
+pub use record::{
+    Details, Finished, FinishedSince, Notification, OutputStats, Status, TaskRecord, TaskState,
+};
 pub use registry::shutdown_all;
 use retention::Retention;
 pub use shared::{
@@ -191,6 +193,12 @@ impl BackgroundManager {
         &self.inner.workdir
     }
 
+    /// Tasks do not get the API credentials and their values are redacted from what they
+    /// print (see [`Options::hide_secrets`]).
+    pub fn hides_secrets(&self) -> bool {
+        self.inner.hide_secrets
+    }
+
     /// The executor every task (and the bash tool) runs through.
     pub fn executor(&self) -> &Arc<dyn Executor> {
         &self.inner.executor
@@ -325,6 +333,48 @@ impl BackgroundManager {
     ) -> std::result::Result<Option<Notification>, TimedOut> {
         let mut state = self.inner.wait_while(timeout, |s| !until.holds(s));
         self.inner.woke(&mut state, &until).ok_or(TimedOut)
+    }
+
+    /// The notifications of the tasks that finished after `cursor` (0: since the start),
+    /// in the order they finished, and the cursor to pass next time. Nothing is taken from
+    /// the queue, so a caller who lost an answer asks again with the same cursor; wait for
+    /// one with [`Until::FinishedSince`]. What `keep_finished` let go is counted as missing.
+    pub fn finished_since(&self, cursor: u64) -> FinishedSince {
+        self.inner.lock().finished_since(cursor)
+    }
+
+    /// Production's list of tasks (the REPL's `/tasks`, the model's `list_background`): the
+    /// lesson's line per task (`{id}: [{status}] {command[:60]}`), with how long a running
+    /// task has run and its last line of output, where a queued one is in line, and how a
+    /// finished one ended.
+    pub fn list(&self) -> String {
+        let tasks = self.snapshot(Records::All).tasks;
+        if tasks.is_empty() {
+            return lesson::NO_TASKS.to_string();
+        }
+        let line = |t: &TaskRecord| {
+            let line = lesson::check_line(&t.id, t.status().as_str(), &t.command);
+            if t.is_waiting() {
+                return match self.place(&t.id) {
+                    Some((place, _)) => format!("{line}  ({} in line)", production::ordinal(place)),
+                    None => line,
+                };
+            }
+            let took = production::elapsed(t.elapsed());
+            if !t.is_running() {
+                return match t.exit_code() {
+                    Some(code) => format!("{line}  (exit {code}, {took})"),
+                    None => format!("{line}  ({took})"),
+                };
+            }
+            match self.tail(&t.id, 1) {
+                Ok((last, _)) if !last.trim().is_empty() => {
+                    format!("{line}  ({took})  > {}", crate::text::prefix(last.trim(), 60))
+                }
+                _ => format!("{line}  ({took})"),
+            }
+        };
+        tasks.iter().map(line).collect::<Vec<_>>().join("\n")
     }
 
     /// Waits while nothing is queued and a task runs (at most `timeout`), then drains: a

@@ -3,7 +3,7 @@
 //! lesson has no cap and keeps every task, so it never says these; every face (the Rust
 //! manager, the Python package, the model's tools) says them from here.
 
-use super::record::Notification;
+use super::record::{FinishedSince, Notification};
 use crate::text::prefix;
 
 /// The result of a task taken out of the queue (`kill`, `shutdown`) before it got a slot.
@@ -63,6 +63,40 @@ pub fn report(note: &Notification) -> String {
     text
 }
 
+/// `wait_background`'s answer to a cursor: production's report of each task that finished
+/// after it, then the cursor to pass next and what still runs or waits.
+pub fn finished_since(since: &FinishedSince, asked: u64) -> String {
+    let mut lines: Vec<String> = since.notes.iter().map(report).collect();
+    if since.notes.is_empty() {
+        lines.push(format!("No task finished since cursor {asked}."));
+    }
+    if since.missing > 0 {
+        let n = since.missing;
+        lines.push(format!("({n} tasks that finished since cursor {asked} are no longer kept.)"));
+    }
+    let (running, waiting) = (since.running, since.waiting);
+    lines.push(format!("[cursor: {}; {running} running, {waiting} queued]", since.cursor));
+    lines.join("\n")
+}
+
+/// `wait_background`'s answer to a cursor past every task that finished here.
+pub fn cursor_ahead(asked: u64, finished: u64) -> String {
+    format!(
+        "Error: cursor {asked} is past the {finished} tasks finished here (from another run?): \
+         pass 0 to get every task kept"
+    )
+}
+
+/// `42s`, `3m05s`, `2h07m`: how long a task has run, as a list shows it.
+pub fn elapsed(took: std::time::Duration) -> String {
+    let seconds = took.as_secs();
+    match seconds {
+        0..=59 => format!("{seconds}s"),
+        60..=3599 => format!("{}m{:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h{:02}m", seconds / 3600, seconds / 60 % 60),
+    }
+}
+
 /// 1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st.
 pub fn ordinal(n: usize) -> String {
     let suffix = match (n % 10, n % 100) {
@@ -78,6 +112,7 @@ pub fn ordinal(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn production_texts() {
@@ -86,6 +121,8 @@ mod tests {
             queued_line("ab", 3, 4, &long),
             format!("Background task ab queued (3rd in line, 4 running): {}", &long[..80])
         );
+        let took = [0, 59, 60, 185, 3599, 3600, 7620].map(|s| elapsed(Duration::from_secs(s)));
+        assert_eq!(took, ["0s", "59s", "1m00s", "3m05s", "59m59s", "1h00m", "2h07m"]);
         assert_eq!(waiting_result(1, 2), "(queued: 1st in line, 2 running)");
         assert_eq!(not_queued("ab", "running"), "Error: Task ab is not queued (running)");
         assert_eq!(

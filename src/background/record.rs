@@ -94,6 +94,21 @@ fn seconds<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error
     serializer.serialize_f64(d.as_secs_f64())
 }
 
+/// The tasks that finished after a cursor (`BackgroundManager::finished_since`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FinishedSince {
+    /// Their notifications, in the order they finished.
+    pub notes: Vec<Notification>,
+    /// The cursor to pass next: how many tasks have finished so far (less than the cursor
+    /// asked with if that came from elsewhere, such as a manager before a restart).
+    pub cursor: u64,
+    /// Tasks that finished after the cursor but are no longer kept (`keep_finished`).
+    pub missing: u64,
+    /// Tasks running, and waiting for a slot, now.
+    pub running: usize,
+    pub waiting: usize,
+}
+
 /// How a task ended: everything that is known only once it has.
 #[derive(Clone, Debug)]
 pub struct Finished {
@@ -156,6 +171,9 @@ pub struct TaskRecord {
     /// Its log and byte counts as they grow, once the executor handed the log over; kept
     /// after the end so the output can still be read.
     pub live: Option<Arc<LiveOutput>>,
+    /// The notification it queued when it ended, kept with the record so that a caller
+    /// who follows finished tasks by cursor (`finished_since`) reads the same words.
+    pub notification: Option<Notification>,
 }
 
 impl TaskRecord {
@@ -182,6 +200,7 @@ impl TaskRecord {
             end_no: None,
             delivered: false,
             live: None,
+            notification: None,
         }
     }
 

@@ -131,6 +131,11 @@ impl Kept {
         Ok(self.let_go((tasks, order), id))
     }
 
+    /// How many tasks have finished so far (the next one's finish number).
+    pub(super) fn finish_numbers(&self) -> u64 {
+        self.finish_numbers
+    }
+
     /// The ids let go since the last call (the first call starts the list).
     pub(super) fn take_let_go(&mut self) -> Vec<String> {
         std::mem::take(self.let_go.get_or_insert_with(Vec::new))

@@ -5,7 +5,9 @@
 use super::capture::{Capture, RunEnd};
 use super::events::{Hub, TaskEventKind, PROGRESS_EVERY};
 use super::live::LiveOutput;
-use super::record::{Details, Finished, Notification, OutputStats, Status, TaskRecord};
+use super::record::{
+    Details, Finished, FinishedSince, Notification, OutputStats, Status, TaskRecord,
+};
 use super::retention::{remove_files, Kept, Retention};
 use super::{lesson, production};
 use crate::exec::{Ended, EventSink, ExecEvent, Executor, OutputLog, TaskSpec};
@@ -61,6 +63,26 @@ impl State {
     /// Lets go what is past the limits; returns the log files to remove.
     pub(super) fn retain(&mut self, keep: &Retention) -> Vec<PathBuf> {
         self.kept.retain((&mut self.tasks, &mut self.order), keep)
+    }
+
+    /// The notifications of the tasks that finished after `cursor` (finish numbers from
+    /// `cursor` on), oldest first, and the cursor to pass next.
+    pub(super) fn finished_since(&self, cursor: u64) -> FinishedSince {
+        let next = self.kept.finish_numbers();
+        let mut ended: Vec<(u64, &Notification)> = self
+            .tasks
+            .values()
+            .filter_map(|t| Some((t.end_no.filter(|no| *no >= cursor)?, t.notification.as_ref()?)))
+            .collect();
+        ended.sort_unstable_by_key(|(no, _)| *no);
+        let waiting = self.waiting.len();
+        FinishedSince {
+            missing: next.saturating_sub(cursor) - ended.len() as u64,
+            notes: ended.into_iter().map(|(_, note)| note.clone()).collect(),
+            cursor: next,
+            running: self.running - waiting,
+            waiting,
+        }
     }
 
     /// Nothing queued yet, but a task still runs: what the waits wait out.
@@ -132,6 +154,9 @@ pub enum Until<'a> {
     /// As `Finished`, then takes the oldest notification (`None`: nothing queued, nothing
     /// runs: the end).
     Next,
+    /// A task finished after the cursor (see [`FinishedSince`]), or nothing runs; nothing is
+    /// taken from the queue.
+    FinishedSince(u64),
 }
 
 impl Until<'_> {
@@ -140,6 +165,9 @@ impl Until<'_> {
             Until::Ended(id) => state.tasks.get(*id).is_none_or(|t| !t.is_running()),
             Until::Finished | Until::Next => !state.nothing_yet(),
             Until::Idle => state.running == 0,
+            Until::FinishedSince(cursor) => {
+                state.kept.finish_numbers() > *cursor || state.running == 0
+            }
         }
     }
 }
@@ -342,6 +370,7 @@ impl Inner {
             exit_code,
             details,
         };
+        task.notification = Some(note.clone());
         state.queue.push_back(note);
         state.running -= 1;
         let doomed = state.ended(id, false, &self.retention);

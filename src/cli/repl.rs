@@ -8,9 +8,8 @@ use super::console::{say, Sink};
 use super::failure::Failure;
 use super::interrupt::INTERRUPTED;
 use super::session::Session;
-use crate::background::{production, BackgroundManager, Records, TaskEventKind, Watcher};
+use crate::background::{Records, TaskEventKind, Watcher};
 use crate::error::Error;
-use crate::text::prefix;
 use rustyline::error::ReadlineError;
 use rustyline::ExternalPrinter;
 use serde_json::{json, Value};
@@ -48,7 +47,7 @@ fn handle(session: &Session, messages: &mut Vec<Value>, line: &str) -> Flow {
     if let Some(command) = line.strip_prefix('/') {
         let (name, arg) = command.split_once(' ').unwrap_or((command, ""));
         let text = match name {
-            "tasks" => tasks_text(&session.manager),
+            "tasks" => session.manager.list(),
             "kill" if !arg.trim().is_empty() => session.manager.kill(arg.trim()),
             "kill" => "usage: /kill ID".to_string(),
             "tail" => super::tail::tail(&session.manager, arg),
@@ -86,47 +85,6 @@ fn prompt(session: &Session) -> String {
         waiting => format!("s08 [{running} running, {waiting} queued] >> "),
     };
     session.style.paint("36", &text)
-}
-
-/// `/tasks`: the lesson's line per task (`{id}: [{status}] {command[:60]}`), with how long a
-/// running task has run and its last line of output, and where a queued one is in line.
-fn tasks_text(manager: &BackgroundManager) -> String {
-    let tasks = manager.snapshot(Records::All).tasks;
-    if tasks.is_empty() {
-        return "No background tasks.".to_string();
-    }
-    let lines: Vec<String> = tasks
-        .iter()
-        .map(|t| {
-            let line = format!("{}: [{}] {}", t.id, t.status(), prefix(&t.command, 60));
-            if t.is_waiting() {
-                match manager.place(&t.id) {
-                    Some((place, _)) => format!("{line}  ({} in line)", production::ordinal(place)),
-                    None => line,
-                }
-            } else if t.is_running() {
-                let took = elapsed(t.elapsed().as_secs());
-                match manager.tail(&t.id, 1) {
-                    Ok((last, _)) if !last.trim().is_empty() => {
-                        format!("{line}  ({took})  > {}", prefix(last.trim(), 60))
-                    }
-                    _ => format!("{line}  ({took})"),
-                }
-            } else {
-                line
-            }
-        })
-        .collect();
-    lines.join("\n")
-}
-
-/// `42s`, `3m05s`, `2h07m`.
-fn elapsed(seconds: u64) -> String {
-    match seconds {
-        0..=59 => format!("{seconds}s"),
-        60..=3599 => format!("{}m{:02}s", seconds / 60, seconds % 60),
-        _ => format!("{}h{:02}m", seconds / 3600, seconds / 60 % 60),
-    }
 }
 
 /// Piped input: the same REPL without line editing, one request per line.
@@ -295,15 +253,4 @@ fn terminal(session: &Session, auto_resume: bool) -> Result<(), Failure> {
     drop(go); // the reader ends at its next turn
     drop(reader);
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::elapsed;
-
-    #[test]
-    fn elapsed_times_read_at_a_glance() {
-        let got: Vec<String> = [0, 59, 60, 185, 3599, 3600, 7620].map(elapsed).into();
-        assert_eq!(got, ["0s", "59s", "1m00s", "3m05s", "59m59s", "1h00m", "2h07m"]);
-    }
 }

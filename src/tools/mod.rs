@@ -1,5 +1,6 @@
 //! The agent's tools: the lesson's six (bash, read_file, write_file, edit_file, background_run,
-//! check_background) and, in production mode, wait_background and kill_background. Each is a
+//! check_background) and, in production mode, read_background, wait_background,
+//! kill_background and list_background. Each is a
 //! type in a file of its own ([`Tool`]: name, schema, parse, run), listed once in `TOOLS`.
 //!
 //! A tool never fails the loop: every problem comes back as an `Error: ...` text for the model.
@@ -88,7 +89,19 @@ tools! {
     read_background::ReadBackground,
     wait_background::WaitBackground,
     kill_background::KillBackground,
+    list_background::ListBackground,
 }
+
+/// The tools that work the background tasks, in the order they are offered: what a loop of
+/// one's own adds (see [`crate::kit`]) and what the MCP server serves.
+pub const BACKGROUND_TOOLS: [&str; 6] = [
+    BackgroundRun::NAME,
+    CheckBackground::NAME,
+    ReadBackground::NAME,
+    WaitBackground::NAME,
+    KillBackground::NAME,
+    ListBackground::NAME,
+];
 
 /// The tools offered in a mode: the lesson's six, or (`extended`) production's eight.
 pub fn schemas(extended: bool) -> Vec<Value> {
@@ -168,7 +181,7 @@ mod tests {
             assert_eq!(write, Ok(WriteFile { path: "a".into(), content: Text::Str("x".into()) }));
         }
         let wait = parse::<WaitBackground>(json!({"timeout": 2.5}), false);
-        assert_eq!(wait, Ok(WaitBackground { task_id: None, timeout: Some(2.5) }));
+        assert_eq!(wait, Ok(WaitBackground { task_id: None, timeout: Some(2.5), cursor: None }));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct ToolContext<'a> {
     pub extended: bool,
     /// Longest wait_background may block.
     pub max_wait: Duration,
+    /// How long wait_background blocks when the model gives no timeout (at most `max_wait`).
+    pub default_wait: Duration,
     /// The blocking bash tool's timeout ([`BASH_TIMEOUT`](super::BASH_TIMEOUT) in the lesson).
     pub bash_timeout: Duration,
     /// Commands do not get the API credentials; outputs have their values redacted (before
