@@ -29,6 +29,7 @@ from ._core import (
     __version__,
     _set_supervisor,
     _shutdown_all,
+    results_block,
 )
 from ._types import Notification, TaskEntry, TaskInfo
 from .agent import Agent
@@ -60,6 +61,7 @@ __all__ = [
     "TaskInfo",
     "Timeline",
     "__version__",
+    "results_block",
 ]
 
 # Tasks still running when the interpreter exits are killed with their process groups,

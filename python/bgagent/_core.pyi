@@ -1,4 +1,4 @@
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal, final, overload
@@ -37,6 +37,9 @@ __all__ = [
     "_supervise",
     "check_text",
     "cli_main",
+    "kit_call",
+    "kit_call_async",
+    "kit_definitions",
     "lesson_system",
     "new_task_id",
     "queued_line",
@@ -45,6 +48,7 @@ __all__ = [
     "read_text",
     "render_html",
     "render_svg",
+    "results_block",
     "run_bash",
     "run_edit",
     "run_loop",
@@ -316,6 +320,16 @@ def run_write(workdir: str | PathLike[str], path: str, content: str) -> str: ...
 def read_text(workdir: str | PathLike[str], path: str) -> str: ...
 def run_edit(workdir: str | PathLike[str], path: str, old_text: str, new_text: str) -> str: ...
 def tool_schemas(extended: bool = False) -> list[dict[str, Any]]: ...
+def kit_definitions(
+    core: BackgroundManager, format: Literal["anthropic", "openai"]
+) -> list[dict[str, Any]]: ...
+def kit_call(core: BackgroundManager, name: str, input: Any) -> str: ...
+def kit_call_async(core: BackgroundManager, name: str, input: Any) -> Awaitable[str]: ...
+def results_block(notes: Sequence[Mapping[str, Any]], lesson: bool = False) -> str:
+    """The `<background-results>` block a loop injects for drained notifications:
+    production's (status, exit code, duration, log file, the output's head and tail), or with
+    `lesson=True` the lesson's one line per task."""
+
 def lesson_system(workdir: str | PathLike[str]) -> str: ...
 
 class BgagentError(Exception): ...

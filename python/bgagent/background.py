@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
-from . import _core, _output, _views
+from . import _core, _output, _tool_use, _views
 from ._aio import ticking
 from ._types import Notification, OutputRead, TaskInfo
 
@@ -243,6 +243,29 @@ class BackgroundManager:
         `killed` with `Error: Killed (never started)`."""
         refused = self._core.kill(task_id)
         return refused if refused is not None else self.check(task_id)
+
+    def tool_definitions(
+        self, format: Literal["anthropic", "openai"] = "anthropic"
+    ) -> list[dict[str, Any]]:
+        """The six background tools (background_run, check_background, read_background,
+        wait_background, kill_background, list_background) for a loop of your own, as
+        bgagent's own loop offers them: `format="anthropic"` gives Messages API tools,
+        `"openai"` Chat Completions functions. Answer a call with `run_tool`."""
+        return _core.kit_definitions(self._core, format)
+
+    def run_tool(self, tool_use: Any, arguments: Any = None) -> str:
+        """Runs one tool use and returns the tool-result text: a tool name with its
+        arguments (a dict, or the JSON text OpenAI sends), or a tool-use block as your SDK
+        gives it (Anthropic's `name`/`input`, OpenAI's `function.name`/`function.arguments`).
+        A bad argument or an unknown tool comes back as text for the model, not an exception.
+        `wait_background` blocks (at most 300 s) with the GIL released; Ctrl-C stops it."""
+        name, arguments = _tool_use.name_and_arguments(tool_use, arguments)
+        return _core.kit_call(self._core, name, arguments)
+
+    async def run_tool_async(self, tool_use: Any, arguments: Any = None) -> str:
+        """`run_tool` for asyncio: a wait holds no event loop, and cancelling stops it."""
+        name, arguments = _tool_use.name_and_arguments(tool_use, arguments)
+        return await ticking(_core.kit_call_async(self._core, name, arguments))
 
     def has_running_tasks(self) -> bool:
         """True while a task runs or waits in line."""

@@ -42,7 +42,11 @@ def test_a_background_result_reaches_the_next_model_call(agent, server):
         body["system"]
         == f"You are a coding agent at {agent.workdir}. Use background_run for long-running commands."
     )
-    assert [t["name"] for t in body["tools"]][-2:] == ["wait_background", "kill_background"]
+    assert [t["name"] for t in body["tools"]][-3:] == [
+        "wait_background",
+        "kill_background",
+        "list_background",
+    ]
 
 
 def test_production_waits_at_end_turn_and_mirror_does_not(client, server, tmp_path):

@@ -229,7 +229,8 @@ impl PyDrain<'_> {
     }
 }
 
-fn notification_from(note: &Bound<'_, PyAny>) -> PyResult<Notification> {
+/// A notification dict (the manager's, or one a Python drain made) read back.
+pub(crate) fn notification_from(note: &Bound<'_, PyAny>) -> PyResult<Notification> {
     let status: String = note.get_item("status")?.extract()?;
     Ok(Notification {
         task_id: note.get_item("task_id")?.extract()?,

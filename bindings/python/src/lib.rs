@@ -9,6 +9,7 @@ mod conversation;
 mod convert;
 mod defaults;
 mod errors;
+mod kit;
 mod message;
 mod output;
 mod pending;
@@ -89,6 +90,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tools::run_edit, m)?)?;
     m.add_function(wrap_pyfunction!(tools::read_text, m)?)?;
     m.add_function(wrap_pyfunction!(tools::tool_schemas, m)?)?;
+    m.add_function(wrap_pyfunction!(kit::kit_definitions, m)?)?;
+    m.add_function(wrap_pyfunction!(kit::kit_call, m)?)?;
+    m.add_function(wrap_pyfunction!(kit::kit_call_async, m)?)?;
+    m.add_function(wrap_pyfunction!(kit::results_block, m)?)?;
     m.add_function(wrap_pyfunction!(tools::lesson_system, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     defaults::register(m)?;
