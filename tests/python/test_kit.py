@@ -48,6 +48,19 @@ def test_the_definitions_are_what_bgagents_own_loop_offers(bg):
                 "parameters": a["input_schema"],
             },
         }
+    # The shape the openai SDK's own types give a Chat Completions function tool (strictly:
+    # no key they do not name).
+    import pydantic
+    from openai.types.chat import ChatCompletionFunctionToolParam
+    from openai.types.shared_params import FunctionDefinition
+
+    for o in openai_tools:
+        for shape, value in [
+            (ChatCompletionFunctionToolParam, o),
+            (FunctionDefinition, o["function"]),
+        ]:
+            pydantic.TypeAdapter(shape).validate_python(value)
+            assert shape.__required_keys__ <= value.keys() <= shape.__annotations__.keys()
     with pytest.raises(ValueError, match="format must be 'anthropic' or 'openai'"):
         bg.tool_definitions("gemini")  # type: ignore[arg-type]
 
@@ -150,3 +163,28 @@ def test_the_examples_loop_on_the_sdk_and_inject_a_result_once(example, server, 
     injected = json.dumps(last["messages"])
     assert injected.count("<background-results>") == 1 and injected.count("): 3 passed") == 1
     assert last["messages"][-1]["content"][-1]["text"].startswith("<background-results>\n[bg:")
+
+
+def test_the_openai_example_loops_on_the_real_sdk(tmp_path):
+    from chat_server import ChatServer, answer, tool_calls
+
+    go = tmp_path / "go"
+    command = f"until [ -e {go} ]; do sleep 0.01; done; echo 3 passed"
+    replies = [tool_calls(("background_run", {"command": command})), answer("Started it.")]
+    with ChatServer([*replies, answer("All 3 tests passed.")]) as server:
+        server.before(1, go.touch)  # the task ends once the model has answered the tool call
+        env = {**os.environ, "OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "test-key"}
+        out = subprocess.run(
+            [sys.executable, str(EXAMPLES / "openai_sync.py")],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "All 3 tests passed."
+    first, second, last = server.requests
+    assert [t["function"]["name"] for t in first["tools"]] == SIX
+    assert all(t["type"] == "function" for t in first["tools"])
+    tool_answer = second["messages"][-1]
+    assert tool_answer["role"] == "tool" and tool_answer["tool_call_id"] == "call_0"
+    assert tool_answer["content"].startswith("Background task ")
+    injected = json.dumps(last["messages"])
+    assert injected.count("<background-results>") == 1 and injected.count("): 3 passed") == 1
