@@ -5,28 +5,14 @@
 
 mod common;
 
+use common::TempDir;
+
 use bgagent::kit::{results_block, BackgroundTools, Format};
 use bgagent::tools::{extended_tools, BACKGROUND_TOOLS};
 use bgagent::{BackgroundManager, Options};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("bgagent-kit-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(std::fs::canonicalize(dir).unwrap())
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn manager(dir: &Path, keep_finished: Option<usize>) -> BackgroundManager {
     common::use_supervisor();
@@ -47,7 +33,7 @@ fn id_of(started: &str) -> String {
 
 #[test]
 fn the_definitions_are_the_production_tools_in_both_formats() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     let m = manager(&dir.0, None);
     let kit = BackgroundTools::new(&m);
     let anthropic = kit.definitions(Format::Anthropic);
@@ -71,7 +57,7 @@ fn the_definitions_are_the_production_tools_in_both_formats() {
 
 #[test]
 fn a_call_takes_an_object_or_json_text_and_answers_every_problem_in_text() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     let m = manager(&dir.0, None);
     let kit = BackgroundTools::new(&m);
     let id = id_of(&kit.call("background_run", &json!({"command": "echo one"})));
@@ -96,7 +82,7 @@ fn a_call_takes_an_object_or_json_text_and_answers_every_problem_in_text() {
 
 #[test]
 fn a_cursor_answers_what_finished_after_it_and_marks_nothing_delivered() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     let m = manager(&dir.0, None);
     let kit = BackgroundTools::new(&m);
     let one = id_of(&kit.call("background_run", &json!({"command": "echo one"})));
@@ -134,7 +120,7 @@ fn a_cursor_answers_what_finished_after_it_and_marks_nothing_delivered() {
 
 #[test]
 fn tasks_let_go_after_a_cursor_are_counted_as_missing() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     let m = manager(&dir.0, Some(1));
     for k in 0..3 {
         let id = m.start(&format!("echo {k}"));
@@ -149,7 +135,7 @@ fn tasks_let_go_after_a_cursor_are_counted_as_missing() {
 
 #[test]
 fn a_task_runs_in_a_directory_beneath_the_workspace_only() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     std::fs::create_dir(dir.0.join("sub")).unwrap();
     std::fs::write(dir.0.join("file"), "").unwrap();
     let m = manager(&dir.0, None);
@@ -173,7 +159,7 @@ fn a_task_runs_in_a_directory_beneath_the_workspace_only() {
 
 #[test]
 fn the_list_and_the_injected_block() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     let m = manager(&dir.0, None);
     let kit = BackgroundTools::new(&m);
     assert_eq!(kit.call("list_background", &json!({})), "No background tasks.");

@@ -4,31 +4,17 @@
 
 mod common;
 
+use common::TempDir;
+
 use bgagent::background::{production, StartAt, Subscription, TaskEventKind, Until};
 use bgagent::session::SessionConfig;
 use bgagent::tools::{call, ToolContext, BASH_TIMEOUT};
 use bgagent::{BackgroundManager, Options, Status};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const LONG: Option<Duration> = Some(Duration::from_secs(60));
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("bgagent-queue-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(std::fs::canonicalize(dir).unwrap())
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn manager(dir: &Path, max_running: Option<usize>) -> BackgroundManager {
     common::use_supervisor();
@@ -75,7 +61,7 @@ fn next(events: &Subscription) -> (String, TaskEventKind) {
 
 #[test]
 fn never_more_than_the_cap_run_and_the_line_moves_first_come_first_started() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     let m = manager(&dir.0, Some(2));
     let events = m.subscribe();
     let ids: Vec<String> = (0..6).map(|k| m.start(&held(k))).collect();
@@ -142,7 +128,7 @@ fn never_more_than_the_cap_run_and_the_line_moves_first_come_first_started() {
 
 #[test]
 fn a_queued_task_is_killed_out_of_the_line_and_shutdown_empties_it() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     let m = manager(&dir.0, Some(1));
     let events = m.subscribe();
     let blocker = m.start(&held(0));
@@ -185,7 +171,7 @@ fn a_queued_task_is_killed_out_of_the_line_and_shutdown_empties_it() {
 
 #[test]
 fn start_now_runs_a_queued_task_past_the_cap() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     let m = manager(&dir.0, Some(1));
     let blocker = m.start(&held(0));
     let queued = m.start(&held(1));
@@ -208,7 +194,7 @@ fn start_now_runs_a_queued_task_past_the_cap() {
 
 #[test]
 fn a_queued_tasks_timeout_counts_from_its_start() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     let m = manager(&dir.0, Some(1));
     let blocker = m.start(&held(0));
     let timeout = Duration::from_millis(500);
@@ -231,7 +217,7 @@ fn a_queued_tasks_timeout_counts_from_its_start() {
 
 #[test]
 fn run_and_check_say_where_a_queued_task_is() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     let m = manager(&dir.0, Some(1));
     let first = m.run(&held(0));
     assert!(first.contains(" started: "), "{first}");
@@ -258,7 +244,7 @@ fn run_and_check_say_where_a_queued_task_is() {
 
 #[test]
 fn the_models_background_run_takes_a_timeout_and_says_queued_in_production_only() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     let m = manager(&dir.0, Some(1));
     let no_interrupt = || false;
     let ctx = |extended: bool| ToolContext {
@@ -311,7 +297,7 @@ fn production_caps_by_default_and_the_mirror_does_not() {
 /// Without a cap nothing ever waits: every task starts at once, and none is ever `queued`.
 #[test]
 fn without_a_cap_every_task_starts_at_once() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     let m = manager(&dir.0, None);
     let events = m.subscribe();
     let ids: Vec<String> = (0..8).map(|k| m.start(&held(k))).collect();
@@ -332,7 +318,7 @@ fn without_a_cap_every_task_starts_at_once() {
 /// queued, the trace has its place and its wait, and the page draws the wait on its lane.
 #[test]
 fn the_cli_flag_caps_the_session_and_the_trace_shows_the_wait() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     let tool_use = |id: &str, name: &str, command: String| json!({"type": "tool_use", "id": id, "name": name, "input": {"command": command}});
     // The bash call returns once both tasks' ends are in the trace.
     let both_ended = "touch go.0; until [ \"$(grep -c '\"task_finished\"' trace.jsonl)\" -ge 2 ]; \
@@ -392,7 +378,7 @@ fn the_cli_flag_caps_the_session_and_the_trace_shows_the_wait() {
 /// first task left running in its group is gone before the next task starts.
 #[test]
 fn a_slot_is_held_until_the_group_is_gone() {
-    let dir = Dir::new();
+    let dir = TempDir::new();
     let m = manager(&dir.0, Some(1));
     let mark = common::marker();
     let (head, tail) = mark.split_at(6);

@@ -29,6 +29,24 @@ pub fn processes_with(marker: &str) -> Vec<String> {
     found
 }
 
+/// A fresh directory under the system's temporary one (its real path, symlinks resolved),
+/// removed with everything in it on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("bgagent-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(std::fs::canonicalize(dir).unwrap())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A temporary workspace with a manager running in it (short grace period); removed on drop.
 pub struct Workspace {
     pub root: std::path::PathBuf,
