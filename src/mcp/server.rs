@@ -19,6 +19,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,13 +38,15 @@ pub struct Server {
     manager: Arc<BackgroundManager>,
     stop: Arc<Stop>,
     tools: Vec<Tool>,
+    /// Tool calls under way: the last to end empties the notification queue.
+    calls: Arc<AtomicUsize>,
 }
 
 impl Server {
     pub fn new(manager: Arc<BackgroundManager>, stop: Arc<Stop>) -> Self {
         let tools = BackgroundTools::new(&manager).definitions(Format::Anthropic);
         let tools = tools.into_iter().map(tool).collect();
-        Server { manager, stop, tools }
+        Server { manager, stop, tools, calls: Arc::default() }
     }
 }
 
@@ -84,6 +87,8 @@ impl ServerHandler for Server {
         }
         let input = Value::Object(request.arguments.unwrap_or_default());
         let (manager, stop, cancelled) = (self.manager.clone(), self.stop.clone(), context.ct);
+        let calls = self.calls.clone();
+        calls.fetch_add(1, Ordering::SeqCst);
         let text = tokio::task::spawn_blocking(move || {
             let kit = BackgroundTools::new(&manager).waits(DEFAULT_WAIT, MAX_WAIT);
             // A wait ends when the server ends or the client cancels the request.
@@ -92,8 +97,12 @@ impl ServerHandler for Server {
                 .call_until(&name, &input, &interrupted)
                 .unwrap_or_else(|Interrupted| "Error: interrupted".to_string());
             // Nothing here reads the notification queue (the cursor takes its place), so it
-            // is emptied: a finished task counts as delivered and retention may let it go.
-            drop(manager.drain());
+            // is emptied: a finished task counts as delivered, retention may let it go, and a
+            // `wait_background` without task_id or cursor waits for a task that finishes
+            // after it was called. Not while another call runs: that may be such a wait.
+            if calls.fetch_sub(1, Ordering::SeqCst) == 1 {
+                drop(manager.drain());
+            }
             text
         })
         .await

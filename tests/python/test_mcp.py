@@ -181,6 +181,32 @@ def test_more_tasks_than_the_cap_wait_in_line(tmp_path):
     none_left(marker)
 
 
+def test_a_wait_without_cursor_waits_for_a_task_that_finishes_after_it(tmp_path):
+    marker = new_marker()
+    ws = workspace(tmp_path, marker)
+
+    async def body(session):
+        first = task_id(await call(session, "background_run", {"command": f"echo {marker}"}))
+        await call(session, "wait_background", {"task_id": first, "timeout": 50})
+        second = task_id(await call(session, "background_run", {"command": held(marker)}))
+        answers = []
+
+        async def wait_any():
+            answers.append(await call(session, "wait_background", {"timeout": 50}))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait_any)
+            # Sent after the wait: once it is answered, the wait has been read too.
+            await call(session, "list_background", {})
+            (ws / "go").touch()
+        # The first task's notification was emptied from the queue after its call, so this
+        # wait did not answer at once with it but waited for the second task.
+        assert f"{second}: [completed]" in answers[0], answers
+
+    served(ws, body=body)
+    none_left(marker)
+
+
 class Server:
     """`bgagent mcp` on pipes, read line by line with a deadline."""
 
@@ -327,5 +353,19 @@ def test_a_signal_ends_the_server_and_its_tasks(tmp_path, sig):
     task_runs(marker)
     server.proc.send_signal(sig)
     assert server.ended() == 128 + sig
+    none_left(marker)
+    server.proc.stdin.close()
+
+
+def test_a_server_killed_outright_leaves_no_task(tmp_path):
+    # SIGKILL gives the server no chance to clean up: its supervisor ends the tasks.
+    marker = new_marker()
+    server = Server(workspace(tmp_path, marker))
+    server.initialize()
+    server.call(2, "background_run", {"command": held(marker, "never")})
+    assert server.read()["id"] == 2
+    task_runs(marker)
+    server.proc.kill()
+    assert server.ended() == -signal.SIGKILL
     none_left(marker)
     server.proc.stdin.close()
