@@ -2,6 +2,8 @@
 //!
 //! Modules, each depending only on those below it:
 //! - [`cli`] (feature `cli`): the command line (the Python bindings are their own crate);
+//! - `mcp` (feature `mcp`): `bgagent mcp`, the background tools of [`kit`] as an MCP server
+//!   over stdio;
 //! - [`session`]: one session for every face: a [`session::SessionConfig`] assembled into
 //!   the loop with its model, tools, manager, policy, trace and events;
 //! - [`trace`]: the trace of a run (JSON lines) and its picture (HTML, SVG);
@@ -24,6 +26,8 @@ pub mod error;
 pub mod exec;
 pub mod kit;
 pub mod llm;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 pub mod runtime;
 mod secrets;
 pub mod session;

@@ -104,6 +104,16 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
     },
+    /// Serve the background tools to an MCP host (Claude Code, Codex, Cursor...) over stdio
+    Mcp {
+        /// The workspace: tasks run in it or beneath it (default: the current directory)
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+        /// Background tasks running at once; the others wait in line (default: twice the
+        /// CPUs this process may use, at least 4)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        max_running: Option<u64>,
+    },
 }
 
 /// Exit codes: 0 done, 1 the model call failed, 2 bad usage or configuration, 130 Ctrl-C,
@@ -121,6 +131,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let result = match args.command {
         // A picture of a trace needs no model, no key and nothing from `.env`.
         Some(Command::View { trace, output, svg }) => view(&trace, output, svg),
+        // The server needs no model and nothing from `.env`.
+        Some(Command::Mcp { workdir, max_running }) => {
+            guard_the_key();
+            mcp(workdir.or(args.workdir), max_running.or(args.max_running))
+        }
         None => {
             load_env_file(args.mirror, args.trust_dotenv_base_url);
             guard_the_key();
@@ -272,6 +287,34 @@ fn run(args: Args) -> Result<(), Failure> {
     result
 }
 
+/// `bgagent mcp`: the background tools over stdio until the client leaves.
+#[cfg(feature = "mcp")]
+fn mcp(workdir: Option<PathBuf>, max_running: Option<u64>) -> Result<(), Failure> {
+    let workdir = match workdir {
+        Some(dir) => dir,
+        None => {
+            std::env::current_dir().map_err(|e| Failure(2, format!("no working directory: {e}")))?
+        }
+    };
+    let workdir = std::fs::canonicalize(&workdir)
+        .map_err(|e| Failure(2, format!("--workdir {}: {e}", workdir.display())))?;
+    let max_running = max_running.map_or_else(defaults::max_running, |n| n as usize);
+    match crate::mcp::serve(workdir, max_running) {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(Failure(code, String::new())),
+        Err(message) => Err(Failure(2, message)),
+    }
+}
+
+#[cfg(not(feature = "mcp"))]
+fn mcp(_workdir: Option<PathBuf>, _max_running: Option<u64>) -> Result<(), Failure> {
+    Err(Failure(2, NO_MCP.into()))
+}
+
+#[cfg(not(feature = "mcp"))]
+const NO_MCP: &str = "this build has no MCP server: build it with `cargo build --features mcp`, \
+                      or install the Python package (pip), whose `bgagent` has it";
+
 /// `bgagent view TRACE`: the picture of a run.
 fn view(
     trace: &std::path::Path,
@@ -421,5 +464,22 @@ mod tests {
         assert_eq!(a.prompt.as_deref(), Some("hi"));
         assert!(a.mirror);
         assert_eq!(a.max_tokens, 10);
+    }
+
+    #[test]
+    fn mcp_takes_its_workspace_and_cap() {
+        let a = Args::try_parse_from(["bgagent", "mcp", "--workdir", "/w", "--max-running", "1"])
+            .unwrap();
+        let Some(Command::Mcp { workdir, max_running }) = a.command else { panic!("{a:?}") };
+        assert_eq!((workdir, max_running), (Some(PathBuf::from("/w")), Some(1)));
+        assert!(Args::try_parse_from(["bgagent", "mcp", "--max-running", "0"]).is_err());
+    }
+
+    #[cfg(not(feature = "mcp"))]
+    #[test]
+    fn without_the_feature_mcp_says_how_to_get_it() {
+        assert_eq!(main(vec!["bgagent".into(), "mcp".into()]), 2);
+        assert!(!NO_MCP.contains('\n'));
+        assert!(NO_MCP.contains("--features mcp") && NO_MCP.contains("pip"));
     }
 }
