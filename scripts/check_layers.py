@@ -29,6 +29,7 @@ LAYERS = [
     "agent",
     "tools",
     "background",
+    "store",
     "exec",
     "error",
     "llm",

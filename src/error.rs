@@ -14,6 +14,26 @@ pub enum Error {
     #[error("cannot create the log directory {path}: {reason}")]
     BadLogDir { path: PathBuf, reason: String },
 
+    /// The state file cannot be opened, created or written.
+    #[error("cannot use the state file {path}: {reason}")]
+    State { path: PathBuf, reason: String },
+
+    /// The state file is not bgagent's (not SQLite, another program's, or damaged); it is
+    /// left as it is.
+    #[error("{path} is not a bgagent state file ({reason}); it was left as it is")]
+    StateNotBgagent { path: PathBuf, reason: String },
+
+    /// The state file was written by a newer bgagent; it is left as it is.
+    #[error(
+        "the state file {path} has schema version {found}, newer than this bgagent knows \
+         ({known}); it was left as it is"
+    )]
+    StateTooNew { path: PathBuf, found: i32, known: i32 },
+
+    /// An owner that cannot be adopted (unknown, alive, or adopted already).
+    #[error("cannot adopt owner {owner}: {reason}")]
+    Adopt { owner: String, reason: String },
+
     /// The model call failed; the conversation is as it was before the call.
     #[error(transparent)]
     Model(#[from] crate::llm::ModelError),

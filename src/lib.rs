@@ -10,6 +10,8 @@
 //! - [`agent`]: the loop (drain, inject, model, tools) and its [`agent::LoopPolicy`];
 //! - [`tools`]: the lesson's six tools (and production's three more);
 //! - [`background`]: the BackgroundManager (task table, notification queue, task events);
+//! - [`store`]: the state file (SQLite) that keeps task records and notifications across
+//!   restarts;
 //! - [`exec`]: the executor seam through which every command runs;
 //! - [`llm`]: the Messages API types, client and scripted model;
 //! - [`runtime`]: the shared runtime, interrupts, cancel handles and `Seconds`;
@@ -31,6 +33,7 @@ pub mod mcp;
 pub mod runtime;
 mod secrets;
 pub mod session;
+pub mod store;
 pub mod text;
 pub mod tools;
 pub mod trace;
