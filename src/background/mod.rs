@@ -8,6 +8,7 @@
 //! lesson's own words (run's line, check's text, the id draw) are in [`lesson`]; production's
 //! (a task that waits for a slot under the cap, [`Options::max_running`]) in [`production`].
 
+mod adopt;
 mod awaiter;
 mod capture;
 mod events;
@@ -40,7 +41,10 @@ pub use watcher::Watcher;
 
 use crate::error::{Error, Result};
 use crate::exec::{Executor, LocalExecutor, LocalSettings};
+use crate::store::Store;
+pub use crate::store::StoredTask;
 use events::Hub;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Condvar, Mutex};
@@ -106,6 +110,17 @@ impl Default for Options {
     }
 }
 
+/// Where a manager keeps its task records and notifications so that they outlive it (see
+/// [`BackgroundManager::with_state`]).
+#[derive(Clone, Debug)]
+pub struct StateOptions {
+    /// The state file (SQLite); made, 0600, with its directory 0700 if bgagent makes it.
+    pub path: PathBuf,
+    /// A dead owner of the file whose undelivered notifications and finished tasks this
+    /// manager takes over (its id, as [`BackgroundManager::stored`] lists it).
+    pub adopt: Option<String>,
+}
+
 /// Runs commands in the background. Dropping it stops every task it still runs.
 pub struct BackgroundManager {
     inner: Arc<Inner>,
@@ -113,6 +128,20 @@ pub struct BackgroundManager {
 
 impl BackgroundManager {
     pub fn new(options: Options) -> Result<Self> {
+        Self::build(options, None)
+    }
+
+    /// A manager that keeps its tasks and notifications in the state file `state.path`
+    /// (see [`crate::store`]), as a new owner of it. Opening it ends the tasks that dead
+    /// owners left running (`killed`, with a notification each, never run again); with
+    /// `state.adopt`, this manager then takes over that dead owner's undelivered
+    /// notifications (in the order they were queued) and its finished tasks. Without a
+    /// `log_dir`, the logs go to `<state>.logs/<owner>/`, kept across restarts.
+    pub fn with_state(options: Options, state: StateOptions) -> Result<Self> {
+        Self::build(options, Some(state))
+    }
+
+    fn build(mut options: Options, durable: Option<StateOptions>) -> Result<Self> {
         let workdir = match options.workdir {
             Some(dir) => dir,
             None => std::env::current_dir().map_err(|e| Error::BadWorkdir {
@@ -137,12 +166,32 @@ impl BackgroundManager {
         if options.timeout.is_zero() {
             return Err(Error::InvalidArgument("timeout must be positive".into()));
         }
+        // The state file's log directory is the manager's own, as a temporary one would be.
+        let mut own_logs = false;
+        let store = match &durable {
+            None => None,
+            Some(state) => {
+                let store = Store::open(&state.path)?;
+                if options.log_dir.is_none() && options.executor.is_none() {
+                    let mut dir = state.path.as_os_str().to_owned();
+                    dir.push(".logs");
+                    let dir = PathBuf::from(dir).join(store.owner());
+                    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(
+                        |e| Error::BadLogDir { path: dir.clone(), reason: e.to_string() },
+                    )?;
+                    store.record_log_dir(&dir);
+                    options.log_dir = Some(dir);
+                    own_logs = true;
+                }
+                Some(store)
+            }
+        };
         let owns_executor = options.executor.is_none();
         let retention = Retention {
             keep_finished: options.keep_finished,
             log_budget: options.log_budget,
             // Only the files in its own temporary directory are the manager's to remove.
-            removes_logs: owns_executor && options.log_dir.is_none(),
+            removes_logs: owns_executor && (options.log_dir.is_none() || own_logs),
         };
         let executor = match options.executor {
             Some(executor) => executor,
@@ -184,9 +233,38 @@ impl BackgroundManager {
             hub: Hub::default(),
             owner: AtomicU32::new(std::process::id()),
             log_waiters: Default::default(),
+            owner_id: store.as_ref().map(|s| s.owner().to_string()),
         });
+        if let Some(store) = store {
+            let mut state = inner.lock();
+            state.kept.gone = Some(Vec::new());
+            state.store = Some(store);
+            if let Some(owner) = durable.and_then(|d| d.adopt) {
+                if let Err(e) = adopt::adopt(&mut state, &owner, &inner.retention) {
+                    // This owner ends before it began: recorded so, not left for a reaper.
+                    if let Some(store) = state.store.take() {
+                        store.close();
+                    }
+                    return Err(e);
+                }
+            }
+        }
         registry::register(&inner);
         Ok(BackgroundManager { inner })
+    }
+
+    /// This manager's owner id in its state file; `None` without one.
+    pub fn owner_id(&self) -> Option<&str> {
+        self.inner.owner_id.as_deref()
+    }
+
+    /// Every task of the state file, every owner's (this one's too), with its owner and
+    /// whether that owner is alive, in the order they were queued; empty without a state file.
+    pub fn stored(&self) -> Result<Vec<StoredTask>> {
+        match &self.inner.lock().store {
+            None => Ok(Vec::new()),
+            Some(store) => store.all(),
+        }
     }
 
     pub fn workdir(&self) -> &Path {
@@ -440,6 +518,12 @@ impl BackgroundManager {
 impl Drop for BackgroundManager {
     fn drop(&mut self) {
         self.shutdown();
+        // The owner ends here: recorded as ended, its lock let go. A task that outlived the
+        // shutdown's wait is left `running`, and the next opener ends it as a dead owner's.
+        let store = self.inner.lock().store.take();
+        if let Some(store) = store {
+            store.close();
+        }
         // Now, not when the last task watcher lets go of `inner` a moment later.
         self.inner.close_executor();
     }

@@ -43,6 +43,8 @@ pub(super) struct Kept {
     /// Ids let go since a reader last took them; `None` until one asks (so a manager no one
     /// asks keeps no list).
     let_go: Option<Vec<String>>,
+    /// Ids let go whose rows the state file still has (`Some` only with a state file).
+    pub(super) gone: Option<Vec<String>>,
 }
 
 impl Kept {
@@ -148,6 +150,9 @@ impl Kept {
         self.finished -= 1;
         if let Some(list) = &mut self.let_go {
             list.push(id.to_string());
+        }
+        if let Some(gone) = &mut self.gone {
+            gone.push(id.to_string());
         }
         let no = task.end_no?;
         self.logs.remove(&no)?;

@@ -13,6 +13,7 @@ use super::{lesson, production};
 use crate::exec::{Ended, EventSink, ExecEvent, Executor, OutputLog, TaskSpec};
 use crate::runtime::{forked_from, Cancel};
 use crate::secrets::Redactor;
+use crate::store::{Store, TaskEnd};
 use crate::text::prefix;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -46,6 +47,9 @@ pub(super) struct State {
     pub(super) waiting: VecDeque<TaskSpec>,
     /// What is kept of finished tasks ([`Retention`]).
     pub(super) kept: Kept,
+    /// The state file, if the manager keeps one: every write to it is made under this lock,
+    /// so the file and the table change in the same order.
+    pub(super) store: Option<Store>,
 }
 
 impl State {
@@ -53,6 +57,23 @@ impl State {
     /// log files to remove.
     pub(super) fn ended(&mut self, id: &str, delivered: bool, keep: &Retention) -> Vec<PathBuf> {
         self.kept.ended((&mut self.tasks, &mut self.order), id, delivered, keep)
+    }
+
+    /// The state file drops the rows of the tasks retention let go.
+    pub(super) fn flush_gone(&mut self) {
+        if let (Some(store), Some(gone)) = (&mut self.store, &mut self.kept.gone) {
+            if !gone.is_empty() {
+                store.let_go(gone);
+                gone.clear();
+            }
+        }
+    }
+
+    /// The oldest `count` queued notifications were handed over: so recorded.
+    pub(super) fn handed_over(&mut self, count: usize) {
+        if let Some(store) = &mut self.store {
+            store.delivered(count);
+        }
     }
 
     /// A task's notification was taken.
@@ -119,6 +140,8 @@ pub(crate) struct Inner {
     pub(super) owner: AtomicU32,
     /// Reads waiting for a task's log to arrive; a log's arrival wakes the waits only then.
     pub(super) log_waiters: std::sync::atomic::AtomicUsize,
+    /// This manager's owner id in its state file, if it keeps one.
+    pub(super) owner_id: Option<String>,
 }
 
 /// Where and as what [`BackgroundManager::start_with`](super::BackgroundManager::start_with) starts a task.
@@ -212,6 +235,10 @@ impl Inner {
         let owner = self.owner.load(Ordering::Relaxed);
         if forked_from(owner) {
             self.owner.store(std::process::id(), Ordering::Relaxed);
+            // The state file and the owner's lock are the parent's.
+            if let Some(store) = state.store.take() {
+                store.abandon();
+            }
             leave_to_parent(&mut state, owner);
         }
         state
@@ -371,9 +398,24 @@ impl Inner {
             details,
         };
         task.notification = Some(note.clone());
+        if let Some(store) = &mut state.store {
+            // Committed before the notification is queued or any wait woken.
+            let end = TaskEnd {
+                status: status.as_str(),
+                exit_code,
+                result: task.result().unwrap_or_default(),
+                log_path: note.details.log_path.as_deref(),
+                preview: &note.result,
+                command: &note.command,
+                duration: note.details.duration.as_secs_f64(),
+                tail: &note.details.tail,
+            };
+            store.ended(id, &end);
+        }
         state.queue.push_back(note);
         state.running -= 1;
         let doomed = state.ended(id, false, &self.retention);
+        state.flush_gone();
         self.hub.publish(id, TaskEventKind::Finished { status, exit_code });
         Some(doomed)
     }
@@ -409,6 +451,7 @@ impl Inner {
         let mut state = self.lock();
         let state = &mut *state;
         let doomed = state.kept.forget((&mut state.tasks, &mut state.order), task_id)?;
+        state.flush_gone();
         remove_files(doomed.into_iter().collect());
         Ok(())
     }
@@ -426,6 +469,9 @@ impl Inner {
     /// Marks a task as holding a slot; what stops it goes to the executor with it.
     fn give_slot(&self, state: &mut State, id: &str) -> Cancel {
         state.slots += 1;
+        if let Some(store) = &mut state.store {
+            store.slotted(id);
+        }
         let task = state.tasks.get_mut(id).expect("a waiting task has a record");
         task.slotted();
         task.kill().cloned().unwrap_or_default()
@@ -474,6 +520,9 @@ impl Inner {
         state.order.insert(no, id.clone());
         state.tasks.insert(id.clone(), record);
         state.running += 1;
+        if let Some(store) = &mut state.store {
+            store.submitted(&id, command, &spec.workdir, wait);
+        }
         if wait {
             state.waiting.push_back(spec);
             let place = state.waiting.len();
@@ -507,6 +556,7 @@ impl Inner {
     /// Takes every queued notification, telling subscribers which were drained.
     pub(super) fn drain(&self, state: &mut State) -> Vec<Notification> {
         let notes: Vec<Notification> = state.queue.drain(..).collect();
+        state.handed_over(notes.len());
         for n in &notes {
             state.delivered(&n.task_id);
             self.hub.publish(&n.task_id, TaskEventKind::Drained);
@@ -514,21 +564,27 @@ impl Inner {
         // Few files at a time (as many tasks as finished since the last drain), so they go
         // under the lock.
         remove_files(state.retain(&self.retention));
+        state.flush_gone();
         notes
     }
 
     /// The oldest queued notification, told to subscribers as drained.
     pub(super) fn take_one(&self, state: &mut State) -> Option<Notification> {
         let note = state.queue.pop_front()?;
+        state.handed_over(1);
         state.delivered(&note.task_id);
         self.hub.publish(&note.task_id, TaskEventKind::Drained);
         remove_files(state.retain(&self.retention));
+        state.flush_gone();
         Some(note)
     }
 
     pub(super) fn started(&self, id: &str, pid: u32) {
         let mut state = self.lock();
         let mut waited = None;
+        if let Some(store) = &mut state.store {
+            store.started(id, pid);
+        }
         if let Some(task) = state.tasks.get_mut(id) {
             task.started(pid);
             waited = task.waited_for_slot.then(|| task.waited().as_secs_f64());

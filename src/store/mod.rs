@@ -35,9 +35,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens `path` as a new owner whose logs go to `log_dir`, and ends the tasks of the
+    /// Opens `path` as a new owner, and ends the tasks of the
     /// owners found dead.
-    pub fn open(path: &Path, log_dir: Option<&Path>) -> Result<Store> {
+    pub fn open(path: &Path) -> Result<Store> {
         let conn = open::open(path)?;
         let lock_dir = owners::lock_dir(path);
         let owner = owners::new_id();
@@ -47,7 +47,7 @@ impl Store {
             .map_err(|e| fail(format!("cannot lock {}: {e}", lock_dir.display())))?;
         conn.execute(
             "INSERT INTO owners (id, pid, log_dir, started_at) VALUES (?1, ?2, ?3, ?4)",
-            params![owner, std::process::id(), log_dir.map(path_text), now()],
+            params![owner, std::process::id(), None::<String>, now()],
         )
         .map_err(|e| fail(e.to_string()))?;
         let mut store = Store {
@@ -60,6 +60,14 @@ impl Store {
         };
         store.reap().map_err(|e| fail(e.to_string()))?;
         Ok(store)
+    }
+
+    /// Where this owner's task logs go, for the result of a task it leaves running.
+    pub fn record_log_dir(&self, dir: &Path) {
+        let _ = self.conn.execute(
+            "UPDATE owners SET log_dir = ?2 WHERE id = ?1",
+            params![self.owner, path_text(dir)],
+        );
     }
 
     /// This owner's id.
