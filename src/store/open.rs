@@ -78,17 +78,29 @@ fn check(path: &Path) -> Result<()> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| foreign(&format!("it cannot be opened: {e}")))?;
     let _ = conn.busy_timeout(BUSY);
-    let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-        .map_err(|e| foreign(&format!("it is damaged: {e}")))?;
+    let damaged = |e: rusqlite::Error| foreign(&format!("it is damaged: {e}"));
+    // The header may be older than the WAL (its commits reach the file at checkpoints).
+    let app: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(damaged)?;
+    let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(damaged)?;
+    if app != APPLICATION_ID && app != 0 {
+        return Err(foreign("it is another program's SQLite database (its application_id)"));
+    }
+    if version > VERSION {
+        return Err(Error::StateTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known: VERSION,
+        });
+    }
+    let tables: i64 =
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).map_err(damaged)?;
     if app == 0 && tables > 0 {
         return Err(foreign(
             "it is another program's SQLite database (tables but no bgagent mark)",
         ));
     }
-    let verdict: String = conn
-        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
-        .map_err(|e| foreign(&format!("it is damaged: {e}")))?;
+    let verdict: String =
+        conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(damaged)?;
     if verdict != "ok" {
         return Err(foreign(&format!("it is damaged: {verdict}")));
     }
