@@ -6,7 +6,6 @@ use super::retention::Retention;
 use super::shared::State;
 use crate::error::Result;
 use crate::store::{now, Adopted};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Takes over dead owner `owner`: its notifications queued (in their order), its finished
@@ -43,7 +42,7 @@ pub(super) fn adopt(state: &mut State, owner: &str, keep: &Retention) -> Result<
                 exit_code: n.exit_code,
                 details: Details {
                     duration: Duration::try_from_secs_f64(n.duration).unwrap_or_default(),
-                    log_path: n.log_path.map(PathBuf::from),
+                    log_path: n.log_path,
                     tail: n.tail,
                 },
             };

@@ -1,10 +1,16 @@
 //! The state file: a manager's task records and notification queue kept in SQLite, so that a
 //! restarted process still knows its tasks and the results that finished while it was away.
 //!
-//! [`Store::open`] checks and migrates the file ([`open`]), registers a new owner
-//! ([`owners`]) and ends the tasks of every dead owner: those recorded as starting or running
-//! become `killed` with a notification, never to run again. Only a manager that adopts a dead
-//! owner ([`Store::adopt`]) gets its notifications and finished records; the others list them.
+//! [`Store::open`] checks the file (one that is not SQLite, is damaged, is another program's
+//! or is from a newer bgagent is refused and left as it is), migrates it, registers a new
+//! owner and ends the tasks of every dead owner: those recorded as starting or running become
+//! `killed` with a notification, never to run again. An owner is a manager, alive while it
+//! holds the `flock` on its file in `<state>.owners/`. Only a manager that adopts a dead owner
+//! ([`Store::adopt`]) gets its notifications and finished records; the others list them.
+//!
+//! Durability: WAL mode with `synchronous=NORMAL`. What was committed survives a killed
+//! process (SIGKILL, a panic, the OOM killer); a power loss or a kernel crash may lose the last
+//! commits (never the file's consistency), since the WAL is synced only at checkpoints.
 
 mod open;
 mod owners;

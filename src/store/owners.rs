@@ -38,7 +38,7 @@ impl OwnerLock {
 pub(super) fn hold(dir: &Path, id: &str) -> std::io::Result<OwnerLock> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     let path = dir.join(format!("{id}.lock"));
-    let file = std::fs::OpenOptions::new().write(true).create(true).mode(0o600).open(&path)?;
+    let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
     if !try_lock(&file)? {
         return Err(std::io::Error::other("a new owner's lock is held by another"));
     }
