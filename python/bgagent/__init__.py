@@ -31,7 +31,7 @@ from ._core import (
     _shutdown_all,
     results_block,
 )
-from ._types import Notification, TaskEntry, TaskInfo
+from ._types import Notification, StoredTask, TaskEntry, TaskInfo
 from .agent import Agent
 from .background import BackgroundManager, Notifications
 from .timeline import Timeline
@@ -57,6 +57,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ScriptedClient",
+    "StoredTask",
     "TaskEntry",
     "TaskInfo",
     "Timeline",

@@ -6,7 +6,7 @@ from typing import Any, Literal, final, overload
 from typing_extensions import Self
 
 from ._blocks import Block
-from ._types import Notification, OutputRead, TaskInfo
+from ._types import Notification, OutputRead, StoredTask, TaskInfo
 
 __all__ = [
     "DEFAULTS",
@@ -83,6 +83,8 @@ class BackgroundManager:
         keep_finished: int | None = 1000,
         log_budget: int | None = 1073741824,
         notification_details: bool = True,
+        state: str | PathLike[str] | None = None,
+        adopt: str | None = None,
     ) -> Self: ...
     def start_as(
         self,
@@ -139,6 +141,9 @@ class BackgroundManager:
     def forget(self, task_id: str) -> str | None: ...
     def subscribe(self) -> TaskEvents: ...
     def info(self, task_id: str) -> TaskInfo: ...
+    def stored(self) -> list[StoredTask]: ...
+    @property
+    def owner_id(self) -> str | None: ...
     @property
     def workdir(self) -> Path: ...
     @property

@@ -28,6 +28,27 @@ class Notification(TypedDict):
     with them (cut by the preview, or a message such as a timeout's); "" otherwise."""
 
 
+class StoredTask(TypedDict):
+    """One task as a state file holds it (`BackgroundManager.stored()`): the core's
+    `StoredTask`."""
+
+    owner: str
+    owner_alive: bool
+    id: str
+    command: str
+    workdir: str
+    status: str
+    """queued, starting, running, or how it ended (completed, timeout, error, killed)."""
+    queued_at: float
+    """Unix seconds, as the other times."""
+    started_at: float | None
+    ended_at: float | None
+    pid: int | None
+    exit_code: int | None
+    result: str | None
+    log_path: str | None
+
+
 class TaskEntry(TypedDict):
     """A value of `BackgroundManager.tasks`, as in the lesson."""
 

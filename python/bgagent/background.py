@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 
 from . import _core, _output, _tool_use, _views
 from ._aio import ticking
-from ._types import Notification, OutputRead, TaskInfo
+from ._types import Notification, OutputRead, StoredTask, TaskInfo
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -40,6 +40,11 @@ class BackgroundManager:
     A notification carries the lesson's keys, the exit code and, unless
     `notification_details=False` (the lesson's form), `duration` (seconds), `log_path` and
     `tail` (the output's last lines when `result` does not end with them, else "").
+    With `state=FILE` (SQLite), every task and notification is also written there, each end
+    committed before its notification can be taken, so a later manager lists them
+    (`stored()`); the logs then go beside it, kept. A manager whose process died leaves its
+    running tasks `killed` (never run again) and its undelivered notifications to the one
+    manager that adopts it (`adopt=OWNER_ID`, an id `stored()` gives).
     Tasks do not get ANTHROPIC_API_KEY/AUTH_TOKEN unless
     `pass_api_key=True`. With `trace=FILE`, every task event is written there as trace lines
     (`bgagent view FILE` draws them). Subclass it freely: the state lives in a core object
@@ -62,6 +67,8 @@ class BackgroundManager:
         keep_finished: int | None = _KEEP_FINISHED,
         log_budget: int | None = _LOG_BUDGET,
         notification_details: bool = True,
+        state: _StrPath | None = None,
+        adopt: str | None = None,
     ) -> None:
         self._core = _core.BackgroundManager(
             workdir,
@@ -76,6 +83,8 @@ class BackgroundManager:
             keep_finished=keep_finished,
             log_budget=log_budget,
             notification_details=notification_details,
+            state=state,
+            adopt=adopt,
         )
         self._tasks: dict[str, Any] = {}
         # `trace`: the task events as trace lines (the README's schema) in that file.
@@ -266,6 +275,17 @@ class BackgroundManager:
         """`run_tool` for asyncio: a wait holds no event loop, and cancelling stops it."""
         name, arguments = _tool_use.name_and_arguments(tool_use, arguments)
         return await ticking(_core.kit_call_async(self._core, name, arguments))
+
+    @property
+    def owner_id(self) -> str | None:
+        """This manager's id in its state file (what another manager adopts); None without
+        `state`."""
+        return self._core.owner_id
+
+    def stored(self) -> list[StoredTask]:
+        """Every task in the state file, every manager's, with its `owner` and whether that
+        owner is alive (`owner_alive`), in the order they were queued; [] without `state`."""
+        return self._core.stored()
 
     def has_running_tasks(self) -> bool:
         """True while a task runs or waits in line."""

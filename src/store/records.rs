@@ -3,8 +3,8 @@
 use rusqlite::{params, Connection, Row, Transaction};
 use std::path::{Path, PathBuf};
 
-/// One task as the state file holds it.
-#[derive(Clone, Debug, PartialEq)]
+/// One task as the state file holds it (its serde form is Python's `stored()` entry).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct StoredTask {
     /// The id of the manager (owner) that ran or queued it.
     pub owner: String,

@@ -4,7 +4,7 @@ use super::aio::awaitable;
 use super::bad_seconds;
 use super::wait_interruptibly;
 use bgagent::background::{
-    lesson, production, BackgroundManager, Details, Notification, Options, Records, StartAt,
+    lesson, production, BackgroundManager, Details, Notification, Options, StateOptions, Records, StartAt,
     Subscription, TimedOut, Until,
 };
 use bgagent::defaults;
@@ -189,11 +189,13 @@ impl PyBackgroundManager {
                         log_limit=defaults::LOG_LIMIT, pass_api_key=false,
                         max_running=Some(defaults::max_running()),
                         keep_finished=Some(defaults::KEEP_FINISHED),
-                        log_budget=Some(defaults::LOG_BUDGET), notification_details=true),
+                        log_budget=Some(defaults::LOG_BUDGET), notification_details=true,
+                        state=None, adopt=None),
            text_signature = "(workdir=None, *, timeout=300.0, output_limit=50000, \
                              preview_limit=500, grace=2.0, log_dir=None, log_limit=67108864, \
                              pass_api_key=False, max_running=..., keep_finished=1000, \
-                             log_budget=1073741824, notification_details=True)")]
+                             log_budget=1073741824, notification_details=True, state=None, \
+                             adopt=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         workdir: Option<PathBuf>,
@@ -208,7 +210,12 @@ impl PyBackgroundManager {
         keep_finished: Option<usize>,
         log_budget: Option<u64>,
         notification_details: bool,
+        state: Option<PathBuf>,
+        adopt: Option<String>,
     ) -> PyResult<Self> {
+        if adopt.is_some() && state.is_none() {
+            return Err(PyValueError::new_err("adopt= needs state=: an owner lives in a state file"));
+        }
         let details = notification_details;
         let options = Options {
             workdir,
@@ -224,7 +231,11 @@ impl PyBackgroundManager {
             keep_finished,
             log_budget,
         };
-        let manager = BackgroundManager::new(options).map_err(to_py_err)?;
+        let manager = match state {
+            None => BackgroundManager::new(options),
+            Some(path) => BackgroundManager::with_state(options, StateOptions { path, adopt }),
+        }
+        .map_err(to_py_err)?;
         // Starts the list of tasks let go, which `prune` and `refresh` take from.
         manager.take_let_go();
         Ok(PyBackgroundManager { manager: Some(manager), seen: Mutex::default(), details })
@@ -462,6 +473,18 @@ impl PyBackgroundManager {
     #[getter]
     fn workdir(&self) -> PathBuf {
         self.manager().workdir().to_path_buf()
+    }
+
+    /// This manager's owner id in its state file; None without one.
+    #[getter]
+    fn owner_id(&self) -> Option<String> {
+        self.manager().owner_id().map(str::to_string)
+    }
+
+    /// Every task of the state file, every owner's, with its owner and whether it is alive.
+    fn stored<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let stored = py.detach(|| self.manager().stored()).map_err(to_py_err)?;
+        to_py(py, &stored)
     }
 
     #[getter]

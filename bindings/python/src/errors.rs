@@ -98,7 +98,7 @@ pub fn core_error(py: Python<'_>, e: &Error) -> PyErr {
     match e {
         Error::Model(m) => model_error(py, m),
         Error::Interrupted => PyKeyboardInterrupt::new_err("interrupted"),
-        Error::BadLogDir { .. } => PyOSError::new_err(e.to_string()),
+        Error::BadLogDir { .. } | Error::State { .. } => PyOSError::new_err(e.to_string()),
         _ => PyValueError::new_err(e.to_string()),
     }
 }
