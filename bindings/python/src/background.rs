@@ -4,8 +4,8 @@ use super::aio::awaitable;
 use super::bad_seconds;
 use super::wait_interruptibly;
 use bgagent::background::{
-    lesson, production, BackgroundManager, Details, Notification, Options, StateOptions, Records, StartAt,
-    Subscription, TimedOut, Until,
+    lesson, production, BackgroundManager, Details, Notification, Options, Records, StartAt,
+    StateOptions, Subscription, TimedOut, Until,
 };
 use bgagent::defaults;
 use bgagent::error::Error;
@@ -214,7 +214,9 @@ impl PyBackgroundManager {
         adopt: Option<String>,
     ) -> PyResult<Self> {
         if adopt.is_some() && state.is_none() {
-            return Err(PyValueError::new_err("adopt= needs state=: an owner lives in a state file"));
+            return Err(PyValueError::new_err(
+                "adopt= needs state=: an owner lives in a state file",
+            ));
         }
         let details = notification_details;
         let options = Options {
