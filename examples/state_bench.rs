@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo run --release --example state_bench`
 
-use bgagent::background::{StateOptions, Until};
+use bgagent::background::Until;
 use bgagent::{BackgroundManager, Options};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,15 +22,8 @@ fn options(dir: &Path) -> Options {
 
 /// Tasks per second for `TASKS` `true` tasks, from the first start to the last drain.
 fn run(dir: &Path, state: Option<&Path>) -> f64 {
-    let options = options(dir);
-    let m = match state {
-        None => BackgroundManager::new(options),
-        Some(path) => {
-            let state = StateOptions { path: path.to_path_buf(), adopt: None };
-            BackgroundManager::with_state(options, state)
-        }
-    }
-    .expect("a manager");
+    let state = state.map(Path::to_path_buf);
+    let m = BackgroundManager::new(Options { state, ..options(dir) }).expect("a manager");
     m.prepare();
     let began = Instant::now();
     let ids: Vec<String> = (0..TASKS).map(|_| m.start("true")).collect();
@@ -68,13 +61,8 @@ fn main() {
 
     // A state file of STORED finished tasks, written as a manager would have left it.
     let big = dir.path().join("big.db");
-    drop(
-        BackgroundManager::with_state(
-            options(dir.path()),
-            StateOptions { path: big.clone(), adopt: None },
-        )
-        .expect("a manager"),
-    );
+    let with_big = || Options { state: Some(big.clone()), ..options(dir.path()) };
+    drop(BackgroundManager::new(with_big()).expect("a manager"));
     let conn = rusqlite::Connection::open(&big).expect("the state file");
     conn.execute_batch("BEGIN").unwrap();
     {
@@ -98,11 +86,7 @@ fn main() {
     let size = std::fs::metadata(&big).map_or(0, |m| m.len());
     let before = rss();
     let began = Instant::now();
-    let m = BackgroundManager::with_state(
-        options(dir.path()),
-        StateOptions { path: big.clone(), adopt: None },
-    )
-    .expect("a manager");
+    let m = BackgroundManager::new(with_big()).expect("a manager");
     let took = began.elapsed();
     let grown = rss().saturating_sub(before);
     println!("reopening a state of {STORED} finished tasks ({} MB):", size / 1_000_000);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use bgagent::background::{StateOptions, Until};
+use bgagent::background::Until;
 use bgagent::{BackgroundManager, Error, Options};
 use common::TempDir;
 use std::os::unix::fs::PermissionsExt;
@@ -25,8 +25,8 @@ fn options(dir: &Path) -> Options {
 
 fn open(dir: &Path, state: &Path, adopt: Option<&str>) -> bgagent::Result<BackgroundManager> {
     common::use_supervisor();
-    let state = StateOptions { path: state.to_path_buf(), adopt: adopt.map(str::to_string) };
-    BackgroundManager::with_state(options(dir), state)
+    let state = Some(state.to_path_buf());
+    BackgroundManager::new(Options { state, adopt: adopt.map(str::to_string), ..options(dir) })
 }
 
 /// Polls `done` until it holds; fails the test after a minute.
@@ -213,9 +213,8 @@ fn retention_letting_a_task_go_deletes_its_row() {
     let dir = TempDir::new();
     let state = dir.0.join("state.db");
     common::use_supervisor();
-    let options = Options { keep_finished: Some(1), ..options(&dir.0) };
-    let sopt = StateOptions { path: state.clone(), adopt: None };
-    let m = BackgroundManager::with_state(options, sopt).unwrap();
+    let options = Options { keep_finished: Some(1), state: Some(state.clone()), ..options(&dir.0) };
+    let m = BackgroundManager::new(options).unwrap();
     let ids: Vec<String> = (0..3).map(|i| m.start(&format!("echo {i}"))).collect();
     for id in &ids {
         m.wait(Until::Ended(id), LONG).unwrap();

@@ -1,5 +1,5 @@
 //! A dead owner's finished tasks and undelivered notifications, taken into a new manager's
-//! table and queue (`StateOptions::adopt`).
+//! table and queue (`Options::adopt`).
 
 use super::record::{Details, Finished, Notification, OutputStats, Status, TaskRecord};
 use super::retention::Retention;

@@ -88,6 +88,13 @@ pub struct Options {
     /// `log_budget + running × log_limit`. A `log_dir` the user names is never touched.
     /// `None`: no limit (the lesson's).
     pub log_budget: Option<u64>,
+    /// A state file (SQLite) that keeps the task records and notifications beyond this
+    /// manager; made 0600, in a 0700 directory if bgagent makes it. `None`: memory only (the
+    /// lesson's).
+    pub state: Option<PathBuf>,
+    /// A dead owner of the state file whose undelivered notifications and finished tasks this
+    /// manager takes over (its id, as [`BackgroundManager::stored`] lists it).
+    pub adopt: Option<String>,
 }
 
 impl Default for Options {
@@ -106,19 +113,10 @@ impl Default for Options {
             max_running: Some(crate::defaults::max_running()),
             keep_finished: Some(crate::defaults::KEEP_FINISHED),
             log_budget: Some(crate::defaults::LOG_BUDGET),
+            state: None,
+            adopt: None,
         }
     }
-}
-
-/// Where a manager keeps its task records and notifications so that they outlive it (see
-/// [`BackgroundManager::with_state`]).
-#[derive(Clone, Debug)]
-pub struct StateOptions {
-    /// The state file (SQLite); made, 0600, with its directory 0700 if bgagent makes it.
-    pub path: PathBuf,
-    /// A dead owner of the file whose undelivered notifications and finished tasks this
-    /// manager takes over (its id, as [`BackgroundManager::stored`] lists it).
-    pub adopt: Option<String>,
 }
 
 /// Runs commands in the background. Dropping it stops every task it still runs.
@@ -127,21 +125,13 @@ pub struct BackgroundManager {
 }
 
 impl BackgroundManager {
-    pub fn new(options: Options) -> Result<Self> {
-        Self::build(options, None)
-    }
-
-    /// A manager that keeps its tasks and notifications in the state file `state.path`
-    /// (see [`crate::store`]), as a new owner of it. Opening it ends the tasks that dead
-    /// owners left running (`killed`, with a notification each, never run again); with
-    /// `state.adopt`, this manager then takes over that dead owner's undelivered
-    /// notifications (in the order they were queued) and its finished tasks. Without a
-    /// `log_dir`, the logs go to `<state>.logs/<owner>/`, kept across restarts.
-    pub fn with_state(options: Options, state: StateOptions) -> Result<Self> {
-        Self::build(options, Some(state))
-    }
-
-    fn build(mut options: Options, durable: Option<StateOptions>) -> Result<Self> {
+    /// A manager as `options` say. With [`Options::state`] it is a new owner of that state
+    /// file (see [`crate::store`]): opening it ends the tasks that dead owners left running
+    /// (`killed`, with a notification each, never run again); with [`Options::adopt`], it
+    /// then takes over that dead owner's undelivered notifications (in the order they were
+    /// queued) and its finished tasks. Without a `log_dir`, the logs then go to
+    /// `<state>.logs/<owner>/`, kept across restarts.
+    pub fn new(mut options: Options) -> Result<Self> {
         let workdir = match options.workdir {
             Some(dir) => dir,
             None => std::env::current_dir().map_err(|e| Error::BadWorkdir {
@@ -166,14 +156,19 @@ impl BackgroundManager {
         if options.timeout.is_zero() {
             return Err(Error::InvalidArgument("timeout must be positive".into()));
         }
+        if options.adopt.is_some() && options.state.is_none() {
+            return Err(Error::InvalidArgument(
+                "adopt needs a state file: an owner lives in one".into(),
+            ));
+        }
         // The state file's log directory is the manager's own, as a temporary one would be.
         let mut own_logs = false;
-        let store = match &durable {
+        let store = match &options.state {
             None => None,
-            Some(state) => {
-                let store = Store::open(&state.path)?;
+            Some(path) => {
+                let store = Store::open(path)?;
                 if options.log_dir.is_none() && options.executor.is_none() {
-                    let mut dir = state.path.as_os_str().to_owned();
+                    let mut dir = path.as_os_str().to_owned();
                     dir.push(".logs");
                     let dir = PathBuf::from(dir).join(store.owner());
                     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(
@@ -239,7 +234,7 @@ impl BackgroundManager {
             let mut state = inner.lock();
             state.kept.gone = Some(Vec::new());
             state.store = Some(store);
-            if let Some(owner) = durable.and_then(|d| d.adopt) {
+            if let Some(owner) = options.adopt {
                 if let Err(e) = adopt::adopt(&mut state, &owner, &inner.retention) {
                     // This owner ends before it began: recorded so, not left for a reaper.
                     if let Some(store) = state.store.take() {

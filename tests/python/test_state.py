@@ -78,7 +78,7 @@ def test_a_killed_processs_task_ends_killed_and_goes_to_its_adopter_once(tmp_pat
 
 
 def test_what_is_not_a_state_file_is_refused_untouched(tmp_path):
-    with pytest.raises(ValueError, match="adopt= needs state="):
+    with pytest.raises(ValueError, match="adopt needs a state file"):
         bgagent.BackgroundManager(tmp_path, adopt="abc")
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not sqlite at all" * 100)

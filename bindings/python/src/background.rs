@@ -5,7 +5,7 @@ use super::bad_seconds;
 use super::wait_interruptibly;
 use bgagent::background::{
     lesson, production, BackgroundManager, Details, Notification, Options, Records, StartAt,
-    StateOptions, Subscription, TimedOut, Until,
+    Subscription, TimedOut, Until,
 };
 use bgagent::defaults;
 use bgagent::error::Error;
@@ -213,11 +213,6 @@ impl PyBackgroundManager {
         state: Option<PathBuf>,
         adopt: Option<String>,
     ) -> PyResult<Self> {
-        if adopt.is_some() && state.is_none() {
-            return Err(PyValueError::new_err(
-                "adopt= needs state=: an owner lives in a state file",
-            ));
-        }
         let details = notification_details;
         let options = Options {
             workdir,
@@ -232,12 +227,10 @@ impl PyBackgroundManager {
             max_running,
             keep_finished,
             log_budget,
+            state,
+            adopt,
         };
-        let manager = match state {
-            None => BackgroundManager::new(options),
-            Some(path) => BackgroundManager::with_state(options, StateOptions { path, adopt }),
-        }
-        .map_err(to_py_err)?;
+        let manager = BackgroundManager::new(options).map_err(to_py_err)?;
         // Starts the list of tasks let go, which `prune` and `refresh` take from.
         manager.take_let_go();
         Ok(PyBackgroundManager { manager: Some(manager), seen: Mutex::default(), details })
