@@ -63,17 +63,7 @@ fn check(path: &Path) -> Result<()> {
         return Err(foreign("it is not a SQLite database"));
     }
     let word = |at: usize| i32::from_be_bytes(header[at..at + 4].try_into().expect("4 bytes"));
-    let (version, app) = (word(60), word(68));
-    if app != APPLICATION_ID && app != 0 {
-        return Err(foreign("it is another program's SQLite database (its application_id)"));
-    }
-    if version > VERSION {
-        return Err(Error::StateTooNew {
-            path: path.to_path_buf(),
-            found: version,
-            known: VERSION,
-        });
-    }
+    ours(path, word(68), word(60))?;
     // Read-only: a file refused here is left exactly as it was.
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| foreign(&format!("it cannot be opened: {e}")))?;
@@ -82,16 +72,7 @@ fn check(path: &Path) -> Result<()> {
     // The header may be older than the WAL (its commits reach the file at checkpoints).
     let app: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(damaged)?;
     let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(damaged)?;
-    if app != APPLICATION_ID && app != 0 {
-        return Err(foreign("it is another program's SQLite database (its application_id)"));
-    }
-    if version > VERSION {
-        return Err(Error::StateTooNew {
-            path: path.to_path_buf(),
-            found: version,
-            known: VERSION,
-        });
-    }
+    ours(path, app, version)?;
     let tables: i64 =
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).map_err(damaged)?;
     if app == 0 && tables > 0 {
@@ -146,4 +127,23 @@ fn setup(mut conn: Connection) -> std::result::Result<Connection, SetupError> {
     }
     tx.commit()?;
     Ok(conn)
+}
+
+/// A file's application id and schema version (from its header, then through SQLite, as the
+/// header may lag the WAL) must be bgagent's, and a version this build knows.
+fn ours(path: &Path, app: i32, version: i32) -> Result<()> {
+    if app != APPLICATION_ID && app != 0 {
+        return Err(Error::StateNotBgagent {
+            path: path.to_path_buf(),
+            reason: "it is another program's SQLite database (its application_id)".to_string(),
+        });
+    }
+    if version > VERSION {
+        return Err(Error::StateTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known: VERSION,
+        });
+    }
+    Ok(())
 }

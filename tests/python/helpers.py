@@ -139,3 +139,14 @@ def assert_valid(messages) -> None:
         if asked:
             answered = [b["tool_use_id"] for b in messages[i + 1]["content"]]
             assert answered == asked
+
+
+# The six background tools a loop of one's own and `bgagent mcp` offer, in their order.
+SIX = [
+    "background_run",
+    "check_background",
+    "read_background",
+    "wait_background",
+    "kill_background",
+    "list_background",
+]

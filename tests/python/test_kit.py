@@ -13,17 +13,10 @@ import anthropic
 import bgagent
 import pytest
 from bgagent import _core
+from helpers import SIX
 from messages_server import after, message, text, tool_use
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "own_loop"
-SIX = [
-    "background_run",
-    "check_background",
-    "read_background",
-    "wait_background",
-    "kill_background",
-    "list_background",
-]
 HELD = "until [ -e go ]; do sleep 0.01; done"
 
 

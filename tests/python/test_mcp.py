@@ -21,19 +21,11 @@ if sys.version_info < (3, 10):
 
 import anyio
 from bgagent import _core
-from helpers import new_marker, processes_with, wait_until
+from helpers import SIX, new_marker, processes_with, wait_until
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 SCRIPT = Path(sys.executable).parent / "bgagent"
-SIX = [
-    "background_run",
-    "check_background",
-    "read_background",
-    "wait_background",
-    "kill_background",
-    "list_background",
-]
 
 
 def clean_env() -> dict[str, str]:
