@@ -34,8 +34,10 @@ pub struct Store {
     path: PathBuf,
     owner: String,
     lock: Option<OwnerLock>,
-    /// The sequence numbers of this owner's notifications queued in memory, oldest first.
-    pending: VecDeque<i64>,
+    /// The sequence numbers of this owner's notifications queued in memory, oldest first,
+    /// one entry per notification (`None`: its write failed), so a count handed over maps to
+    /// the right rows.
+    pending: VecDeque<Option<i64>>,
     /// A write failed: said once on stderr, then the manager goes on in memory.
     failed: bool,
 }
@@ -148,7 +150,7 @@ impl Store {
         if let Some(lock) = lock {
             lock.remove();
         }
-        self.pending.extend(adopted.iter().filter_map(|a| a.note.as_ref().map(|n| n.seq)));
+        self.pending.extend(adopted.iter().filter_map(|a| a.note.as_ref().map(|n| Some(n.seq))));
         Ok(adopted)
     }
 
@@ -218,16 +220,14 @@ impl Store {
     pub fn ended(&mut self, id: &str, end: &TaskEnd<'_>) {
         let owner = self.owner.clone();
         let r = records::ended(&mut self.conn, &owner, id, end);
-        if let Some(seq) = self.wrote("record an end", r) {
-            self.pending.push_back(seq);
-        }
+        let seq = self.wrote("record an end", r);
+        self.pending.push_back(seq);
     }
 
     /// The oldest `count` notifications queued in memory were handed over.
     pub fn delivered(&mut self, count: usize) {
         let count = count.min(self.pending.len());
-        let Some(&last) = self.pending.get(count.wrapping_sub(1)) else { return };
-        self.pending.drain(..count);
+        let Some(last) = self.pending.drain(..count).flatten().last() else { return };
         let r = self
             .conn
             .prepare_cached(
