@@ -64,24 +64,33 @@ impl Tool for WaitBackground {
             Some(Ok(cursor)) => Some(cursor),
             Some(Err(_)) => return Ok("Error: cursor must be 0 or more".to_string()),
         };
-        let until = match (task_id, cursor) {
-            (Some(id), _) => Until::Ended(id),
+        let wait = |until: Until<'_>| {
+            poll_until(ctx.interrupted, Some(limit), |slice| {
+                ctx.manager.wait(until, Some(slice)).ok().map(drop)
+            })
+        };
+        match (task_id, cursor) {
             (None, Some(cursor)) => {
-                let finished = ctx.manager.finished_since(cursor).cursor;
-                if cursor > finished {
-                    return Ok(production::cursor_ahead(cursor, finished));
+                let mut since = ctx.manager.finished_since(cursor);
+                if cursor > since.cursor {
+                    return Ok(production::cursor_ahead(cursor, since.cursor));
                 }
-                Until::FinishedSince(cursor)
+                // Something finished after the cursor already: the answer is there.
+                if since.cursor == cursor {
+                    wait(Until::FinishedSince(cursor))?;
+                    since = ctx.manager.finished_since(cursor);
+                }
+                Ok(production::finished_since(&since, cursor))
+            }
+            (Some(id), _) => {
+                wait(Until::Ended(id))?;
+                Ok(ctx.manager.check(task_id))
             }
             // Leave the queue alone: the loop injects what finished before the next call.
-            (None, None) => Until::Finished,
-        };
-        poll_until(ctx.interrupted, Some(limit), |slice| {
-            ctx.manager.wait(until, Some(slice)).ok().map(drop)
-        })?;
-        Ok(match cursor {
-            Some(cursor) => production::finished_since(&ctx.manager.finished_since(cursor), cursor),
-            None => ctx.manager.check(task_id),
-        })
+            (None, None) => {
+                wait(Until::Finished)?;
+                Ok(ctx.manager.check(None))
+            }
+        }
     }
 }
